@@ -1,0 +1,157 @@
+"""The Assessment: legspasm's output contract (``legspasm schema assessment`` prints its schema)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "Assessment",
+    "AvoidItem",
+    "CitationRef",
+    "ConditionResult",
+    "CriterionResult",
+    "Derived",
+    "DrugRef",
+    "MedicationPlan",
+    "MissingDatum",
+    "Note",
+    "PlanStep",
+    "RedFlagResult",
+    "Withheld",
+]
+
+CriterionState = Literal["met", "not_met", "unknown"]
+ConditionStatus = Literal["documented", "likely", "possible", "unlikely", "unknown"]
+Severity = Literal["contraindicated", "avoid", "caution"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CriterionResult(_Out):
+    id: str
+    text: str
+    state: CriterionState
+
+
+class ConditionResult(_Out):
+    id: str
+    name: str
+    kind: str
+    status: ConditionStatus
+    criteria: list[CriterionResult]
+    citations: list[str]
+
+
+class RedFlagResult(_Out):
+    id: str
+    name: str
+    urgency: Literal["emergency", "urgent", "same-day"]
+    action: str
+    rationale: list[str]
+    basis: str
+    citations: list[str]
+
+
+class DrugRef(_Out):
+    id: str
+    name: str
+    rxnorm: str | None
+
+
+class MedicationPlan(_Out):
+    drug: DrugRef
+    regimen: str
+    form: str
+    dose: str | None  # e.g. "5 mg"
+    frequency: str | None  # e.g. "3 times daily"
+    start: str  # the patient-specific starting instruction
+    titration: str | None
+    max_daily_dose: str | None
+    max_daily_dose_mg: float | None
+    renal_band: str | None
+    stop_after_days: int | None
+    stop_date: dt.date | None
+    notes: list[str]
+
+
+class PlanStep(_Out):
+    id: str
+    context: str
+    phase: str
+    text: str
+    strength: str
+    certainty: str
+    grade_note: str | None
+    basis: str
+    rationale: list[str]
+    citations: list[str]
+    medication: MedicationPlan | None
+    warnings: list[str]
+
+
+class Withheld(_Out):
+    id: str
+    text: str
+    reason: str
+    by: str  # red-flag or avoid-rule id
+
+
+class AvoidItem(_Out):
+    id: str
+    target: str  # what to avoid: a drug, a drug class or a piece of advice
+    drug: DrugRef | None  # set when the target is one knowledge-base drug
+    status: Literal["current", "proposed", "general"]
+    severity: Severity
+    reason: str
+    rationale: list[str]
+    basis: str
+    citations: list[str]
+
+
+class MissingDatum(_Out):
+    fact: str
+    question: str
+    where: str
+    affects: list[str]
+
+
+class Note(_Out):
+    kind: Literal["unmapped", "stale", "derived", "data"]
+    text: str
+
+
+class Derived(_Out):
+    age_years: float | None
+    crcl_ml_min: float | None
+    crcl_note: str
+    egfr: float | None
+    irls_total: int | None
+    irls_severity: str | None
+
+
+class CitationRef(_Out):
+    number: int
+    id: str
+    text: str
+    url: str | None
+    basis: str
+
+
+class Assessment(_Out):
+    knowledge_version: str
+    as_of: dt.date
+    case_id: str | None
+    red_flags: list[RedFlagResult]
+    conditions: list[ConditionResult]
+    plan: list[PlanStep]
+    withheld: list[Withheld]
+    avoid: list[AvoidItem]
+    missing_data: list[MissingDatum]
+    derived: Derived
+    notes: list[Note]
+    citations: list[CitationRef]

@@ -1,0 +1,197 @@
+"""Command-line interface. Thin: parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success; 2 bad input (file, field, value, option); 3 knowledge base invalid;
+4 internal evaluation error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated, NoReturn
+
+import typer
+
+from .errors import InputError, KnowledgeError, LegspasmError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="legspasm: cited decision support for leg cramps, spasms and RLS.",
+)
+kb_app = typer.Typer(no_args_is_help=True, help="Read and check the knowledge base.")
+app.add_typer(kb_app, name="kb")
+
+
+class Format(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class SchemaName(StrEnum):
+    case = "case"
+    assessment = "assessment"
+
+
+def _fail(exc: LegspasmError) -> NoReturn:
+    code = 2 if isinstance(exc, InputError) else 3 if isinstance(exc, KnowledgeError) else 4
+    typer.echo(f"error: {exc.message}", err=True)
+    raise typer.Exit(code)
+
+
+def _as_of(value: str | None) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"error: --as-of: {value!r} is not a date (use YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def assess(
+    case: Annotated[str, typer.Argument(help="Case file (.yaml, .yml or .json).")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Assessment date, YYYY-MM-DD (default: today).")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+) -> None:
+    """Assess one case and print the plan."""
+    from .caseio import load_case
+    from .engine import evaluate
+    from .knowledge import load_knowledge
+    from .render import render_markdown, render_text
+
+    date = _as_of(as_of)
+    try:
+        kb = load_knowledge()
+        result = evaluate(load_case(case), kb, date)
+    except LegspasmError as exc:
+        _fail(exc)
+    if fmt is Format.json:
+        typer.echo(result.model_dump_json(indent=2))
+    elif fmt is Format.markdown:
+        typer.echo(render_markdown(result), nl=False)
+    else:
+        typer.echo(render_text(result), nl=False)
+
+
+@app.command()
+def schema(name: Annotated[SchemaName, typer.Argument(help="case or assessment")]) -> None:
+    """Print the JSON Schema of the case file or of the JSON assessment."""
+    from .assessment import Assessment
+    from .case import Case
+
+    model = Case if name is SchemaName.case else Assessment
+    doc = model.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    typer.echo(json.dumps(doc, indent=2))
+
+
+@kb_app.command("check")
+def kb_check() -> None:
+    """Validate every knowledge file; exit 3 naming file, entry and field on the first problem."""
+    from .knowledge import load_knowledge
+
+    try:
+        kb = load_knowledge()
+    except LegspasmError as exc:
+        _fail(exc)
+    typer.echo(
+        f"knowledge base {kb.version} is valid: {len(kb.citations)} citations, "
+        f"{len(kb.contexts)} contexts, {len(kb.red_flags)} red flags, "
+        f"{len(kb.recommendations)} recommendations, {len(kb.avoid_rules)} avoid rules, "
+        f"{len(kb.drugs)} drugs, {len(kb.concepts)} concepts, {len(kb.labs)} labs"
+    )
+
+
+_KINDS = (
+    "citations",
+    "contexts",
+    "red_flags",
+    "recommendations",
+    "avoid_rules",
+    "drugs",
+    "concepts",
+    "labs",
+)
+
+
+@kb_app.command("list")
+def kb_list(
+    kind: Annotated[str | None, typer.Argument(help="One of: " + ", ".join(_KINDS))] = None,
+) -> None:
+    """List knowledge-base entries (all kinds, or one)."""
+    from .knowledge import load_knowledge
+
+    if kind is not None and kind not in _KINDS:
+        typer.echo(f"error: unknown kind {kind!r}; choose one of {', '.join(_KINDS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        kb = load_knowledge()
+    except LegspasmError as exc:
+        _fail(exc)
+    for k in [kind] if kind else _KINDS:
+        typer.echo(f"{k}:")
+        for ident, entry in getattr(kb, k).items():
+            title = (
+                getattr(entry, "name", None)
+                or getattr(entry, "title", None)
+                or getattr(entry, "statement", None)
+                or getattr(entry, "reason", "")
+            )
+            typer.echo(f"  {ident:28} {str(title)[:90]}")
+
+
+@kb_app.command("show")
+def kb_show(ident: Annotated[str, typer.Argument(help="Any knowledge-base id.")]) -> None:
+    """Show one entry in full, as YAML."""
+    import difflib
+
+    import yaml
+
+    from .knowledge import load_knowledge
+
+    try:
+        kb = load_knowledge()
+    except LegspasmError as exc:
+        _fail(exc)
+    for k in _KINDS:
+        entry = getattr(kb, k).get(ident)
+        if entry is not None:
+            data = entry.model_dump(
+                exclude_none=True,
+                exclude_defaults=True,
+                exclude={"compiled", "compiled_when", "compiled_unless"},
+            )
+            if k == "criteria":
+                data.pop("compiled", None)
+            typer.echo(f"# {k[:-1] if k.endswith('s') else k}: {ident}")
+            typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+            return
+    every = [i for k in _KINDS for i in getattr(kb, k)]
+    close = difflib.get_close_matches(ident, every, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    typer.echo(f"error: no knowledge-base entry {ident!r}{hint}", err=True)
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    """Entry point: no traceback ever reaches the user."""
+    try:
+        app()
+    except LegspasmError as exc:  # commands map their own errors; this is a safety net
+        typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(2 if isinstance(exc, InputError) else 3)
+    except Exception as exc:  # an engine bug: say so plainly, exit 4
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc}. This is a bug in legspasm; "
+            "please report it with the input that caused it.",
+            err=True,
+        )
+        sys.exit(4)

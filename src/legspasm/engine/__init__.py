@@ -1,0 +1,133 @@
+"""The pure core: ``evaluate(case, knowledge, as_of) -> Assessment``.
+
+No I/O, no clock, no globals; the case is never mutated (it is frozen). Order of passes:
+derive facts -> red-flag screen -> routing -> plan drafts with doses -> avoid rules (which
+withhold proposals) -> red-flag withholding of unsafe advice -> numbered citations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..assessment import (
+    Assessment,
+    AvoidItem,
+    CitationRef,
+    ConditionResult,
+    Derived,
+    PlanStep,
+    RedFlagResult,
+    Withheld,
+)
+from ..case import Case
+from ..knowledge import Knowledge
+from ..knowledge.model import Citation
+from .avoid import apply_avoid_rules
+from .derive import derive
+from .missing import Missing
+from .plan import draft_plan
+from .route import route
+from .triage import triage
+
+__all__ = ["evaluate", "format_citation"]
+
+
+def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
+    """Assess one case against the knowledge base at date ``as_of``."""
+    kb = knowledge
+    missing = Missing()
+    d = derive(case, kb, as_of)
+    red_flags = triage(kb, d.facts, missing)
+    conditions = route(kb, d.facts, missing)
+    facts = d.facts.with_overlay({f"context.{c.id}": c.status for c in conditions})
+    withheld: list[tuple[str, str, str, str]] = []
+    drafts = draft_plan(
+        kb, facts, conditions, d.crcl, as_of, {c.drug_id for c in d.current}, missing, withheld
+    )
+    drafts, avoid = apply_avoid_rules(kb, facts, d.crcl, d.current, drafts, missing, withheld)
+    unsafe = {t: rf.id for rf in red_flags for t in kb.red_flags[rf.id].withhold_tags}
+    plan: list[PlanStep] = []
+    for draft in drafts:
+        hit = next((unsafe[t] for t in draft.rec.tags if t in unsafe), None)
+        if hit is not None:
+            withheld.append(
+                (
+                    draft.rec.id,
+                    draft.rec.statement,
+                    f"withheld until {kb.red_flags[hit].name.lower()} is excluded",
+                    hit,
+                )
+            )
+            continue
+        plan.append(
+            draft.step.model_copy(update={"warnings": draft.warnings})
+            if draft.warnings
+            else draft.step
+        )
+    irls_label = None
+    if d.irls_total is not None:
+        irls_label = kb.scales["irls"].label_for(d.irls_total)
+    age = d.facts["age"]
+    egfr = d.facts["egfr"]
+    return Assessment(
+        knowledge_version=kb.version,
+        as_of=as_of,
+        case_id=case.id,
+        red_flags=red_flags,
+        conditions=conditions,
+        plan=plan,
+        withheld=[Withheld(id=i, text=t, reason=r, by=b) for i, t, r, b in withheld],
+        avoid=avoid,
+        missing_data=missing.result(),
+        derived=Derived(
+            age_years=age if isinstance(age, float) else None,
+            crcl_ml_min=d.crcl.value,
+            crcl_note=d.crcl.note,
+            egfr=egfr if isinstance(egfr, float) else None,
+            irls_total=d.irls_total,
+            irls_severity=irls_label,
+        ),
+        notes=d.notes,
+        citations=_number(kb, red_flags, conditions, plan, avoid, irls_label is not None),
+    )
+
+
+def format_citation(c: Citation) -> str:
+    parts = [f"{c.authors.rstrip('.')}. {c.title.rstrip('.')}. {c.source.rstrip('.')}."]
+    if c.doi:
+        parts.append(f"doi:{c.doi}.")
+    if c.pmid:
+        parts.append(f"PMID {c.pmid}.")
+    return " ".join(parts)
+
+
+def _number(
+    kb: Knowledge,
+    red_flags: list[RedFlagResult],
+    conditions: list[ConditionResult],
+    plan: list[PlanStep],
+    avoid: list[AvoidItem],
+    irls: bool,
+) -> list[CitationRef]:
+    order: list[str] = []
+    groups = [rf.citations for rf in red_flags]
+    groups += [c.citations for c in conditions if c.status in ("documented", "likely", "possible")]
+    groups += [s.citations for s in plan] + [a.citations for a in avoid]
+    if irls:
+        groups.append(kb.scales["irls"].citations)
+    if any(s.medication and s.medication.renal_band for s in plan):
+        groups.append(["CG1976"])
+    for g in groups:
+        for cid in g:
+            if cid not in order:
+                order.append(cid)
+    out = []
+    for n, cid in enumerate(order, start=1):
+        c = kb.citations[cid]
+        url = (
+            f"https://doi.org/{c.doi}"
+            if c.doi
+            else (f"https://pubmed.ncbi.nlm.nih.gov/{c.pmid}/" if c.pmid else c.url)
+        )
+        out.append(CitationRef(number=n, id=cid, text=format_citation(c), url=url, basis=c.basis))
+    return out

@@ -1,0 +1,185 @@
+"""The avoid list: rules checked against current medicines, proposed medicines and advice."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..assessment import AvoidItem
+from ..facts import FactValue
+from ..knowledge import Knowledge
+from ..knowledge.model import AvoidRule
+from .derive import CrCl, CurrentMed, FactMap
+from .dosing import daily_limit_mg, drug_ref
+from .explain import known_facts, unknown_facts
+from .missing import Missing
+from .plan import Draft
+
+__all__ = ["apply_avoid_rules"]
+
+_BLOCKING = ("contraindicated", "avoid")
+
+
+def _item(
+    rule: AvoidRule,
+    kb: Knowledge,
+    status: Literal["current", "proposed", "general"],
+    facts: FactMap,
+    drug_id: str | None,
+    target: str | None = None,
+    extra: list[str] | None = None,
+) -> AvoidItem:
+    drug = kb.drugs[drug_id] if drug_id else None
+    return AvoidItem(
+        id=rule.id,
+        target=target or (drug.name if drug else ""),
+        drug=drug_ref(drug) if drug else None,
+        status=status,
+        severity=rule.severity,
+        reason=rule.reason,
+        rationale=(extra or []) + known_facts(rule.compiled, facts),
+        basis=rule.basis,
+        citations=list(rule.citations),
+    )
+
+
+def _as_if_taking(kb: Knowledge, facts: FactMap, drug_id: str) -> FactMap:
+    drug = kb.drugs[drug_id]
+    extra: dict[str, FactValue] = {f"takes.{g}": True for g in (drug_id, *drug.classes)}
+    if "cns_active" in drug.classes and not facts[f"takes.{drug_id}"]:
+        count = facts["cns_active_count"]
+        extra["cns_active_count"] = (count if isinstance(count, float) else 0.0) + 1.0
+    return facts.with_overlay(extra)
+
+
+def _dose_check(
+    rule: AvoidRule,
+    kb: Knowledge,
+    facts: FactMap,
+    crcl: CrCl,
+    current: list[CurrentMed],
+    targets: frozenset[str],
+    missing: Missing,
+) -> list[AvoidItem]:
+    items = []
+    for cm in current:
+        if cm.drug_id not in targets or cm.daily_mg is None:
+            continue
+        drug = kb.drugs[cm.drug_id]
+        limits = [
+            x for x in (daily_limit_mg(r, facts, crcl) for r in drug.regimens) if x is not None
+        ]
+        if not limits:
+            continue
+        if (
+            crcl.value is None
+            and facts["haemodialysis"] is not True
+            and any(r.renal_bands for r in drug.regimens)
+        ):
+            missing.add(["crcl"], rule.id)
+        limit = max(limits)
+        if cm.daily_mg > limit:
+            items.append(
+                _item(
+                    rule,
+                    kb,
+                    "current",
+                    facts,
+                    cm.drug_id,
+                    extra=[
+                        f"current daily dose {cm.daily_mg:g} mg > {limit:g} mg allowed"
+                        + (f" at CrCl {crcl.value:g} mL/min" if crcl.value is not None else "")
+                    ],
+                )
+            )
+    return items
+
+
+def apply_avoid_rules(
+    kb: Knowledge,
+    facts: FactMap,
+    crcl: CrCl,
+    current: list[CurrentMed],
+    drafts: list[Draft],
+    missing: Missing,
+    withheld: list[tuple[str, str, str, str]],
+) -> tuple[list[Draft], list[AvoidItem]]:
+    """Return the surviving plan drafts and the avoid items; record withheld steps."""
+    items: list[AvoidItem] = []
+    blocked: dict[str, tuple[str, str]] = {}  # recommendation id -> (reason, rule id)
+    current_ids = {c.drug_id for c in current}
+    for rule in kb.avoid_rules.values():
+        targets = (
+            frozenset().union(*(kb.members(d) for d in rule.drugs)) if rule.drugs else frozenset()
+        )
+        if rule.dose_check:
+            items.extend(_dose_check(rule, kb, facts, crcl, current, targets, missing))
+            continue
+        cond = rule.compiled
+        emitted = False
+        for drug_id in sorted(current_ids & targets):
+            r = True if cond is None else cond(facts)
+            if r is True:
+                items.append(_item(rule, kb, "current", facts, drug_id))
+                emitted = True
+            elif r is None:
+                missing.add(unknown_facts(cond, facts), rule.id)
+        for d in drafts:
+            hits_drug = d.drug_id is not None and d.drug_id in targets
+            hits_tag = bool(set(d.rec.tags) & set(rule.advice_tags))
+            if not (hits_drug or hits_tag):
+                continue
+            f = _as_if_taking(kb, facts, d.drug_id) if hits_drug and d.drug_id else facts
+            r = True if cond is None else cond(f)
+            if r is None:
+                missing.add(unknown_facts(cond, f), rule.id)
+                continue
+            if r is not True:
+                continue
+            emitted = True
+            if hits_drug and d.drug_id not in current_ids:
+                items.append(_item(rule, kb, "proposed", f, d.drug_id))
+            elif hits_tag:
+                items.append(
+                    _item(
+                        rule,
+                        kb,
+                        "proposed",
+                        f,
+                        None,
+                        target="advice: "
+                        + ", ".join(sorted(set(d.rec.tags) & set(rule.advice_tags))),
+                    )
+                )
+            if rule.severity in _BLOCKING:
+                blocked.setdefault(d.rec.id, (rule.reason, rule.id))
+            else:
+                d.warnings.append(rule.reason)
+        if rule.show == "always" and not emitted:
+            r = True if cond is None else cond(facts)
+            if r is True:
+                names = [kb.drugs[x].name for x in sorted(targets)] if rule.drugs else []
+                single = sorted(targets)[0] if len(targets) == 1 else None
+                target = ", ".join(names) if names else "advice: " + ", ".join(rule.advice_tags)
+                items.append(_item(rule, kb, "general", facts, single, target=target))
+            elif r is None:
+                missing.add(unknown_facts(cond, facts), rule.id)
+    kept = []
+    for d in drafts:
+        if d.rec.id in blocked:
+            reason, by = blocked[d.rec.id]
+            withheld.append((d.rec.id, d.rec.statement, reason, by))
+        else:
+            kept.append(d)
+    return kept, _dedupe(items)
+
+
+def _dedupe(items: list[AvoidItem]) -> list[AvoidItem]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    order = {"contraindicated": 0, "avoid": 1, "caution": 2}
+    for it in sorted(items, key=lambda i: order[i.severity]):
+        key = (it.id, it.target, it.status)
+        if key not in seen:
+            seen.add(key)
+            out.append(it)
+    return out

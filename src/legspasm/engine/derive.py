@@ -1,0 +1,485 @@
+"""Derived facts: turn a Case (and as_of) into the flat fact map the knowledge base tests.
+
+Also resolves medicines, conditions and labs against the knowledge base, converts units,
+computes Cockcroft-Gault CrCl, TSAT and the IRLS total, and reports what it could not use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from ..assessment import Note
+from ..case import Case, LabResult, MedicationEntry
+from ..errors import CaseValidationError
+from ..facts import FactValue
+from ..knowledge import Knowledge
+from ..units import UnitError, normalise
+
+__all__ = ["CrCl", "Derivation", "FactMap", "derive"]
+
+_TWO_VALUED = ("condition.", "takes.")
+_SYSTEMS = {
+    "http://snomed.info/sct": "snomed",
+    "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
+    "http://loinc.org": "loinc",
+}
+
+
+class FactMap(Mapping[str, FactValue]):
+    """Facts by name, with a note on where derived ones came from (``why``).
+
+    Facts about the documented record have defaults when absent: a diagnosis or medicine not on
+    the record is not documented (False), a medicine never stopped was stopped infinitely long
+    ago, a medicine not taken has been taken for 0 days. A current medicine with no start date has
+    an explicit unknown ``days_on``. Every other absent fact is unknown (None).
+    """
+
+    __slots__ = ("_v", "why")
+
+    def __init__(self, values: dict[str, FactValue], why: dict[str, str] | None = None) -> None:
+        self._v = values
+        self.why = why or {}
+
+    def __getitem__(self, name: str) -> FactValue:
+        if name in self._v:
+            return self._v[name]
+        if name.startswith(_TWO_VALUED):
+            return False
+        if name.startswith("stopped_days_ago."):
+            return float("inf")
+        if name.startswith("days_on."):
+            return 0.0
+        return None
+
+    def recorded(self, name: str) -> bool:
+        """True when the fact was derived from the case rather than defaulted."""
+        return name in self._v
+
+    def get(self, name: str, default: FactValue = None) -> FactValue:  # type: ignore[override]
+        v = self[name]
+        return default if v is None else v
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._v)
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+    def with_overlay(self, extra: dict[str, FactValue]) -> FactMap:
+        return FactMap({**self._v, **extra}, self.why)
+
+
+@dataclass(frozen=True, slots=True)
+class CrCl:
+    value: float | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentMed:
+    drug_id: str
+    entry: MedicationEntry
+    daily_mg: float | None
+
+
+@dataclass
+class Derivation:
+    facts: FactMap
+    crcl: CrCl
+    current: list[CurrentMed]
+    notes: list[Note] = field(default_factory=list)
+    stale: dict[str, str] = field(default_factory=dict)  # lab id -> explanation
+    irls_total: int | None = None
+
+
+def match_drug(kb: Knowledge, name: str | None, rxnorm: str | None) -> str | None:
+    """Resolve a medicine to a knowledge-base drug id by RxNorm code, then by name or brand."""
+    idx = kb.lookups
+    if rxnorm and rxnorm in idx.drug_by_code:
+        return idx.drug_by_code[rxnorm]
+    if name:
+        m = idx.drug_word_re.search(name.lower())
+        if m:
+            return idx.drug_by_word[m.group(1)]
+    return None
+
+
+def _age(case: Case, as_of: dt.date, problems: list[tuple[str, str]]) -> float | None:
+    p = case.patient
+    if p.birth_date is not None:
+        if p.birth_date > as_of:
+            problems.append(("patient.birth_date", f"{p.birth_date} is after as_of {as_of}"))
+            return None
+        years = (
+            as_of.year
+            - p.birth_date.year
+            - ((as_of.month, as_of.day) < (p.birth_date.month, p.birth_date.day))
+        )
+        if years > 125:
+            problems.append(("patient.birth_date", f"gives an age of {years} years (over 125)"))
+            return None
+        return float(years)
+    return p.age_years
+
+
+def _weight(case: Case, problems: list[tuple[str, str]]) -> float | None:
+    w = case.patient.weight
+    if w is None:
+        return None
+    try:
+        kg = normalise(w.value, w.unit, "kg")
+    except UnitError as exc:
+        problems.append(("patient.weight.unit", exc.message))
+        return None
+    if not 0.5 <= kg <= 400:
+        problems.append(("patient.weight", f"{w.value} {w.unit} is not a plausible body weight"))
+        return None
+    return kg
+
+
+def _lab_id(
+    kb: Knowledge, lab: LabResult, i: int, problems: list[tuple[str, str]], notes: list[Note]
+) -> str | None:
+    if lab.name is not None:
+        if lab.name in kb.labs:
+            return lab.name
+        close = difflib.get_close_matches(lab.name, list(kb.labs), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(kb.labs)}"
+        problems.append((f"labs[{i}].name", f"unknown lab {lab.name!r}{hint}"))
+        return None
+    assert lab.loinc is not None
+    found = kb.lookups.lab_by_loinc.get(lab.loinc)
+    if found is None:
+        notes.append(
+            Note(
+                kind="unmapped",
+                text=f"lab LOINC {lab.loinc} is not used by the "
+                "knowledge base and was not considered",
+            )
+        )
+    return found
+
+
+def _labs(
+    kb: Knowledge,
+    case: Case,
+    as_of: dt.date,
+    problems: list[tuple[str, str]],
+    notes: list[Note],
+    stale: dict[str, str],
+) -> dict[str, float]:
+    latest: dict[str, tuple[dt.date | None, float]] = {}
+    for i, lab in enumerate(case.labs):
+        lab_id = _lab_id(kb, lab, i, problems, notes)
+        if lab_id is None:
+            continue
+        spec = kb.labs[lab_id]
+        try:
+            value = normalise(lab.value, lab.unit, spec.unit, spec.molar_mass, spec.monovalent)
+        except UnitError as exc:
+            problems.append(
+                (
+                    f"labs[{i}].unit",
+                    f"{exc.message} for {spec.name} (expected a unit convertible to {spec.unit})",
+                )
+            )
+            continue
+        lo, hi = spec.plausible
+        if not lo <= value <= hi:
+            problems.append(
+                (
+                    f"labs[{i}].value",
+                    f"{lab.value} {lab.unit} is not a plausible "
+                    f"{spec.name} (plausible range {lo}-{hi} {spec.unit})",
+                )
+            )
+            continue
+        if lab.date is not None and lab.date > as_of:
+            notes.append(
+                Note(
+                    kind="data",
+                    text=f"{spec.name} dated {lab.date} is after as_of {as_of} and was not used",
+                )
+            )
+            continue
+        if lab.date is not None and (as_of - lab.date).days > spec.max_age_days:
+            stale[lab_id] = (
+                f"{spec.name} of {lab.date} is older than {spec.max_age_days} days and was not used"
+            )
+            continue
+        prev = latest.get(lab_id)
+        if prev is None or (lab.date or dt.date.min) >= (prev[0] or dt.date.min):
+            latest[lab_id] = (lab.date, value)
+    for lab_id in latest:
+        stale.pop(lab_id, None)
+    for text in stale.values():
+        notes.append(Note(kind="stale", text=text))
+    values = {k: v for k, (_, v) in latest.items()}
+    if "tsat" not in values and "iron" in values and values.get("tibc"):
+        values["tsat"] = round(100.0 * values["iron"] / values["tibc"], 1)
+        notes.append(
+            Note(kind="derived", text=f"TSAT calculated from iron and TIBC: {values['tsat']}%")
+        )
+    return values
+
+
+def cockcroft_gault(
+    age: float | None, weight: float | None, sex: str | None, scr: float | None
+) -> CrCl:
+    missing = [
+        n
+        for n, v in (("age", age), ("weight", weight), ("sex", sex), ("serum creatinine", scr))
+        if v is None
+    ]
+    if missing:
+        return CrCl(None, "not computable: missing " + ", ".join(missing))
+    assert age is not None
+    assert weight is not None
+    assert scr is not None
+    if age < 18:
+        return CrCl(None, "not computable: Cockcroft-Gault is for adults (18 and over)")
+    value = (140.0 - age) * weight / (72.0 * scr) * (0.85 if sex == "female" else 1.0)
+    return CrCl(
+        round(value, 1),
+        f"Cockcroft-Gault: (140 - {age:g}) x {weight:.1f} kg / "
+        f"(72 x {scr:g} mg/dL){' x 0.85' if sex == 'female' else ''} = {value:.1f} mL/min",
+    )
+
+
+def _kleene_and(a: bool | None, b: bool | None) -> bool | None:
+    if a is False or b is False:
+        return False
+    if a is None or b is None:
+        return None
+    return True
+
+
+def _irls(case: Case, problems: list[tuple[str, str]]) -> int | None:
+    r = case.symptoms.rls
+    total = sum(r.irls_items) if r.irls_items is not None else None
+    if total is not None and r.irls_total is not None and total != r.irls_total:
+        problems.append(
+            (
+                "symptoms.rls.irls_total",
+                f"{r.irls_total} differs from the sum of irls_items ({total})",
+            )
+        )
+    return total if total is not None else r.irls_total
+
+
+def _medicines(
+    kb: Knowledge,
+    case: Case,
+    as_of: dt.date,
+    v: dict[str, FactValue],
+    notes: list[Note],
+    why: dict[str, str],
+) -> list[CurrentMed]:
+    current: list[CurrentMed] = []
+    for m in case.medications:
+        drug_id = match_drug(kb, m.name, m.rxnorm)
+        label = m.name or f"RxNorm {m.rxnorm}"
+        if drug_id is None:
+            notes.append(
+                Note(
+                    kind="unmapped",
+                    text=f"medicine {label!r} is not in the knowledge "
+                    "base: interactions and cautions for it were not checked",
+                )
+            )
+            continue
+        drug = kb.drugs[drug_id]
+        groups = (drug_id, *drug.classes)
+        started = m.start_date is None or m.start_date <= as_of
+        ended = m.status == "stopped" or (m.end_date is not None and m.end_date < as_of)
+        if started and not ended:
+            daily = None
+            if m.dose is not None and m.times_per_day is not None:
+                try:
+                    daily = normalise(m.dose.value, m.dose.unit, "mg") * m.times_per_day
+                except UnitError:
+                    daily = None
+            current.append(CurrentMed(drug_id, m, daily))
+            for g in groups:
+                v[f"takes.{g}"] = True
+                if g != drug_id:
+                    names = why.get(f"takes.{g}")
+                    why[f"takes.{g}"] = (
+                        f"{names}, {drug.name}"
+                        if names and drug.name not in names
+                        else names or drug.name
+                    )
+            key = f"days_on.{drug_id}"
+            if m.start_date is not None:
+                days = float((as_of - m.start_date).days)
+                prev = v.get(key)
+                v[key] = max(days, prev) if isinstance(prev, float) else days
+            elif key not in v:
+                v[key] = None
+        elif ended and m.end_date is not None and m.end_date <= as_of:
+            days = float((as_of - m.end_date).days)
+            for g in groups:
+                key = f"stopped_days_ago.{g}"
+                prev = v.get(key)
+                v[key] = min(days, prev) if isinstance(prev, int | float) else days
+    cns = {c.drug_id for c in current if "cns_active" in kb.drugs[c.drug_id].classes}
+    v["cns_active_count"] = float(len(cns))
+    return current
+
+
+def _conditions(
+    kb: Knowledge,
+    case: Case,
+    v: dict[str, FactValue],
+    problems: list[tuple[str, str]],
+    notes: list[Note],
+) -> None:
+    idx = kb.lookups
+    for i, c in enumerate(case.conditions):
+        concept = None
+        if c.concept is not None:
+            if c.concept not in kb.concepts:
+                close = difflib.get_close_matches(c.concept, list(kb.concepts), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(
+                    (f"conditions[{i}].concept", f"unknown concept {c.concept!r}" + hint)
+                )
+                continue
+            concept = c.concept
+        elif c.code is not None:
+            concept = idx.concept_by_code.get((_SYSTEMS[c.code.system], c.code.code))
+            if concept is None:
+                notes.append(
+                    Note(
+                        kind="unmapped",
+                        text=f"condition {c.code.code} "
+                        f"({c.code.display or c.code.system}) is not in the knowledge "
+                        "base value sets and was not considered",
+                    )
+                )
+                continue
+        if concept is not None and c.status == "active":
+            v[f"condition.{concept}"] = True
+    for i, name in enumerate(case.conditions_ruled_out):
+        if name not in kb.concepts:
+            problems.append((f"conditions_ruled_out[{i}]", f"unknown concept {name!r}"))
+        elif v.get(f"condition.{name}") is True:
+            problems.append((f"conditions_ruled_out[{i}]", f"{name!r} is also listed as present"))
+
+
+def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
+    """Compute every fact for ``case`` at ``as_of``; raise CaseValidationError on bad input."""
+    problems: list[tuple[str, str]] = []
+    notes: list[Note] = []
+    stale: dict[str, str] = {}
+    v: dict[str, FactValue] = {}
+    p, s = case.patient, case.symptoms
+
+    age = _age(case, as_of, problems)
+    weight = _weight(case, problems)
+    _conditions(kb, case, v, problems, notes)
+    why: dict[str, str] = {}
+    current = _medicines(kb, case, as_of, v, notes, why)
+    labs = _labs(kb, case, as_of, problems, notes, stale)
+    irls = _irls(case, problems)
+    if p.sex == "male" and p.pregnant:
+        problems.append(("patient.pregnant", "is true but patient.sex is male"))
+    if problems:
+        raise CaseValidationError(problems, source=case.id)
+
+    pregnant: bool | None = p.pregnant
+    if v.get("condition.pregnancy") is True:
+        pregnant = True
+    elif p.sex == "male":
+        pregnant = False
+    dialysis: bool | None = None if p.dialysis is None else p.dialysis != "none"
+    haemo: bool | None = None if p.dialysis is None else p.dialysis == "haemodialysis"
+    if v.get("condition.dialysis_dependence") is True and not dialysis:
+        dialysis = True
+        haemo = None if p.dialysis in (None, "none") else haemo
+
+    crcl = cockcroft_gault(age, weight, p.sex, labs.get("creatinine"))
+    r, c = s.rls, s.cramp
+    significant = _kleene_and(
+        None if r.days_per_week is None else r.days_per_week >= 2,
+        None if r.distress is None else r.distress in ("moderate", "severe"),
+    )
+    sp, fn, nf, rf = s.spasticity, s.functional, case.neuro, case.red_flags
+    v.update(
+        {
+            "age": age,
+            "sex": p.sex,
+            "weight_kg": weight,
+            "pregnant": pregnant,
+            "trimester": None if p.trimester is None else float(p.trimester),
+            "postpartum": p.postpartum,
+            "lactating": p.lactating,
+            "dialysis": dialysis,
+            "haemodialysis": haemo,
+            "falls_history": p.history_of_falls_or_fractures,
+            "crcl": crcl.value,
+            "egfr": labs.get("egfr"),
+            "cramp.present": c.present,
+            "cramp.sudden_painful_contraction": c.sudden_painful_contraction,
+            "cramp.palpable_hard_muscle": c.palpable_hard_muscle,
+            "cramp.timing": c.timing,
+            "cramp.duration_minutes": c.episode_duration_minutes,
+            "cramp.relieved_by_stretching": c.relieved_by_stretching,
+            "cramp.frequency_per_week": c.frequency_per_week,
+            "cramp.during_dialysis": c.during_dialysis,
+            "cramp.disabling": c.disabling,
+            "cramp.nondrug_care_tried": c.nondrug_care_tried,
+            "cramp.after_strain_or_injury": c.after_strain_or_injury,
+            "cramp.heat_or_exercise": c.heat_or_exercise,
+            "rls.urge_to_move": r.urge_to_move,
+            "rls.worse_at_rest": r.worse_at_rest,
+            "rls.relieved_by_movement": r.relieved_by_movement,
+            "rls.worse_evening_night": r.worse_evening_night,
+            "rls.not_explained_by_other_condition": r.not_explained_by_other_condition,
+            "rls.days_per_week": r.days_per_week,
+            "rls.distress": r.distress,
+            "rls.clinically_significant": significant,
+            "rls.irls_total": None if irls is None else float(irls),
+            "rls.alpha2delta_failed": r.alpha2delta_failed,
+            "rls.augmentation_symptoms": r.augmentation_symptoms,
+            "spasticity.velocity_dependent_tone": sp.velocity_dependent_tone,
+            "spasticity.distribution": sp.distribution,
+            "spasticity.causes_problem": sp.causes_pain_hygiene_or_function_problem,
+            "spasticity.refractory": sp.refractory_to_oral_agents,
+            "functional.positive_signs": fn.positive_signs,
+            "functional.distractible": fn.distractible_or_variable,
+            "functional.fixed_posture": fn.fixed_posture,
+            "claudication": s.exertional_calf_pain_relieved_by_rest,
+            "presyncope": s.presyncope_warning_symptoms,
+            "tetany_signs": s.carpopedal_spasm_or_perioral_paraesthesia,
+            "neuro.new_focal_deficit": nf.new_focal_deficit,
+            "neuro.umn_signs": nf.upper_motor_neuron_signs,
+            "neuro.progressive_weakness": nf.progressive_weakness_or_wasting,
+            "neuro.fasciculations": nf.fasciculations,
+            "neuro.exam_normal": nf.exam_normal,
+            "red.unilateral_swelling": rf.unilateral_leg_swelling,
+            "red.calf_tenderness_warmth": rf.calf_tenderness_or_warmth,
+            "red.pain_on_passive_stretch": rf.pain_on_passive_stretch,
+            "red.pain_out_of_proportion": rf.pain_out_of_proportion,
+            "red.tense_compartment": rf.tense_compartment,
+            "red.recent_trauma": rf.recent_fracture_crush_or_tight_cast,
+            "red.dark_urine": rf.dark_urine,
+            "red.myalgia_after_exertion": rf.myalgia_weakness_after_exertion_heat_or_crush,
+            "red.cold_pulseless_limb": rf.cold_pale_pulseless_limb,
+            "red.saddle_anaesthesia": rf.saddle_anaesthesia,
+            "red.bladder_bowel": rf.bladder_or_bowel_dysfunction,
+            "red.bilateral_weakness": rf.bilateral_leg_weakness,
+            "red.chest_pain": rf.chest_pain,
+            "red.rigidity_fever": rf.rigidity_with_fever,
+            "red.dystonic_posture_after_drug": rf.sustained_twisting_posture_after_drug,
+            "red.bleeding": rf.bleeding_or_bruising,
+            "red.laryngospasm_seizure_arrhythmia": rf.laryngospasm_seizure_or_arrhythmia,
+        }
+    )
+    for lab_id, value in labs.items():
+        v[f"lab.{lab_id}"] = value
+    return Derivation(FactMap(v, why), crcl, current, notes, stale, irls)

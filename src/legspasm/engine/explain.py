@@ -1,0 +1,73 @@
+"""Rationale in words: which facts made a rule fire, and which unknown facts could change it."""
+
+from __future__ import annotations
+
+from ..expr import Compiled
+from ..facts import FAMILIES, STATIC_FACTS, FactValue
+from .derive import FactMap
+
+__all__ = ["describe", "known_facts", "unknown_facts", "where"]
+
+
+def label(name: str) -> str:
+    if name in STATIC_FACTS:
+        return STATIC_FACTS[name].label
+    prefix, _, rest = name.partition(".")
+    return FAMILIES[prefix][2].format(rest.replace("_", " "))
+
+
+def where(name: str) -> str:
+    if name in STATIC_FACTS:
+        return STATIC_FACTS[name].case_path
+    prefix, _, rest = name.partition(".")
+    return {
+        "lab": f"labs: {rest}",
+        "condition": f"conditions: {rest}",
+        "takes": "medications",
+        "stopped_days_ago": "medications (end_date)",
+        "days_on": "medications (start_date)",
+        "context": "symptoms",
+    }[prefix]
+
+
+def _fmt(value: FactValue) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe(name: str, value: FactValue) -> str:
+    return f"{label(name)}: {_fmt(value)}"
+
+
+def known_facts(expr: Compiled | None, facts: FactMap) -> list[str]:
+    """The recorded facts an expression used, worded for a clinician (the rationale)."""
+    if expr is None:
+        return []
+    out = []
+    for n in expr.facts:
+        v = facts[n]
+        if v is None or not facts.recorded(n):
+            continue
+        if n.startswith("context."):
+            if v in ("documented", "likely"):
+                out.append(f"{label(n)}: {v}")
+            continue
+        if n.startswith("takes.") and n in facts.why:
+            out.append(f"currently takes {facts.why[n]} ({n.split('.', 1)[1].replace('_', ' ')})")
+            continue
+        out.append(describe(n, v))
+    return out
+
+
+def unknown_facts(expr: Compiled | None, facts: FactMap) -> list[str]:
+    if expr is None:
+        return []
+    return [n for n in expr.facts if facts[n] is None and not n.startswith("context.")]
+
+
+__all__ += ["label"]

@@ -1,0 +1,58 @@
+"""Routing: the differential over every context, each criterion met / not met / unknown."""
+
+from __future__ import annotations
+
+from ..assessment import ConditionResult, ConditionStatus, CriterionResult
+from ..knowledge import Knowledge
+from .derive import FactMap
+from .explain import unknown_facts
+from .missing import Missing
+
+__all__ = ["route"]
+
+_RANK = {"documented": 0, "likely": 1, "possible": 2, "unknown": 3, "unlikely": 4}
+
+
+def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResult]:
+    results = []
+    for order, ctx in enumerate(kb.contexts.values()):
+        crits = []
+        states: dict[str, bool | None] = {}
+        for k in ctx.criteria:
+            assert k.compiled is not None
+            r = k.compiled(facts)
+            states[k.id] = r
+            state = "met" if r is True else "not_met" if r is False else "unknown"
+            crits.append(CriterionResult(id=k.id, text=k.text, state=state))
+        required = ctx.required or [k.id for k in ctx.criteria]
+        req = [states[i] for i in required]
+        status: ConditionStatus
+        if any(facts[f"condition.{c}"] for c in ctx.documented_by):
+            status = "documented"
+        elif all(r is True for r in req):
+            status = "likely"
+        elif any(r is False for r in req):
+            status = "unlikely"
+        elif any(states[i] is True for i in required):
+            status = "possible"
+        else:
+            status = "unknown"
+        if status == "possible":
+            for k in ctx.criteria:
+                if states[k.id] is None and k.id in required:
+                    missing.add(unknown_facts(k.compiled, facts), ctx.id)
+        results.append(
+            (
+                order,
+                ConditionResult(
+                    id=ctx.id,
+                    name=ctx.name,
+                    kind=ctx.kind,
+                    status=status,
+                    criteria=crits,
+                    citations=list(ctx.citations),
+                ),
+            )
+        )
+    results.sort(key=lambda t: (_RANK[t[1].status], t[0]))
+    return [r for _, r in results]

@@ -1,0 +1,79 @@
+"""One error tree for legspasm.
+
+    LegspasmError                 root: every error legspasm raises on purpose
+    ├── KnowledgeError            the knowledge base failed to load or validate
+    │                             (.file, .entry, .field name the place)
+    ├── InputError                a user-supplied file or value is unusable
+    │   ├── CaseFileError         a case file cannot be read or parsed (.path)
+    │   └── CaseValidationError   a case has wrong types or impossible values
+    │                             (.problems: list of (field, message))
+    └── EvaluationError           the engine met something it cannot handle (a bug)
+
+Surfaces translate this tree into exit codes (CLI: InputError -> 2) or HTTP statuses in one
+place each; nothing below the surfaces prints or exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CaseFileError",
+    "CaseValidationError",
+    "EvaluationError",
+    "InputError",
+    "KnowledgeError",
+    "LegspasmError",
+]
+
+
+class LegspasmError(Exception):
+    """Root of every error legspasm raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class KnowledgeError(LegspasmError):
+    """The knowledge base is inconsistent: names the file, the entry and the field."""
+
+    def __init__(self, file: str, entry: str | None, field: str | None, problem: str) -> None:
+        where = file
+        if entry:
+            where += f" › {entry}"
+        if field:
+            where += f" › {field}"
+        super().__init__(f"{where}: {problem}")
+        self.file = file
+        self.entry = entry
+        self.field = field
+        self.problem = problem
+
+
+class InputError(LegspasmError):
+    """User input cannot be used as given."""
+
+
+class CaseFileError(InputError):
+    """A case file cannot be read or parsed."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class CaseValidationError(InputError):
+    """A case has wrong types or impossible values; every problem names its field."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], source: str | None = None) -> None:
+        lines = [f"  {field}: {msg}" for field, msg in problems]
+        head = f"{source}: invalid case" if source else "invalid case"
+        super().__init__(head + "\n" + "\n".join(lines))
+        self.problems = list(problems)
+        self.source = source
+
+
+class EvaluationError(LegspasmError):
+    """The engine met a construct it cannot evaluate. This is a bug in legspasm."""

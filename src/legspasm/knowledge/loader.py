@@ -1,0 +1,320 @@
+"""Load and validate the knowledge base once; every problem names file, entry and field."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import KnowledgeError
+from ..expr import ExprError, compile_expr
+from .model import (
+    AvoidRule,
+    Citation,
+    Concept,
+    Context,
+    Drug,
+    DrugClass,
+    Knowledge,
+    Lab,
+    Lookups,
+    Manifest,
+    Recommendation,
+    RedFlag,
+    Scale,
+)
+
+__all__ = ["DATA_DIR", "load_knowledge"]
+
+DATA_DIR = Path(__file__).parent / "data"
+M = TypeVar("M", bound=BaseModel)
+
+try:  # the C loader is several times faster; PyYAML without libyaml still works
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+
+def _read(path: Path, root: Path) -> Any:
+    rel = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except FileNotFoundError:
+        raise KnowledgeError(rel, None, None, "file is missing") from None
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(rel, None, None, f"not valid YAML: {exc}") from None
+
+
+def _rel(path: Path, root: Path) -> str:
+    return str(path.relative_to(root.parent))
+
+
+def _entries(path: Path, root: Path, key: str, model: type[M]) -> list[M]:
+    data = _read(path, root)
+    rel = _rel(path, root)
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise KnowledgeError(rel, None, key, f"expected a top-level '{key}:' list")
+    out: list[M] = []
+    for i, raw in enumerate(data[key]):
+        entry = raw.get("id", f"#{i + 1}") if isinstance(raw, dict) else f"#{i + 1}"
+        try:
+            out.append(model.model_validate(raw))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or None
+            raise KnowledgeError(rel, str(entry), field, err["msg"]) from None
+    return out
+
+
+def _index(items: Iterable[M], rel: str, what: str, seen: dict[str, str]) -> dict[str, M]:
+    out: dict[str, M] = {}
+    for item in items:
+        ident: str = getattr(item, "id")  # noqa: B009 - every entry model has an id
+        if ident in seen:
+            raise KnowledgeError(rel, ident, "id", f"duplicate id (already used by {seen[ident]})")
+        seen[ident] = f"{what} in {rel}"
+        out[ident] = item
+    return out
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_refs(
+    rel: str, entry: str, field: str, refs: Iterable[str], known: dict[str, Any], what: str
+) -> None:
+    for ref in refs:
+        if ref not in known:
+            raise KnowledgeError(rel, entry, field, f"unknown {what} {ref!r}" + _hint(ref, known))
+
+
+def load_knowledge(root: Path | None = None) -> Knowledge:
+    """Read, validate and cross-check every knowledge file under ``root`` (default: bundled)."""
+    root = root or DATA_DIR
+    f = root.joinpath
+    # Ids are unique within a namespace: drugs and classes share one (``takes.<id>``), and so do
+    # the rule kinds an assessment reports (recommendations, red flags, avoid rules).
+    spaces: dict[str, dict[str, str]] = {}
+
+    manifest_raw = _read(f("manifest.yaml"), root)
+    try:
+        manifest = Manifest.model_validate(manifest_raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise KnowledgeError(
+            _rel(f("manifest.yaml"), root), None, ".".join(map(str, err["loc"])), err["msg"]
+        ) from None
+
+    def load(
+        name: str, key: str, model: type[M], what: str, space: str | None = None
+    ) -> tuple[str, dict[str, M]]:
+        rel = _rel(f(name), root)
+        seen = spaces.setdefault(space or what, {})
+        return rel, _index(_entries(f(name), root, key, model), rel, what, seen)
+
+    _cit_rel, citations = load("citations.yaml", "citations", Citation, "citation")
+    _con_rel, concepts = load("concepts.yaml", "concepts", Concept, "concept")
+    _lab_rel, labs = load("labs.yaml", "labs", Lab, "lab")
+    _cls_rel, classes = load("drugs.yaml", "classes", DrugClass, "drug class", "drug")
+    drug_rel, drugs = load("drugs.yaml", "drugs", Drug, "drug")
+    ctx_rel, contexts = load("contexts.yaml", "contexts", Context, "context")
+    rf_rel, red_flags = load("red_flags.yaml", "red_flags", RedFlag, "red flag", "rule")
+    av_rel, avoid = load("avoid.yaml", "avoid", AvoidRule, "avoid rule", "rule")
+    sc_rel, scales = load("scales.yaml", "scales", Scale, "scale")
+    recs: dict[str, Recommendation] = {}
+    rec_files: dict[str, str] = {}
+    for path in sorted(f("recommendations").glob("*.yaml")):
+        rel = _rel(path, root)
+        for rid, rec in _index(
+            _entries(path, root, "recommendations", Recommendation),
+            rel,
+            "recommendation",
+            spaces.setdefault("rule", {}),
+        ).items():
+            recs[rid] = rec
+            rec_files[rid] = rel
+    if not recs:
+        raise KnowledgeError(_rel(f("recommendations"), root), None, None, "no recommendations")
+
+    ids = {
+        "concepts": frozenset(concepts),
+        "drugs": frozenset(drugs),
+        "drugs_or_classes": frozenset(drugs) | frozenset(classes),
+        "labs": frozenset(labs),
+        "contexts": frozenset(contexts),
+    }
+
+    def compiled(rel: str, entry: str, field: str, src: Any) -> Any:
+        if src is None:
+            return None
+        try:
+            return compile_expr(src, ids)
+        except ExprError as exc:
+            raise KnowledgeError(rel, entry, field, str(exc)) from None
+
+    def cites(rel: str, entry: str, field: str, refs: Iterable[str]) -> None:
+        _check_refs(rel, entry, field, refs, citations, "citation id")
+
+    for sc in scales.values():
+        cites(sc_rel, sc.id, "citations", sc.citations)
+
+    # Drugs: classes and every statement's citations.
+    for d in drugs.values():
+        _check_refs(drug_rel, d.id, "classes", d.classes, classes, "drug class")
+        for fname in ("beers", "pregnancy", "hepatic", "renal", "boxed_warning"):
+            st = getattr(d, fname)
+            if st is not None:
+                cites(drug_rel, d.id, f"{fname}.citations", st.citations)
+        for fname in ("contraindications", "interactions", "monitoring"):
+            for i, st in enumerate(getattr(d, fname)):
+                cites(drug_rel, d.id, f"{fname}[{i}].citations", st.citations)
+        reg_ids: set[str] = set()
+        for reg in d.regimens:
+            if reg.id in reg_ids:
+                raise KnowledgeError(drug_rel, d.id, f"regimens.{reg.id}", "duplicate regimen id")
+            reg_ids.add(reg.id)
+            cites(drug_rel, d.id, f"regimens.{reg.id}.citations", reg.citations)
+            _check_bands(drug_rel, d.id, reg.id, reg.renal_bands, reg.max_daily)
+
+    new_ctx = {}
+    for c in contexts.values():
+        _check_refs(ctx_rel, c.id, "documented_by", c.documented_by, concepts, "concept")
+        cites(ctx_rel, c.id, "citations", c.citations)
+        crit_ids = [k.id for k in c.criteria]
+        if len(set(crit_ids)) != len(crit_ids):
+            raise KnowledgeError(ctx_rel, c.id, "criteria", "duplicate criterion id")
+        _check_refs(
+            ctx_rel, c.id, "required", c.required or [], dict.fromkeys(crit_ids), "criterion id"
+        )
+        crits = [
+            k.model_copy(
+                update={"compiled": compiled(ctx_rel, c.id, f"criteria.{k.id}.when", k.when)}
+            )
+            for k in c.criteria
+        ]
+        new_ctx[c.id] = c.model_copy(update={"criteria": crits})
+
+    new_rf = {}
+    for rf in red_flags.values():
+        cites(rf_rel, rf.id, "citations", rf.citations)
+        new_rf[rf.id] = rf.model_copy(update={"compiled": compiled(rf_rel, rf.id, "when", rf.when)})
+        if new_rf[rf.id].compiled is None:
+            raise KnowledgeError(rf_rel, rf.id, "when", "a red flag needs a 'when' expression")
+
+    new_recs = {}
+    for r in recs.values():
+        rel = rec_files[r.id]
+        cites(rel, r.id, "citations", r.citations)
+        _check_refs(rel, r.id, "context", [r.context], contexts, "context")
+        if r.medication is not None:
+            _check_refs(rel, r.id, "medication.drug", [r.medication.drug], drugs, "drug")
+            regs = {g.id: g for g in drugs[r.medication.drug].regimens}
+            _check_refs(rel, r.id, "medication.regimen", [r.medication.regimen], regs, "regimen")
+        new_recs[r.id] = r.model_copy(
+            update={
+                "compiled_when": compiled(rel, r.id, "applies_when", r.applies_when),
+                "compiled_unless": compiled(rel, r.id, "unless", r.unless),
+            }
+        )
+
+    new_av = {}
+    for a in avoid.values():
+        cites(av_rel, a.id, "citations", a.citations)
+        _check_refs(av_rel, a.id, "drugs", a.drugs, {**drugs, **classes}, "drug or class")
+        if not a.drugs and not a.advice_tags:
+            raise KnowledgeError(av_rel, a.id, "drugs", "an avoid rule needs drugs or advice_tags")
+        if a.dose_check and (not a.drugs or a.when is not None):
+            raise KnowledgeError(
+                av_rel, a.id, "dose_check", "a dose check needs drugs and no 'when'"
+            )
+        new_av[a.id] = a.model_copy(update={"compiled": compiled(av_rel, a.id, "when", a.when)})
+
+    known_tags = {t for r in recs.values() for t in r.tags}
+    for rf in red_flags.values():
+        _check_refs(
+            rf_rel,
+            rf.id,
+            "withhold_tags",
+            rf.withhold_tags,
+            dict.fromkeys(known_tags),
+            "advice tag",
+        )
+    for a in avoid.values():
+        _check_refs(
+            av_rel, a.id, "advice_tags", a.advice_tags, dict.fromkeys(known_tags), "advice tag"
+        )
+
+    changelog = f("CHANGELOG.md")
+    if not changelog.exists():
+        raise KnowledgeError(_rel(changelog, root), None, None, "file is missing")
+    text = changelog.read_text(encoding="utf-8")
+    if f"## {manifest.version}" not in text:
+        raise KnowledgeError(
+            _rel(changelog, root), None, None, f"no entry for knowledge version {manifest.version}"
+        )
+    return Knowledge(
+        manifest=manifest,
+        citations=citations,
+        concepts=concepts,
+        labs=labs,
+        classes=classes,
+        drugs=drugs,
+        contexts=new_ctx,
+        red_flags=new_rf,
+        recommendations=new_recs,
+        avoid_rules=new_av,
+        scales=scales,
+        changelog=text,
+        lookups=_lookups(drugs, concepts, labs),
+    )
+
+
+def _lookups(drugs: dict[str, Drug], concepts: dict[str, Concept], labs: dict[str, Lab]) -> Lookups:
+    by_code: dict[str, str] = {}
+    by_word: dict[str, str] = {}
+    for d in drugs.values():
+        for c in d.codes:
+            if c.system == "rxnorm":
+                by_code[c.code] = d.id
+        for w in (d.id.replace("_", " "), d.name, d.name.split(" (")[0], *d.brands):
+            by_word[w.lower()] = d.id
+    words = sorted(by_word, key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b")
+    return Lookups(
+        drug_by_code=by_code,
+        drug_by_word=by_word,
+        drug_word_re=pattern,
+        concept_by_code={(c.system, c.code): k.id for k in concepts.values() for c in k.codes},
+        lab_by_loinc={c.code: lab.id for lab in labs.values() for c in lab.codes},
+    )
+
+
+def _check_bands(rel: str, drug: str, regimen: str, bands: list[Any], max_daily: Any) -> None:
+    """Renal bands must not overlap, and no band may allow more than the regimen maximum."""
+    spans = sorted((b.crcl_min or 0.0, b.crcl_max or float("inf"), b.label) for b in bands)
+    for (_, hi, a), (lo, _, b) in itertools.pairwise(spans):
+        if lo < hi:
+            raise KnowledgeError(
+                rel, drug, f"regimens.{regimen}.renal_bands", f"bands {a!r} and {b!r} overlap"
+            )
+    if max_daily is not None:
+        for b in bands:
+            if (
+                b.daily_max is not None
+                and b.daily_max.unit == max_daily.unit
+                and b.daily_max.value > max_daily.value
+            ):
+                raise KnowledgeError(
+                    rel,
+                    drug,
+                    f"regimens.{regimen}.renal_bands",
+                    f"band {b.label!r} exceeds the regimen maximum",
+                )

@@ -1,0 +1,181 @@
+"""One report layout, two renderings (Markdown and plain text).
+
+The layout reads like a clinical reference answer for this one patient: red flags first, then the
+likely condition(s) with their criteria, the plan by phase, what to avoid, what is missing, and a
+numbered reference list. Citation ids become [n] markers in order of first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..assessment import Assessment, AvoidItem, MedicationPlan, PlanStep
+
+__all__ = ["render_markdown", "render_text"]
+
+_PHASE_TITLES = {
+    "acute": "During an episode",
+    "work-up": "Work-up",
+    "first-line": "First-line care",
+    "medication": "Medicines",
+    "refractory": "If refractory",
+    "referral": "Referral",
+    "prevention": "Prevention",
+    "follow-up": "Follow-up and monitoring",
+}
+_STATE = {"met": "met", "not_met": "not met", "unknown": "unknown"}
+
+
+class _Doc:
+    def __init__(self, md: bool) -> None:
+        self.md = md
+        self.lines: list[str] = []
+
+    def h(self, level: int, text: str) -> None:
+        if self.lines:
+            self.lines.append("")
+        if self.md:
+            self.lines.append("#" * level + " " + text)
+        else:
+            self.lines.append(text.upper() if level <= 2 else text)
+            self.lines.append(("=" if level == 1 else "-") * len(text))
+
+    def p(self, text: str) -> None:
+        self.lines.append(text)
+
+    def li(self, text: str, depth: int = 0) -> None:
+        self.lines.append("  " * depth + ("- " if self.md else "* ") + text)
+
+    def b(self, text: str) -> str:
+        return f"**{text}**" if self.md else text
+
+
+def _refs(ids: Iterable[str], numbers: dict[str, int]) -> str:
+    return "".join(f"[{numbers[i]}]" for i in ids if i in numbers)
+
+
+def _med(doc: _Doc, m: MedicationPlan, depth: int) -> None:
+    name = m.drug.name + (f" (RxNorm {m.drug.rxnorm})" if m.drug.rxnorm else "")
+    dose = f"{m.dose} {m.frequency}" if m.dose and m.frequency else m.start
+    doc.li(f"{doc.b(name)}, {m.form}: {dose}", depth)
+    if m.dose and m.frequency:
+        doc.li(f"start: {m.start}", depth + 1)
+    if m.titration:
+        doc.li(f"titration: {m.titration}", depth + 1)
+    if m.max_daily_dose:
+        doc.li(
+            f"maximum: {m.max_daily_dose} per day" + (f" ({m.renal_band})" if m.renal_band else ""),
+            depth + 1,
+        )
+    if m.stop_after_days is not None and m.stop_date is not None:
+        doc.li(f"stop after {m.stop_after_days} days: by {m.stop_date.isoformat()}", depth + 1)
+    for n in m.notes:
+        doc.li(n, depth + 1)
+
+
+def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
+    grade = f"{s.strength}; certainty {s.certainty}"
+    if s.basis in ("M", "UNVERIFIED"):
+        grade += "; not verified against the primary source"
+    doc.li(
+        f"{s.text} {_refs(s.citations, numbers)} _({grade})_"
+        if doc.md
+        else f"{s.text} {_refs(s.citations, numbers)} ({grade})"
+    )
+    if s.grade_note:
+        doc.li(f"evidence: {s.grade_note}", 1)
+    if s.medication:
+        _med(doc, s.medication, 1)
+    for w in s.warnings:
+        doc.li(f"{doc.b('caution')}: {w}", 1)
+    doc.li("why: " + "; ".join(s.rationale), 1)
+
+
+def _avoid(doc: _Doc, a: AvoidItem, numbers: dict[str, int]) -> None:
+    where = {
+        "current": "the patient takes it",
+        "proposed": "would have been proposed",
+        "general": "do not start",
+    }[a.status]
+    doc.li(
+        f"{doc.b(a.severity.upper())}: {a.target} ({where}). {a.reason} "
+        f"{_refs(a.citations, numbers)}"
+    )
+    if a.rationale:
+        doc.li("why: " + "; ".join(a.rationale), 1)
+
+
+def _render(a: Assessment, md: bool) -> str:
+    doc = _Doc(md)
+    numbers = {c.id: c.number for c in a.citations}
+    title = "legspasm assessment" + (f": {a.case_id}" if a.case_id else "")
+    doc.h(1, title)
+    doc.p(
+        f"As of {a.as_of.isoformat()} · knowledge base {a.knowledge_version}. Decision support "
+        "for a clinician, not a substitute for clinical judgement."
+    )
+    if a.red_flags:
+        doc.h(2, "Red flags: act before anything else")
+        for rf in a.red_flags:
+            doc.li(
+                f"{doc.b(rf.urgency.upper())}: {rf.name}. {rf.action} "
+                f"{_refs(rf.citations, numbers)}"
+            )
+            doc.li("why: " + "; ".join(rf.rationale), 1)
+    shown = [c for c in a.conditions if c.status in ("documented", "likely", "possible")]
+    doc.h(2, "What it probably is")
+    if not shown:
+        doc.p("No context is established yet; see the missing data below.")
+    for c in shown:
+        doc.li(f"{doc.b(c.name)}: {c.status} {_refs(c.citations, numbers)}")
+        for k in c.criteria:
+            doc.li(f"{_STATE[k.state]}: {k.text}", 1)
+    ruled = [c.name for c in a.conditions if c.status == "unlikely"]
+    if ruled:
+        doc.p(("Unlikely: " if not md else "_Unlikely:_ ") + ", ".join(ruled) + ".")
+    doc.h(2, "What to do")
+    if not a.plan:
+        doc.p("No plan step applies yet.")
+    for phase, title in _PHASE_TITLES.items():
+        steps = [s for s in a.plan if s.phase == phase]
+        if steps:
+            doc.h(3, title)
+            for s in steps:
+                _step(doc, s, numbers)
+    if a.withheld:
+        doc.h(3, "Withheld for this patient")
+        for w in a.withheld:
+            doc.li(f"{w.text} {doc.b('Withheld')}: {w.reason} ({w.by})")
+    if a.avoid:
+        doc.h(2, "What not to do")
+        for item in a.avoid:
+            _avoid(doc, item, numbers)
+    d = a.derived
+    doc.h(2, "Derived values")
+    doc.li(f"age: {d.age_years:g} years" if d.age_years is not None else "age: unknown")
+    doc.li(f"creatinine clearance: {d.crcl_note}")
+    if d.egfr is not None:
+        doc.li(f"eGFR: {d.egfr:g} mL/min/1.73 m²")
+    if d.irls_total is not None:
+        doc.li(f"IRLS total: {d.irls_total} ({d.irls_severity})")
+    if a.missing_data:
+        doc.h(2, "Missing data that could change this answer")
+        for m in a.missing_data:
+            doc.li(f"{m.question} (record in {m.where}); affects {', '.join(m.affects)}")
+    if a.notes:
+        doc.h(2, "Data notes")
+        for n in a.notes:
+            doc.li(f"{n.kind}: {n.text}")
+    doc.h(2, "References")
+    for ref in a.citations:
+        extra = " (expert opinion or unverified detail)" if ref.basis in ("M", "UNVERIFIED") else ""
+        doc.p(f"{ref.number}. {ref.text}{extra}" + (f" {ref.url}" if ref.url else ""))
+    return "\n".join(doc.lines) + "\n"
+
+
+def render_markdown(a: Assessment) -> str:
+    return _render(a, md=True)
+
+
+def render_text(a: Assessment) -> str:
+    return _render(a, md=False)
