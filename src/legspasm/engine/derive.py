@@ -419,7 +419,7 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "postpartum": p.postpartum,
             "lactating": p.lactating,
             "dialysis": dialysis,
-            "haemodialysis": haemo,
+            "haemodialysis": haemo, "dialysis_documented": dialysis is True,
             "falls_history": p.history_of_falls_or_fractures,
             "crcl": crcl.value,
             "egfr": labs.get("egfr"),
