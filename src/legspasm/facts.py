@@ -50,8 +50,9 @@ STATIC_FACTS: dict[str, FactSpec] = {
     "lactating": _b("breastfeeding", "patient.lactating"),
     "dialysis": _b("on dialysis", "patient.dialysis"),
     "haemodialysis": _b("on haemodialysis", "patient.dialysis"),
-    "dialysis_documented": _b("dialysis documented on the record",
-                              "patient.dialysis or conditions: dialysis_dependence"),
+    "dialysis_documented": _b(
+        "dialysis documented on the record", "patient.dialysis or conditions: dialysis_dependence"
+    ),
     "falls_history": _b("history of falls or fractures", "patient.history_of_falls_or_fractures"),
     "crcl": _n(
         "creatinine clearance (Cockcroft-Gault, mL/min)",

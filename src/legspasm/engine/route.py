@@ -33,7 +33,9 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
             status = "likely"
         elif any(r is False for r in req):
             status = "unlikely"
-        elif any(states[i] is True for i in required):
+        elif any(
+            states[k.id] is True for k in ctx.criteria if k.id in required and not k.exclusion
+        ):
             status = "possible"
         else:
             status = "unknown"

@@ -134,6 +134,7 @@ class Criterion(_Entry):
     id: Id
     text: Text
     when: Any
+    exclusion: bool = False  # an exclusion alone never makes a context "possible"
     compiled: Compiled | None = None
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 

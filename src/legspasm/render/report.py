@@ -160,8 +160,16 @@ def _render(a: Assessment, md: bool) -> str:
         doc.li(f"IRLS total: {d.irls_total} ({d.irls_severity})")
     if a.missing_data:
         doc.h(2, "Missing data that could change this answer")
+        screen = [m for m in a.missing_data if all(x.startswith("RF-") for x in m.affects)]
         for m in a.missing_data:
-            doc.li(f"{m.question} (record in {m.where}); affects {', '.join(m.affects)}")
+            if m not in screen:
+                doc.li(f"{m.question} (record in {m.where}); affects {', '.join(m.affects)}")
+        if screen:
+            doc.li(
+                "red-flag screen not documented: "
+                + "; ".join(m.question for m in screen)
+                + " (record under red_flags, neuro and labs)"
+            )
     if a.notes:
         doc.h(2, "Data notes")
         for n in a.notes:
