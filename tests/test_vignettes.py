@@ -13,9 +13,20 @@ from legspasm import Assessment, Knowledge, evaluate, load_case
 
 VIGNETTES = Path(__file__).parent / "vignettes"
 FOLDERS = sorted(p for p in VIGNETTES.iterdir() if p.is_dir())
-KEYS = {"description", "as_of", "red_flags", "conditions", "plan_includes", "plan_excludes",
-        "withheld_includes", "avoid_includes", "avoid_excludes", "medication",
-        "missing_includes", "crcl"}
+KEYS = {
+    "description",
+    "as_of",
+    "red_flags",
+    "conditions",
+    "plan_includes",
+    "plan_excludes",
+    "withheld_includes",
+    "avoid_includes",
+    "avoid_excludes",
+    "medication",
+    "missing_includes",
+    "crcl",
+}
 
 
 def _expected(folder: Path) -> dict[str, Any]:
@@ -23,7 +34,8 @@ def _expected(folder: Path) -> dict[str, Any]:
     assert isinstance(data, dict), f"{folder.name}: expected.yaml must be a mapping"
     unknown = set(data) - KEYS
     assert not unknown, f"{folder.name}: unknown keys {sorted(unknown)}"
-    assert isinstance(data.get("description"), str) and data["description"].strip()
+    assert isinstance(data.get("description"), str)
+    assert data["description"].strip()
     return data
 
 
@@ -83,8 +95,9 @@ def test_every_folder_is_a_complete_vignette() -> None:
 
 def test_collected_count_matches_disk(request: pytest.FixtureRequest) -> None:
     on_disk = [p for p in VIGNETTES.iterdir() if p.is_dir()]
-    collected = [i for i in request.session.items
-                 if getattr(i, "originalname", "") == "test_vignette"]
+    collected = [
+        i for i in request.session.items if getattr(i, "originalname", "") == "test_vignette"
+    ]
     if not collected or request.config.option.keyword:
         pytest.skip("the count check needs the whole vignette module collected")
     assert len(collected) == len(on_disk)
@@ -105,5 +118,6 @@ def test_every_rule_has_in_and_out_vignettes(kb: Knowledge) -> None:
             silent |= set(kb.red_flags) - listed
     rules = set(kb.recommendations) | set(kb.avoid_rules) | set(kb.red_flags)
     assert not rules - fires, f"rules with no vignette where they fire: {sorted(rules - fires)}"
-    assert not rules - silent, f"rules with no vignette where they must not fire: " \
-        f"{sorted(rules - silent)}"
+    assert not rules - silent, (
+        f"rules with no vignette where they must not fire: {sorted(rules - silent)}"
+    )
