@@ -108,9 +108,7 @@ def apply_avoid_rules(
     blocked: dict[str, tuple[str, str]] = {}  # recommendation id -> (reason, rule id)
     current_ids = {c.drug_id for c in current}
     for rule in kb.avoid_rules.values():
-        targets = (
-            frozenset().union(*(kb.members(d) for d in rule.drugs)) if rule.drugs else frozenset()
-        )
+        targets = rule.targets
         if rule.dose_check:
             items.extend(_dose_check(rule, kb, facts, crcl, current, targets, missing))
             continue
@@ -125,7 +123,7 @@ def apply_avoid_rules(
                 missing.add(unknown_facts(cond, facts), rule.id)
         for d in drafts:
             hits_drug = d.drug_id is not None and d.drug_id in targets
-            hits_tag = bool(set(d.rec.tags) & set(rule.advice_tags))
+            hits_tag = bool(rule.advice_tags) and not set(rule.advice_tags).isdisjoint(d.rec.tags)
             if not (hits_drug or hits_tag):
                 continue
             f = _as_if_taking(kb, facts, d.drug_id) if hits_drug and d.drug_id else facts

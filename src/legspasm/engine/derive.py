@@ -29,6 +29,16 @@ _SYSTEMS = {
 }
 
 
+def _default(name: str) -> FactValue:
+    if name.startswith(_TWO_VALUED):
+        return False
+    if name.startswith("stopped_days_ago."):
+        return float("inf")
+    if name.startswith("days_on."):
+        return 0.0
+    return None
+
+
 class FactMap(Mapping[str, FactValue]):
     """Facts by name, with a note on where derived ones came from (``why``).
 
@@ -45,23 +55,21 @@ class FactMap(Mapping[str, FactValue]):
         self.why = why or {}
 
     def __getitem__(self, name: str) -> FactValue:
-        if name in self._v:
+        try:
             return self._v[name]
-        if name.startswith(_TWO_VALUED):
-            return False
-        if name.startswith("stopped_days_ago."):
-            return float("inf")
-        if name.startswith("days_on."):
-            return 0.0
-        return None
+        except KeyError:
+            return _default(name)
+
+    def get(self, name: str, default: FactValue = None) -> FactValue:  # type: ignore[override]
+        try:
+            v = self._v[name]
+        except KeyError:
+            v = _default(name)
+        return default if v is None else v
 
     def recorded(self, name: str) -> bool:
         """True when the fact was derived from the case rather than defaulted."""
         return name in self._v
-
-    def get(self, name: str, default: FactValue = None) -> FactValue:  # type: ignore[override]
-        v = self[name]
-        return default if v is None else v
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._v)

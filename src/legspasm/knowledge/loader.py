@@ -235,7 +235,12 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             raise KnowledgeError(
                 av_rel, a.id, "dose_check", "a dose check needs drugs and no 'when'"
             )
-        new_av[a.id] = a.model_copy(update={"compiled": compiled(av_rel, a.id, "when", a.when)})
+        targets = frozenset(
+            d.id for d in drugs.values() if d.id in a.drugs or set(d.classes) & set(a.drugs)
+        )
+        new_av[a.id] = a.model_copy(
+            update={"compiled": compiled(av_rel, a.id, "when", a.when), "targets": targets}
+        )
 
     known_tags = {t for r in recs.values() for t in r.tags}
     for rf in red_flags.values():

@@ -218,6 +218,7 @@ class AvoidRule(_Entry):
     when: Any = None  # patient condition; absent = always
     show: Literal["if-current-or-proposed", "always"] = "if-current-or-proposed"
     dose_check: bool = False  # fire for current doses above the patient's renal band or maximum
+    targets: frozenset[str] = frozenset()  # drug ids named by `drugs`, expanded at load time
     severity: Literal["contraindicated", "avoid", "caution"]
     reason: Text
     citations: CitationIds
@@ -278,9 +279,3 @@ class Knowledge(_Entry):
 
     def drug_classes(self, drug_id: str) -> frozenset[str]:
         return frozenset(self.drugs[drug_id].classes)
-
-    def members(self, drug_or_class: str) -> frozenset[str]:
-        """Drug ids named by a drug id or a class id."""
-        if drug_or_class in self.drugs:
-            return frozenset({drug_or_class})
-        return frozenset(d.id for d in self.drugs.values() if drug_or_class in d.classes)
