@@ -59,6 +59,7 @@ STATIC_FACTS: dict[str, FactSpec] = {
         "patient.age_years, patient.sex, patient.weight and a serum creatinine lab",
     ),
     "egfr": _n("eGFR (mL/min/1.73 m²)", "labs: egfr"),
+    "calcium_corrected": _n("albumin-corrected calcium (mg/dL)", "labs: calcium and albumin"),
     "cns_active_count": _n("number of CNS-active drugs taken", "medications"),
     "cramp.present": _b("leg cramps or spasms present", _C + "present"),
     "cramp.sudden_painful_contraction": _b(

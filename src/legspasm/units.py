@@ -87,4 +87,5 @@ def normalise(
     """Convert ``value`` in ``unit`` to ``canonical``; raise UnitError when impossible."""
     if unit.strip() == canonical:
         return value
-    return value * _factor(unit.strip(), canonical, molar_mass, monovalent)
+    # Round away floating-point noise (75 ng/mL must equal 75 ug/L at a <= 75 threshold).
+    return round(value * _factor(unit.strip(), canonical, molar_mass, monovalent), 9)

@@ -48,7 +48,8 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
     unsafe = {t: rf.id for rf in red_flags for t in kb.red_flags[rf.id].withhold_tags}
     plan: list[PlanStep] = []
     for draft in drafts:
-        hit = next((unsafe[t] for t in draft.rec.tags if t in unsafe), None)
+        tags = [*draft.rec.tags, "medication"] if draft.rec.medication else draft.rec.tags
+        hit = next((unsafe[t] for t in tags if t in unsafe), None)
         if hit is not None:
             withheld.append(
                 (

@@ -152,6 +152,24 @@ def apply_avoid_rules(
                 blocked.setdefault(d.rec.id, (rule.reason, rule.id))
             else:
                 d.warnings.append(rule.reason)
+        # The other direction: a proposed drug that would make a current drug hazardous.
+        for d in drafts:
+            added = d.drug_id
+            if added is None or added in current_ids:
+                continue
+            partners = sorted((current_ids & targets) - {added})
+            if not partners or cond is None or cond(facts) is True:
+                continue
+            f = _as_if_taking(kb, facts, added)
+            if cond(f) is not True:
+                continue
+            for partner in partners:
+                target = f"{kb.drugs[added].name} with current {kb.drugs[partner].name}"
+                items.append(_item(rule, kb, "proposed", f, added, target=target))
+            if rule.severity in _BLOCKING:
+                blocked.setdefault(d.rec.id, (rule.reason, rule.id))
+            else:
+                d.warnings.append(rule.reason)
         if rule.show == "always" and not emitted:
             r = True if cond is None else cond(facts)
             if r is True:

@@ -328,12 +328,19 @@ def _medicines(
                 v[key] = max(days, prev) if isinstance(prev, float) else days
             elif key not in v:
                 v[key] = None
-        elif ended and m.end_date is not None and m.end_date <= as_of:
-            days = float((as_of - m.end_date).days)
+        elif ended:
+            # A stop date not recorded makes "how long ago" unknown, and unknown wins.
+            stopped = float((as_of - m.end_date).days) if m.end_date is not None else None
             for g in groups:
                 key = f"stopped_days_ago.{g}"
+                if key in v and v[key] is None:
+                    continue
                 prev = v.get(key)
-                v[key] = min(days, prev) if isinstance(prev, int | float) else days
+                v[key] = (
+                    None
+                    if stopped is None
+                    else (min(stopped, prev) if isinstance(prev, float) else stopped)
+                )
     cns = {c.drug_id for c in current if "cns_active" in kb.drugs[c.drug_id].classes}
     v["cns_active_count"] = float(len(cns))
     return current
@@ -377,6 +384,24 @@ def _conditions(
             problems.append((f"conditions_ruled_out[{i}]", f"unknown concept {name!r}"))
         elif v.get(f"condition.{name}") is True:
             problems.append((f"conditions_ruled_out[{i}]", f"{name!r} is also listed as present"))
+
+
+def _corrected_calcium(total: float, albumin: float | None, notes: list[Note]) -> float:
+    """Albumin-corrected calcium: total + 0.8 x (4.0 - albumin g/dL) (the usual correction;
+    the formula itself is not in the evidence review). Without albumin, total calcium is used,
+    which over-flags hypocalcaemia in hypoalbuminaemia: the safe direction."""
+    if albumin is None:
+        notes.append(Note(kind="derived", text="albumin unknown: total calcium used uncorrected"))
+        return total
+    corrected = round(total + 0.8 * (4.0 - albumin), 2)
+    notes.append(
+        Note(
+            kind="derived",
+            text=f"albumin-corrected calcium: {total:g} + 0.8 x (4.0 - "
+            f"{albumin:g}) = {corrected:g} mg/dL",
+        )
+    )
+    return corrected
 
 
 def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
@@ -491,4 +516,6 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
     )
     for lab_id, value in labs.items():
         v[f"lab.{lab_id}"] = value
+    if "calcium" in labs:
+        v["calcium_corrected"] = _corrected_calcium(labs["calcium"], labs.get("albumin"), notes)
     return Derivation(FactMap(v, why), crcl, current, notes, stale, irls)

@@ -100,11 +100,16 @@ def plan_medication(
         if st is not None:
             notes.append(st.text)
     notes.extend(m.text for m in drug.monitoring)
-    stop_date = (
-        as_of + dt.timedelta(days=reg.max_duration_days)
-        if reg.max_duration_days is not None
-        else None
-    )
+    stop_date = None
+    if reg.max_duration_days is not None:
+        taken = facts[f"days_on.{drug.id}"]
+        taken_days = int(taken) if isinstance(taken, float) else 0
+        stop_date = as_of + dt.timedelta(days=max(reg.max_duration_days - taken_days, 0))
+        if taken_days:
+            notes.append(
+                f"Already taken for {taken_days} days: the {reg.max_duration_days}-day "
+                "limit counts from the first dose."
+            )
     if reg.duration_text:
         notes.append(reg.duration_text[0].upper() + reg.duration_text[1:] + ".")
     plan = MedicationPlan(

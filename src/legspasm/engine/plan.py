@@ -79,6 +79,10 @@ def draft_plan(
                     f"The patient already takes {drug.name}: review the current dose "
                     "against this schedule rather than starting it again."
                 )
+        for c in rec.confirm:
+            if facts[c.fact] is None:
+                warnings.append(c.text)
+                missing.add([c.fact], rec.id)
         step = PlanStep(
             id=rec.id,
             context=rec.context,

@@ -214,6 +214,11 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
         rel = rec_files[r.id]
         cites(rel, r.id, "citations", r.citations)
         _check_refs(rel, r.id, "context", [r.context], contexts, "context")
+        for i, conf in enumerate(r.confirm):
+            try:
+                compile_expr({"known": conf.fact}, ids)
+            except ExprError as exc:
+                raise KnowledgeError(rel, r.id, f"confirm[{i}].fact", str(exc)) from None
         if r.medication is not None:
             _check_refs(rel, r.id, "medication.drug", [r.medication.drug], drugs, "drug")
             regs = {g.id: g for g in drugs[r.medication.drug].regimens}
@@ -242,7 +247,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             update={"compiled": compiled(av_rel, a.id, "when", a.when), "targets": targets}
         )
 
-    known_tags = {t for r in recs.values() for t in r.tags}
+    known_tags = {t for r in recs.values() for t in r.tags} | {"medication"}
     for rf in red_flags.values():
         _check_refs(
             rf_rel,

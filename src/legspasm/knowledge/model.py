@@ -186,6 +186,13 @@ PHASES: tuple[str, ...] = (
 )
 
 
+class Confirm(_Entry):
+    """A fact that should be confirmed before acting: shown as a caution when unknown."""
+
+    fact: str
+    text: Text
+
+
 class MedicationRef(_Entry):
     drug: Id
     regimen: Id
@@ -206,6 +213,7 @@ class Recommendation(_Entry):
     unless: Any = None
     tags: list[str] = []
     medication: MedicationRef | None = None
+    confirm: list[Confirm] = []
     compiled_when: Compiled | None = None
     compiled_unless: Compiled | None = None
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
