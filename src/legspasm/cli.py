@@ -164,13 +164,7 @@ def kb_show(ident: Annotated[str, typer.Argument(help="Any knowledge-base id.")]
     for k in _KINDS:
         entry = getattr(kb, k).get(ident)
         if entry is not None:
-            data = entry.model_dump(
-                exclude_none=True,
-                exclude_defaults=True,
-                exclude={"compiled", "compiled_when", "compiled_unless"},
-            )
-            if k == "criteria":
-                data.pop("compiled", None)
+            data = _public(entry.model_dump(exclude_none=True, exclude_defaults=True))
             typer.echo(f"# {k[:-1] if k.endswith('s') else k}: {ident}")
             typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
             return
@@ -179,6 +173,18 @@ def kb_show(ident: Annotated[str, typer.Argument(help="Any knowledge-base id.")]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     typer.echo(f"error: no knowledge-base entry {ident!r}{hint}", err=True)
     raise typer.Exit(2)
+
+
+_INTERNAL = {"compiled", "compiled_when", "compiled_unless", "targets"}
+
+
+def _public(data: object) -> object:
+    """Drop load-time internals (compiled expressions, expanded targets) from a dumped entry."""
+    if isinstance(data, dict):
+        return {k: _public(v) for k, v in data.items() if k not in _INTERNAL}
+    if isinstance(data, list):
+        return [_public(v) for v in data]
+    return data
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ _ALIASES = {
     "mcg/l": "ug/L",
     "mcg/dl": "ug/dL",
     "mcg/ml": "ug/mL",
-    "mu/l": "U/L",
     "iu/l": "U/L",
     "u/l": "U/L",
     "meq/l": "mmol/L",  # valid only for monovalent ions; labs declare `monovalent: true`
