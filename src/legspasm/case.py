@@ -222,7 +222,7 @@ class LabResult(_Model):
 
     name: str | None = Field(None, description="Knowledge-base lab id, e.g. 'ferritin'.")
     loinc: str | None = None
-    value: Annotated[float, Field(allow_inf_nan=False)]
+    value: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     unit: Annotated[str, Field(min_length=1, max_length=40)]
     date: dt.date | None = None
 
@@ -230,8 +230,6 @@ class LabResult(_Model):
     def _check(self) -> LabResult:
         if self.name is None and self.loinc is None:
             raise ValueError("give 'name' or 'loinc'")
-        if self.value < 0:
-            raise ValueError(f"value {self.value} is negative; a lab value cannot be below zero")
         return self
 
 

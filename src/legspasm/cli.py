@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .errors import InputError, KnowledgeError, LegspasmError
+from .errors import CaseValidationError, InputError, KnowledgeError, LegspasmError
 
 app = typer.Typer(
     add_completion=False,
@@ -70,7 +70,11 @@ def assess(
     date = _as_of(as_of)
     try:
         kb = load_knowledge()
-        result = evaluate(load_case(case), kb, date)
+        parsed = load_case(case)
+        try:
+            result = evaluate(parsed, kb, date)
+        except CaseValidationError as exc:  # name the file, not only the case id
+            raise CaseValidationError(exc.problems, source=case) from None
     except LegspasmError as exc:
         _fail(exc)
     if fmt is Format.json:
