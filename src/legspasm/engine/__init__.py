@@ -44,7 +44,9 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
     drafts = draft_plan(
         kb, facts, conditions, d.crcl, as_of, {c.drug_id for c in d.current}, missing, withheld
     )
-    drafts, avoid = apply_avoid_rules(kb, facts, d.crcl, d.current, drafts, missing, withheld)
+    drafts, avoid = apply_avoid_rules(
+        kb, facts, d.crcl, d.current, drafts, missing, withheld, d.allergies
+    )
     unsafe = {t: rf.id for rf in red_flags for t in kb.red_flags[rf.id].withhold_tags}
     plan: list[PlanStep] = []
     for draft in drafts:

@@ -94,6 +94,33 @@ def _dose_check(
     return items
 
 
+def _allergy_check(
+    rule: AvoidRule,
+    kb: Knowledge,
+    facts: FactMap,
+    current_ids: set[str],
+    drafts: list[Draft],
+    allergies: frozenset[str],
+    blocked: dict[str, tuple[str, str]],
+) -> list[AvoidItem]:
+    def hit(drug_id: str) -> str | None:
+        groups = {drug_id, *kb.drugs[drug_id].classes}
+        found = sorted(groups & allergies)
+        return found[0] if found else None
+
+    items = []
+    for drug_id in sorted(current_ids):
+        if (why := hit(drug_id)) is not None:
+            items.append(_item(rule, kb, "current", facts, drug_id, extra=[f"allergy: {why}"]))
+    for d in drafts:
+        if d.drug_id is None or d.drug_id in current_ids:
+            continue
+        if (why := hit(d.drug_id)) is not None:
+            items.append(_item(rule, kb, "proposed", facts, d.drug_id, extra=[f"allergy: {why}"]))
+            blocked.setdefault(d.rec.id, (rule.reason, rule.id))
+    return items
+
+
 def apply_avoid_rules(
     kb: Knowledge,
     facts: FactMap,
@@ -102,6 +129,7 @@ def apply_avoid_rules(
     drafts: list[Draft],
     missing: Missing,
     withheld: list[tuple[str, str, str, str]],
+    allergies: frozenset[str] = frozenset(),
 ) -> tuple[list[Draft], list[AvoidItem]]:
     """Return the surviving plan drafts and the avoid items; record withheld steps."""
     items: list[AvoidItem] = []
@@ -109,8 +137,11 @@ def apply_avoid_rules(
     current_ids = {c.drug_id for c in current}
     for rule in kb.avoid_rules.values():
         targets = rule.targets
-        if rule.dose_check:
+        if rule.check == "dose":
             items.extend(_dose_check(rule, kb, facts, crcl, current, targets, missing))
+            continue
+        if rule.check == "allergy":
+            items.extend(_allergy_check(rule, kb, facts, current_ids, drafts, allergies, blocked))
             continue
         cond = rule.compiled
         emitted = False

@@ -99,6 +99,7 @@ class Derivation:
     facts: FactMap
     crcl: CrCl
     current: list[CurrentMed]
+    allergies: frozenset[str] = frozenset()  # drug and class ids the patient is allergic to
     notes: list[Note] = field(default_factory=list)
     stale: dict[str, str] = field(default_factory=dict)  # lab id -> explanation
     irls_total: int | None = None
@@ -404,6 +405,27 @@ def _corrected_calcium(total: float, albumin: float | None, notes: list[Note]) -
     return corrected
 
 
+def _allergies(kb: Knowledge, case: Case, notes: list[Note]) -> frozenset[str]:
+    """Drug and class ids named by documented allergies (a class name such as 'opioid' works)."""
+    out: set[str] = set()
+    for a in case.allergies:
+        key = a.substance.strip().lower().replace(" ", "_")
+        drug_id = match_drug(kb, a.substance, None)
+        if drug_id is not None:
+            out.add(drug_id)
+        elif key in kb.classes or key.rstrip("s") in kb.classes:
+            out.add(key if key in kb.classes else key.rstrip("s"))
+        else:
+            notes.append(
+                Note(
+                    kind="unmapped",
+                    text=f"allergy to {a.substance!r} is not matched "
+                    "to a knowledge-base drug or class: check proposals by hand",
+                )
+            )
+    return frozenset(out)
+
+
 def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
     """Compute every fact for ``case`` at ``as_of``; raise CaseValidationError on bad input."""
     problems: list[tuple[str, str]] = []
@@ -518,4 +540,6 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
         v[f"lab.{lab_id}"] = value
     if "calcium" in labs:
         v["calcium_corrected"] = _corrected_calcium(labs["calcium"], labs.get("albumin"), notes)
-    return Derivation(FactMap(v, why), crcl, current, notes, stale, irls)
+    return Derivation(
+        FactMap(v, why), crcl, current, _allergies(kb, case, notes), notes, stale, irls
+    )

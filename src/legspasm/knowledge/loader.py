@@ -234,14 +234,16 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
     for a in avoid.values():
         cites(av_rel, a.id, "citations", a.citations)
         _check_refs(av_rel, a.id, "drugs", a.drugs, {**drugs, **classes}, "drug or class")
-        if not a.drugs and not a.advice_tags:
+        if not a.drugs and not a.advice_tags and a.check != "allergy":
             raise KnowledgeError(av_rel, a.id, "drugs", "an avoid rule needs drugs or advice_tags")
-        if a.dose_check and (not a.drugs or a.when is not None):
-            raise KnowledgeError(
-                av_rel, a.id, "dose_check", "a dose check needs drugs and no 'when'"
-            )
+        if a.check is not None and a.when is not None:
+            raise KnowledgeError(av_rel, a.id, "check", "a check rule takes no 'when'")
+        if a.check == "dose" and not a.drugs:
+            raise KnowledgeError(av_rel, a.id, "check", "a dose check needs drugs")
         targets = frozenset(
-            d.id for d in drugs.values() if d.id in a.drugs or set(d.classes) & set(a.drugs)
+            d.id
+            for d in drugs.values()
+            if d.id in a.drugs or set(d.classes) & set(a.drugs) or a.check == "allergy"
         )
         new_av[a.id] = a.model_copy(
             update={"compiled": compiled(av_rel, a.id, "when", a.when), "targets": targets}

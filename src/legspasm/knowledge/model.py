@@ -225,7 +225,9 @@ class AvoidRule(_Entry):
     advice_tags: list[str] = []
     when: Any = None  # patient condition; absent = always
     show: Literal["if-current-or-proposed", "always"] = "if-current-or-proposed"
-    dose_check: bool = False  # fire for current doses above the patient's renal band or maximum
+    check: Literal["dose", "allergy"] | None = None
+    # dose: current doses above the patient's renal band or maximum;
+    # allergy: a current or proposed drug the patient is documented as allergic to.
     targets: frozenset[str] = frozenset()  # drug ids named by `drugs`, expanded at load time
     severity: Literal["contraindicated", "avoid", "caution"]
     reason: Text
