@@ -50,8 +50,7 @@ def draft_plan(
             missing.add(unknown_facts(rec.compiled_unless, facts), rec.id)
         if when is not True or unless is not False:
             continue
-        met = [c.text for c in ctx.criteria if c.state == "met"]
-        rationale = [f"{ctx.name}: {ctx.status}" + (f" ({'; '.join(met)})" if met else "")]
+        rationale = [f"{ctx.name}: {ctx.status}"]
         rationale += known_facts(rec.compiled_when, facts)
         med = None
         drug_id = None
