@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from legspasm import Knowledge
+from legspasm.case import RedFlagFeatures
 
 __all__ = ["AS_OF", "PRESENTATIONS", "SEED", "CaseGenerator", "generate_cases"]
 
@@ -190,25 +191,7 @@ _COMORBIDITIES = (
     "active_liver_disease",
 )
 
-_RED_FLAG_FIELDS = (
-    "unilateral_leg_swelling",
-    "calf_tenderness_or_warmth",
-    "pain_on_passive_stretch",
-    "pain_out_of_proportion",
-    "tense_compartment",
-    "recent_fracture_crush_or_tight_cast",
-    "dark_urine",
-    "myalgia_weakness_after_exertion_heat_or_crush",
-    "cold_pale_pulseless_limb",
-    "saddle_anaesthesia",
-    "bladder_or_bowel_dysfunction",
-    "bilateral_leg_weakness",
-    "chest_pain",
-    "rigidity_with_fever",
-    "sustained_twisting_posture_after_drug",
-    "bleeding_or_bruising",
-    "laryngospasm_seizure_or_arrhythmia",
-)
+_RED_FLAG_FIELDS = tuple(RedFlagFeatures.model_fields)
 # Red-flag syndromes: (case section, field) pairs that present together.
 _RED_FLAG_SYNDROMES: tuple[tuple[tuple[str, str], ...], ...] = (
     (("red_flags", "unilateral_leg_swelling"), ("red_flags", "calf_tenderness_or_warmth")),

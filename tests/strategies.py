@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from legspasm import Case, Knowledge, load_knowledge
+from legspasm.case import RedFlagFeatures
 
 __all__ = [
     "AS_OF",
@@ -216,25 +217,7 @@ def _symptoms(draw: st.DrawFn) -> dict[str, Any]:
     return _drop_none(out)
 
 
-_RED_FLAG_FIELDS = [
-    "unilateral_leg_swelling",
-    "calf_tenderness_or_warmth",
-    "pain_on_passive_stretch",
-    "pain_out_of_proportion",
-    "tense_compartment",
-    "recent_fracture_crush_or_tight_cast",
-    "dark_urine",
-    "myalgia_weakness_after_exertion_heat_or_crush",
-    "cold_pale_pulseless_limb",
-    "saddle_anaesthesia",
-    "bladder_or_bowel_dysfunction",
-    "bilateral_leg_weakness",
-    "chest_pain",
-    "rigidity_with_fever",
-    "sustained_twisting_posture_after_drug",
-    "bleeding_or_bruising",
-    "laryngospasm_seizure_or_arrhythmia",
-]
+_RED_FLAG_FIELDS = list(RedFlagFeatures.model_fields)
 
 
 @st.composite

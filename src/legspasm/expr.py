@@ -86,30 +86,19 @@ def _compare(op: str, want: Any) -> Callable[[FactValue], Tri]:
     return cmp
 
 
-def _all(parts: list[Compiled]) -> Callable[[Facts], Tri]:
+def _fold(parts: list[Compiled], decisive: bool) -> Callable[[Facts], Tri]:
+    """Kleene AND (decisive=False) or OR (decisive=True): one decisive value settles it,
+    otherwise any unknown makes the whole unknown."""
+
     def fn(f: Facts) -> Tri:
         unknown = False
         for p in parts:
             r = p.fn(f)
-            if r is False:
-                return False
+            if r is decisive:
+                return decisive
             if r is None:
                 unknown = True
-        return None if unknown else True
-
-    return fn
-
-
-def _any(parts: list[Compiled]) -> Callable[[Facts], Tri]:
-    def fn(f: Facts) -> Tri:
-        unknown = False
-        for p in parts:
-            r = p.fn(f)
-            if r is True:
-                return True
-            if r is None:
-                unknown = True
-        return None if unknown else False
+        return None if unknown else not decisive
 
     return fn
 
@@ -132,7 +121,7 @@ def compile_expr(src: Any, ids: Mapping[str, frozenset[str]]) -> Compiled:
             raise ExprError(f"'{key}' takes a non-empty list and nothing else: {src!r}")
         parts = [compile_expr(s, ids) for s in src[key]]
         used = tuple(dict.fromkeys(n for p in parts for n in p.facts))
-        return Compiled(_all(parts) if key == "all" else _any(parts), used, src)
+        return Compiled(_fold(parts, decisive=key == "any"), used, src)
     if "not" in src:
         if set(src) != {"not"}:
             raise ExprError(f"'not' takes one expression and nothing else: {src!r}")
