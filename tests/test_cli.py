@@ -405,3 +405,26 @@ def test_no_arguments_prints_help() -> None:
     result = run()
     assert "assess" in result.output
     assert "Traceback" not in result.output
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.parametrize(
+    ("relative", "kind"),
+    [
+        ("synthea-smart-generated-sample-data/bundles", "a FHIR Bundle"),
+        ("synthea-smart-bulk-ndjson-10", "NDJSON"),
+    ],
+)
+def test_real_fhir_files_get_a_plain_explanation(relative: str, kind: str) -> None:
+    folder = SHARED / relative
+    if not folder.is_dir():
+        pytest.skip(f"shared data not present: {folder}")
+    suffix = "*.json" if kind.startswith("a FHIR") else "Condition*.ndjson"
+    path = sorted(folder.glob(suffix))[0]
+    result = CliRunner().invoke(app, ["assess", str(path), "--as-of", "2026-11-21"])
+    assert result.exit_code == 2
+    assert kind in result.stderr
+    assert "not a legspasm case file" in result.stderr
+    assert "unknown field" not in result.stderr

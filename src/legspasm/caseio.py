@@ -46,9 +46,17 @@ def parse_case(data: Any, source: str | None = None) -> Case:
         raise CaseValidationError(problems, source) from None
 
 
+_FHIR_HINT = (
+    "this is FHIR data, not a legspasm case file; reading FHIR R4 records is not supported yet, "
+    "so give a case file (`legspasm schema case` prints its format)"
+)
+
+
 def load_case(path: str | Path) -> Case:
     """Read a .json, .yaml or .yml case file."""
     p = Path(path)
+    if p.suffix.lower() == ".ndjson":
+        raise CaseFileError(str(p), "NDJSON: " + _FHIR_HINT)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -60,4 +68,6 @@ def load_case(path: str | Path) -> Case:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
         raise CaseFileError(str(p), f"not valid {kind}: {exc}") from None
+    if isinstance(data, dict) and "resourceType" in data:
+        raise CaseFileError(str(p), f"a FHIR {data['resourceType']}: " + _FHIR_HINT)
     return parse_case(data, str(p))
