@@ -29,7 +29,7 @@ Facts = Mapping[str, FactValue]
 Tri = bool | None
 
 _OPS = ("is", "eq", "ne", "lt", "le", "gt", "ge", "in")
-_SUGAR = {"condition": "condition", "takes": "takes", "context": "context"}
+_SUGAR = ("condition", "takes", "context")  # {condition: x} means {fact: condition.x, is: true}
 
 
 class ExprError(ValueError):
@@ -137,11 +137,11 @@ def compile_expr(src: Any, ids: Mapping[str, frozenset[str]]) -> Compiled:
             return f.get(kname) is not None
 
         return Compiled(known, (), src)
-    for sugar, family in _SUGAR.items():
+    for sugar in _SUGAR:
         if sugar in src:
             if set(src) != {sugar} or not isinstance(src[sugar], str):
                 raise ExprError(f"'{sugar}' takes one id and nothing else: {src!r}")
-            return compile_expr({"fact": f"{family}.{src[sugar]}", "is": True}, ids)
+            return compile_expr({"fact": f"{sugar}.{src[sugar]}", "is": True}, ids)
     if "fact" not in src:
         raise ExprError(
             f"unknown expression form {sorted(src)}; expected fact, all, any, not, "

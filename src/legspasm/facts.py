@@ -97,10 +97,6 @@ STATIC_FACTS: dict[str, FactSpec] = {
     ),
     "rls.days_per_week": _n("RLS days per week", _R + "days_per_week"),
     "rls.distress": _t("distress caused by RLS", _R + "distress"),
-    "rls.clinically_significant": _b(
-        "clinically significant RLS (at least 2 days a week with at least moderate distress)",
-        _R + "days_per_week and " + _R + "distress",
-    ),
     "rls.irls_total": _n("IRLS total score (0-40)", _R + "irls_items or " + _R + "irls_total"),
     "rls.alpha2delta_failed": _b(
         "alpha-2-delta ligand failed or not tolerated", _R + "alpha2delta_failed"

@@ -121,6 +121,14 @@ def _allergy_check(
     return items
 
 
+def _flag(d: Draft, rule: AvoidRule, blocked: dict[str, tuple[str, str]]) -> None:
+    """A blocking rule withholds the proposal; a caution travels with it as a warning."""
+    if rule.severity in _BLOCKING:
+        blocked.setdefault(d.rec.id, (rule.reason, rule.id))
+    else:
+        d.warnings.append(rule.reason)
+
+
 def apply_avoid_rules(
     kb: Knowledge,
     facts: FactMap,
@@ -144,14 +152,15 @@ def apply_avoid_rules(
             items.extend(_allergy_check(rule, kb, facts, current_ids, drafts, allergies, blocked))
             continue
         cond = rule.compiled
-        emitted = False
-        for drug_id in sorted(current_ids & targets):
-            r = True if cond is None else cond(facts)
-            if r is True:
-                items.append(_item(rule, kb, "current", facts, drug_id))
-                emitted = True
-            elif r is None:
-                missing.add(unknown_facts(cond, facts), rule.id)
+        current_hits = sorted(current_ids & targets)
+        # The rule on the record as it stands: evaluated once, and only when something needs it.
+        needed = current_hits or rule.show == "always"
+        base = (True if cond is None else cond(facts)) if needed else None
+        if base is True:
+            items.extend(_item(rule, kb, "current", facts, x) for x in current_hits)
+        elif base is None and needed:
+            missing.add(unknown_facts(cond, facts), rule.id)
+        emitted = base is True and bool(current_hits)
         for d in drafts:
             hits_drug = d.drug_id is not None and d.drug_id in targets
             hits_tag = bool(rule.advice_tags) and not set(rule.advice_tags).isdisjoint(d.rec.tags)
@@ -179,17 +188,14 @@ def apply_avoid_rules(
                         + ", ".join(sorted(set(d.rec.tags) & set(rule.advice_tags))),
                     )
                 )
-            if rule.severity in _BLOCKING:
-                blocked.setdefault(d.rec.id, (rule.reason, rule.id))
-            else:
-                d.warnings.append(rule.reason)
+            _flag(d, rule, blocked)
         # The other direction: a proposed drug that would make a current drug hazardous.
         for d in drafts:
             added = d.drug_id
             if added is None or added in current_ids:
                 continue
-            partners = sorted((current_ids & targets) - {added})
-            if not partners or cond is None or cond(facts) is True:
+            partners = [x for x in current_hits if x != added]
+            if not partners or cond is None or base is True:
                 continue
             f = _as_if_taking(kb, facts, added)
             if cond(f) is not True:
@@ -197,19 +203,12 @@ def apply_avoid_rules(
             for partner in partners:
                 target = f"{kb.drugs[added].name} with current {kb.drugs[partner].name}"
                 items.append(_item(rule, kb, "proposed", f, added, target=target))
-            if rule.severity in _BLOCKING:
-                blocked.setdefault(d.rec.id, (rule.reason, rule.id))
-            else:
-                d.warnings.append(rule.reason)
-        if rule.show == "always" and not emitted:
-            r = True if cond is None else cond(facts)
-            if r is True:
-                names = [kb.drugs[x].name for x in sorted(targets)] if rule.drugs else []
-                single = sorted(targets)[0] if len(targets) == 1 else None
-                target = ", ".join(names) if names else "advice: " + ", ".join(rule.advice_tags)
-                items.append(_item(rule, kb, "general", facts, single, target=target))
-            elif r is None:
-                missing.add(unknown_facts(cond, facts), rule.id)
+            _flag(d, rule, blocked)
+        if rule.show == "always" and not emitted and base is True:
+            names = [kb.drugs[x].name for x in sorted(targets)] if rule.drugs else []
+            single = sorted(targets)[0] if len(targets) == 1 else None
+            target = ", ".join(names) if names else "advice: " + ", ".join(rule.advice_tags)
+            items.append(_item(rule, kb, "general", facts, single, target=target))
     kept = []
     for d in drafts:
         if d.rec.id in blocked:

@@ -259,14 +259,6 @@ def cockcroft_gault(
     )
 
 
-def _kleene_and(a: bool | None, b: bool | None) -> bool | None:
-    if a is False or b is False:
-        return False
-    if a is None or b is None:
-        return None
-    return True
-
-
 def _irls(case: Case, problems: list[tuple[str, str]]) -> int | None:
     r = case.symptoms.rls
     total = sum(r.irls_items) if r.irls_items is not None else None
@@ -459,10 +451,6 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
 
     crcl = cockcroft_gault(age, weight, p.sex, labs.get("creatinine"))
     r, c = s.rls, s.cramp
-    significant = _kleene_and(
-        None if r.days_per_week is None else r.days_per_week >= 2,
-        None if r.distress is None else r.distress in ("moderate", "severe"),
-    )
     sp, fn, nf, rf = s.spasticity, s.functional, case.neuro, case.red_flags
     v.update(
         {
@@ -498,7 +486,6 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "rls.not_explained_by_other_condition": r.not_explained_by_other_condition,
             "rls.days_per_week": r.days_per_week,
             "rls.distress": r.distress,
-            "rls.clinically_significant": significant,
             "rls.irls_total": None if irls is None else float(irls),
             "rls.alpha2delta_failed": r.alpha2delta_failed,
             "rls.augmentation_symptoms": r.augmentation_symptoms,

@@ -40,6 +40,12 @@ def _fmt(d: Dose) -> str:
     return f"{d.value:g} {d.unit}"
 
 
+def _max_daily(reg: Regimen, band: RenalBand | None) -> Dose | None:
+    """The lower of the regimen maximum and the renal band maximum."""
+    limits = [d for d in (reg.max_daily, band.daily_max if band else None) if d is not None]
+    return min(limits, key=_mg) if limits else None
+
+
 def band_for(reg: Regimen, facts: FactMap, crcl: CrCl) -> tuple[RenalBand | None, bool]:
     """The renal band for this patient, and whether CrCl was needed but unknown."""
     if facts["haemodialysis"] is True and reg.haemodialysis is not None:
@@ -63,8 +69,7 @@ def plan_medication(
     if band is not None and band.not_recommended:
         return DoseResult(None, f"{band.label}: {band.dosing}", False)
     notes: list[str] = []
-    limits = [d for d in (reg.max_daily, band.daily_max if band else None) if d is not None]
-    max_daily = min(limits, key=_mg) if limits else None
+    max_daily = _max_daily(reg, band)
     start, times = reg.start, reg.times_per_day
     if band is not None and band.start is not None:
         start, times = band.start, band.times_per_day
@@ -152,5 +157,5 @@ def _renal(facts: FactMap, crcl: CrCl) -> bool:
 def daily_limit_mg(reg: Regimen, facts: FactMap, crcl: CrCl) -> float | None:
     """The highest daily dose this patient's renal band (or the regimen) allows, in mg."""
     band, _ = band_for(reg, facts, crcl)
-    limits = [d for d in (reg.max_daily, band.daily_max if band else None) if d is not None]
-    return min(_mg(d) for d in limits) if limits else None
+    limit = _max_daily(reg, band)
+    return _mg(limit) if limit is not None else None

@@ -6,7 +6,7 @@ from ..expr import Compiled
 from ..facts import FAMILIES, STATIC_FACTS, FactValue
 from .derive import FactMap
 
-__all__ = ["describe", "known_facts", "unknown_facts", "where"]
+__all__ = ["describe", "known_facts", "label", "unknown_facts", "where"]
 
 
 def label(name: str) -> str:
@@ -68,6 +68,3 @@ def unknown_facts(expr: Compiled | None, facts: FactMap) -> list[str]:
     if expr is None:
         return []
     return [n for n in expr.facts if facts[n] is None and not n.startswith("context.")]
-
-
-__all__ += ["label"]

@@ -42,7 +42,7 @@ except AttributeError:  # pragma: no cover
 
 
 def _read(path: Path, root: Path) -> Any:
-    rel = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+    rel = _rel(path, root)
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except FileNotFoundError:
@@ -52,7 +52,8 @@ def _read(path: Path, root: Path) -> Any:
 
 
 def _rel(path: Path, root: Path) -> str:
-    return str(path.relative_to(root.parent))
+    """The path as shown in errors: relative to the knowledge folder's parent."""
+    return str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
 
 
 def _entries(path: Path, root: Path, key: str, model: type[M]) -> list[M]:
