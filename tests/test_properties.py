@@ -91,10 +91,13 @@ def weight_kg(case: Case) -> float | None:
     return w.value * (LB_KG if w.unit.lower().startswith("lb") else 1.0)
 
 
+CREATININE_LOINCS = {c.code for c in KB.labs["creatinine"].codes}
+
+
 def creatinine_mg_dl(case: Case) -> float | None:
     """The creatinine the engine must use: the strategy puts at most one in a case."""
     for lab in case.labs:
-        is_creat = lab.name == "creatinine" or lab.loinc == "2160-0"
+        is_creat = lab.name == "creatinine" or lab.loinc in CREATININE_LOINCS
         fresh = lab.date is None or 0 <= (AS_OF - lab.date).days <= 90
         if is_creat and fresh:
             if lab.unit == "umol/L":  # umol/L x g/mol = ug/L; / 10,000 = mg/dL

@@ -13,6 +13,7 @@ __all__ = [
     "CitationRef",
     "ConditionResult",
     "CriterionResult",
+    "DataUsed",
     "Derived",
     "DrugRef",
     "MedicationPlan",
@@ -20,6 +21,7 @@ __all__ = [
     "Note",
     "PlanStep",
     "RedFlagResult",
+    "Unmapped",
     "Withheld",
 ]
 
@@ -68,7 +70,10 @@ class MedicationPlan(_Out):
     regimen: str
     form: str
     dose: str | None  # e.g. "5 mg"
+    dose_value: float | None  # the same dose as a number, in dose_unit
+    dose_unit: str | None  # mg, g, mcg or mg/24h
     frequency: str | None  # e.g. "3 times daily"
+    times_per_day: float | None
     start: str  # the patient-specific starting instruction
     titration: str | None
     max_daily_dose: str | None
@@ -142,6 +147,27 @@ class CitationRef(_Out):
     basis: str
 
 
+class DataUsed(_Out):
+    """One datum taken from a patient record (FHIR input), and how it was recognised."""
+
+    source: str  # the resource, e.g. "Observation/abc"
+    field: str  # the case field it filled, e.g. "labs", "medications", "patient.weight"
+    value: str  # what was taken, e.g. "ferritin 40 ng/mL (2026-11-01)"
+    matched_by: Literal["code", "text", "answer", "element"]
+    # code: a code in legspasm's value sets; text: ingredient or brand name found in the text
+    # (check it); answer: an intake QuestionnaireResponse answer; element: a plain element
+
+
+class Unmapped(_Out):
+    """Something present in the record that legspasm did not use, and why (grouped)."""
+
+    resource_type: str
+    item: str  # e.g. "SNOMED 444814009 Viral sinusitis (disorder)" or an element path
+    reason: str
+    count: int
+    sources: list[str]  # up to five resources, e.g. "Condition/123"
+
+
 class Assessment(_Out):
     knowledge_version: str
     as_of: dt.date
@@ -155,3 +181,5 @@ class Assessment(_Out):
     derived: Derived
     notes: list[Note]
     citations: list[CitationRef]
+    data_used: list[DataUsed] = []  # filled when the case was read from a FHIR record
+    unmapped: list[Unmapped] = []

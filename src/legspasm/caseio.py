@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from .case import Case
 from .errors import CaseFileError, CaseValidationError
 
-__all__ = ["load_case", "parse_case"]
+__all__ = ["load_case", "parse_case", "read_document"]
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -47,16 +47,14 @@ def parse_case(data: Any, source: str | None = None) -> Case:
 
 
 _FHIR_HINT = (
-    "this is FHIR data, not a legspasm case file; reading FHIR R4 records is not supported yet, "
-    "so give a case file (`legspasm schema case` prints its format)"
+    "this is FHIR data, not a legspasm case file: read it with legspasm.fhir.read_fhir "
+    "(`legspasm assess` does this for you)"
 )
 
 
-def load_case(path: str | Path) -> Case:
-    """Read a .json, .yaml or .yml case file."""
+def read_document(path: str | Path) -> Any:
+    """Parse a .json, .yaml or .yml file; raise CaseFileError naming the file on failure."""
     p = Path(path)
-    if p.suffix.lower() == ".ndjson":
-        raise CaseFileError(str(p), "NDJSON: " + _FHIR_HINT)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -68,6 +66,15 @@ def load_case(path: str | Path) -> Case:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
         raise CaseFileError(str(p), f"not valid {kind}: {exc}") from None
+    return data
+
+
+def load_case(path: str | Path) -> Case:
+    """Read a .json, .yaml or .yml case file."""
+    p = Path(path)
+    if p.suffix.lower() == ".ndjson":
+        raise CaseFileError(str(p), "NDJSON: " + _FHIR_HINT)
+    data = read_document(p)
     if isinstance(data, dict) and "resourceType" in data:
         raise CaseFileError(str(p), f"a FHIR {data['resourceType']}: " + _FHIR_HINT)
     return parse_case(data, str(p))

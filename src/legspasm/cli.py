@@ -24,12 +24,15 @@ app = typer.Typer(
 )
 kb_app = typer.Typer(no_args_is_help=True, help="Read and check the knowledge base.")
 app.add_typer(kb_app, name="kb")
+fhir_app = typer.Typer(no_args_is_help=True, help="FHIR R4 artefacts legspasm defines.")
+app.add_typer(fhir_app, name="fhir")
 
 
 class Format(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
+    fhir = "fhir"
 
 
 class SchemaName(StrEnum):
@@ -55,34 +58,70 @@ def _as_of(value: str | None) -> dt.date:
 
 @app.command()
 def assess(
-    case: Annotated[str, typer.Argument(help="Case file (.yaml, .yml or .json).")],
+    case: Annotated[
+        str,
+        typer.Argument(
+            help="Case file (.yaml, .yml, .json) or FHIR R4 record: a Bundle or resource "
+            "(.json), an NDJSON file, or a bulk-export folder of NDJSON files."
+        ),
+    ],
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Assessment date, YYYY-MM-DD (default: today).")
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    patient: Annotated[
+        str | None,
+        typer.Option("--patient", help="Patient id, when the FHIR input holds several patients."),
+    ] = None,
 ) -> None:
-    """Assess one case and print the plan."""
-    from .caseio import load_case
+    """Assess one patient and print the plan (and, for FHIR input, the data used and not)."""
     from .engine import evaluate
+    from .inputs import load_patient
     from .knowledge import load_knowledge
     from .render import render_markdown, render_text
 
     date = _as_of(as_of)
     try:
         kb = load_knowledge()
-        parsed = load_case(case)
+        loaded = load_patient(case, kb, date, patient)
         try:
-            result = evaluate(parsed, kb, date)
+            result = evaluate(loaded.case, kb, date)
         except CaseValidationError as exc:  # name the file, not only the case id
             raise CaseValidationError(exc.problems, source=case) from None
     except LegspasmError as exc:
         _fail(exc)
-    if fmt is Format.json:
+    if loaded.mapped is not None:
+        result = loaded.mapped.annotate(result)
+    if fmt is Format.fhir:
+        from .fhir import assessment_bundle, check_bundle
+
+        bundle = assessment_bundle(result, loaded.subject)
+        problems = check_bundle(bundle, frozenset({loaded.subject} if loaded.subject else ()))
+        if problems:  # a bug in legspasm: never hand out invalid FHIR
+            typer.echo(
+                "error: FHIR output failed validation:\n  " + "\n  ".join(problems), err=True
+            )
+            raise typer.Exit(4)
+        typer.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
+    elif fmt is Format.json:
         typer.echo(result.model_dump_json(indent=2))
     elif fmt is Format.markdown:
         typer.echo(render_markdown(result), nl=False)
     else:
         typer.echo(render_text(result), nl=False)
+
+
+@fhir_app.command("questionnaire")
+def fhir_questionnaire() -> None:
+    """Print legspasm's intake Questionnaire (FHIR R4 JSON): answers to it are read by assess."""
+    from .fhir import questionnaire
+    from .knowledge import load_knowledge
+
+    try:
+        kb = load_knowledge()
+    except LegspasmError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(questionnaire(kb.version), indent=2, ensure_ascii=False))
 
 
 @app.command()

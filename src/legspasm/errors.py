@@ -5,8 +5,9 @@
     │                             (.file, .entry, .field name the place)
     ├── InputError                a user-supplied file or value is unusable
     │   ├── CaseFileError         a case file cannot be read or parsed (.path)
-    │   └── CaseValidationError   a case has wrong types or impossible values
-    │                             (.problems: list of (field, message))
+    │   ├── CaseValidationError   a case has wrong types or impossible values
+    │   │                         (.problems: list of (field, message))
+    │   └── FhirError             a FHIR file or resource is malformed (.source, .location)
     └── EvaluationError           the engine met something it cannot handle (a bug)
 
 Surfaces translate this tree into exit codes (CLI: InputError -> 2) or HTTP statuses in one
@@ -21,6 +22,7 @@ __all__ = [
     "CaseFileError",
     "CaseValidationError",
     "EvaluationError",
+    "FhirError",
     "InputError",
     "KnowledgeError",
     "LegspasmError",
@@ -73,6 +75,21 @@ class CaseValidationError(InputError):
         super().__init__(head + "\n" + "\n".join(lines))
         self.problems = list(problems)
         self.source = source
+
+
+class FhirError(InputError):
+    """FHIR input that cannot be read: names the source and the location in it.
+
+    ``location`` is as precise as the problem allows: a line of an NDJSON file, a bundle entry,
+    or a resource with the element path (``Observation/abc › valueQuantity.value``).
+    """
+
+    def __init__(self, source: str, location: str | None, problem: str) -> None:
+        where = f"{source} › {location}" if location else source
+        super().__init__(f"{where}: {problem}")
+        self.source = source
+        self.location = location
+        self.problem = problem
 
 
 class EvaluationError(LegspasmError):

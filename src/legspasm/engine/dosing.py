@@ -122,6 +122,9 @@ def plan_medication(
         regimen=reg.id,
         form=reg.form,
         dose=_fmt(dose) if dose is not None else None,
+        dose_value=dose.value if dose is not None else None,
+        dose_unit=dose.unit if dose is not None else None,
+        times_per_day=float(times) if times is not None and dose is not None else None,
         frequency=_FREQ.get(float(times), f"{times:g} times daily")
         if times is not None and dose is not None
         else None,

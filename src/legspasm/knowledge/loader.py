@@ -26,6 +26,7 @@ from .model import (
     Lookups,
     Manifest,
     Recommendation,
+    RecordObservation,
     RedFlag,
     Scale,
 )
@@ -130,6 +131,10 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
     rf_rel, red_flags = load("red_flags.yaml", "red_flags", RedFlag, "red flag", "rule")
     av_rel, avoid = load("avoid.yaml", "avoid", AvoidRule, "avoid rule", "rule")
     sc_rel, scales = load("scales.yaml", "scales", Scale, "scale")
+    rec_rel, record = load("record.yaml", "record", RecordObservation, "record rule")
+    for want in ("body_weight", "pregnancy_status", "intake"):
+        if want not in record:
+            raise KnowledgeError(rec_rel, want, None, "missing: the FHIR mapping needs it")
     recs: dict[str, Recommendation] = {}
     rec_files: dict[str, str] = {}
     for path in sorted(f("recommendations").glob("*.yaml")):
@@ -285,6 +290,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
         recommendations=new_recs,
         avoid_rules=new_av,
         scales=scales,
+        record=record,
         changelog=text,
         lookups=_lookups(drugs, concepts, labs),
     )

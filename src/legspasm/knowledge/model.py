@@ -46,6 +46,7 @@ class Coding(_Entry):
     display: str | None = None
     verified: bool
     source: Text  # where the code was verified, or why it is not
+    note: str | None = None  # how the code is used, when not obvious
 
 
 class Concept(_Entry):
@@ -63,6 +64,25 @@ class Lab(_Entry):
     molar_mass: float | None = None  # g/mol, for mass <-> substance conversion
     monovalent: bool = False  # mEq/L == mmol/L
     plausible: tuple[float, float]  # canonical-unit range outside which a value is an error
+    max_age_days: Annotated[int, Field(gt=0)]
+    max_age_basis: Basis
+
+
+class RecordObservation(_Entry):
+    """How a fact other than a lab is read from a patient record (``record.yaml``).
+
+    ``body_weight``: the codes, unit, plausible range and how old a weight may be.
+    ``pregnancy_status``: the codes of a pregnancy-status observation and its answer codes.
+    ``intake``: how old intake answers (a QuestionnaireResponse) may be.
+    """
+
+    id: Literal["body_weight", "pregnancy_status", "intake"]
+    name: Text
+    codes: list[Coding] = []
+    unit: str | None = None
+    plausible: tuple[float, float] | None = None
+    positive: list[Coding] = []  # answer codes meaning "yes" (pregnant)
+    negative: list[Coding] = []  # answer codes meaning "no" (not pregnant)
     max_age_days: Annotated[int, Field(gt=0)]
     max_age_basis: Basis
 
@@ -279,6 +299,7 @@ class Knowledge(_Entry):
     recommendations: dict[str, Recommendation]
     avoid_rules: dict[str, AvoidRule]
     scales: dict[str, Scale]
+    record: dict[str, RecordObservation]
     changelog: str
     lookups: Lookups
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)

@@ -105,6 +105,33 @@ def _avoid(doc: _Doc, a: AvoidItem, numbers: dict[str, int]) -> None:
         doc.li("why: " + "; ".join(a.rationale), 1)
 
 
+def _record(doc: _Doc, a: Assessment) -> None:
+    """What the FHIR record contributed, grouped; text matches are flagged for checking."""
+    doc.h(2, "Data used from the record")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for u in a.data_used:
+        value = u.value.split(";")[0] if u.field == "medications" else u.value
+        key = (u.field, value)
+        groups.setdefault(key, []).append(u.matched_by)
+    by_field: dict[str, list[str]] = {}
+    for (fld, value), hows in groups.items():
+        flag = " [matched by name in free text: check]" if "text" in hows else ""
+        times = f" ×{len(hows)}" if len(hows) > 1 else ""
+        by_field.setdefault(fld, []).append(f"{value}{times}{flag}")
+    for fld, values in by_field.items():
+        doc.li(f"{doc.b(fld)}: " + "; ".join(values[:12]) + (" ..." if len(values) > 12 else ""))
+    if a.unmapped:
+        total = sum(m.count for m in a.unmapped)
+        doc.h(2, f"Not used from the record ({total} resources or elements)")
+        reasons: dict[str, list[str]] = {}
+        for m in a.unmapped:
+            times = f" ×{m.count}" if m.count > 1 else ""
+            reasons.setdefault(f"{m.resource_type}: {m.reason}", []).append(m.item + times)
+        for reason, items in reasons.items():
+            more = f" and {len(items) - 8} more" if len(items) > 8 else ""
+            doc.li(f"{reason}: " + "; ".join(items[:8]) + more)
+
+
 def _render(a: Assessment, md: bool) -> str:
     doc = _Doc(md)
     numbers = {c.id: c.number for c in a.citations}
@@ -170,6 +197,8 @@ def _render(a: Assessment, md: bool) -> str:
                 + "; ".join(m.question for m in screen)
                 + " (record under red_flags, neuro and labs)"
             )
+    if a.data_used or a.unmapped:
+        _record(doc, a)
     if a.notes:
         doc.h(2, "Data notes")
         for n in a.notes:

@@ -1,0 +1,32 @@
+"""The FHIR R4 boundary: records in, proposals out. One mapping for every surface.
+
+read_fhir(path)                 -> list[Record]   a Bundle, resource, NDJSON file or folder
+records_from_json(data, source) -> list[Record]   already-parsed JSON
+records_from_resources(...)     -> list[Record]   resources in memory (CDS Hooks prefetch)
+to_case(record, kb, as_of)      -> MappedCase     .case, .data_used, .unmapped, .annotate()
+assessment_bundle(assessment)   -> dict           the plan as a FHIR R4 Bundle
+check_bundle(bundle)            -> list[str]      validation problems (R4B models + R4 checks)
+questionnaire(version)          -> dict           legspasm's intake Questionnaire
+"""
+
+from __future__ import annotations
+
+from .check import check_bundle
+from .intake import questionnaire
+from .mapping import MappedCase, to_case
+from .output import assessment_bundle
+from .read import Entry, Record, is_fhir, read_fhir, records_from_json, records_from_resources
+
+__all__ = [
+    "Entry",
+    "MappedCase",
+    "Record",
+    "assessment_bundle",
+    "check_bundle",
+    "is_fhir",
+    "questionnaire",
+    "read_fhir",
+    "records_from_json",
+    "records_from_resources",
+    "to_case",
+]

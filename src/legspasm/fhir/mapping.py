@@ -1,0 +1,701 @@
+"""One FHIR R4 record -> one legspasm Case, with what was used and what was not.
+
+``to_case(record, kb, as_of)`` is the single mapping the CLI, the CDS Hooks service and the
+population screen share. It reads Patient, Condition, MedicationRequest / MedicationStatement /
+MedicationDispense (with referenced or contained Medication), Observation (labs, body weight,
+pregnancy status), AllergyIntolerance and QuestionnaireResponse to the intake Questionnaire.
+Nothing is dropped silently: every resource is either used (``DataUsed``) or listed with the
+reason it was not (``Unmapped``), including malformed resources with their element path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ..assessment import Assessment, DataUsed, Unmapped
+from ..case import Allergy, Case, ConditionEntry, LabResult, MedicationEntry, Quantity
+from ..errors import FhirError
+from ..knowledge import Knowledge
+from ..knowledge.model import RecordObservation
+from ..units import UnitError, normalise
+from .elements import Malformed, codings, concept_text, fhir_date, number, obj, objs, string
+from .intake import IRLS_ITEMS, read_answers
+from .read import Entry, Record, subject_reference
+from .systems import CONCEPT, ICD10CM, INTAKE, LOINC, RXNORM, SNOMED, SYSTEM_NAMES, UCUM
+
+__all__ = ["MappedCase", "to_case"]
+
+MatchedBy = Literal["code", "text", "answer", "element"]
+_CODE_NAMES = {SNOMED: "SNOMED", ICD10CM: "ICD-10-CM", RXNORM: "RxNorm", LOINC: "LOINC"}
+
+
+@dataclass(frozen=True)
+class MappedCase:
+    """A case read from a FHIR record, with the record's data accounted for."""
+
+    case: Case
+    data_used: tuple[DataUsed, ...]
+    unmapped: tuple[Unmapped, ...]
+
+    def annotate(self, assessment: Assessment) -> Assessment:
+        """The assessment with this record's ``data_used`` and ``unmapped`` sections."""
+        return assessment.model_copy(
+            update={"data_used": list(self.data_used), "unmapped": list(self.unmapped)}
+        )
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per resource type: how many resources were used and how many were not."""
+        out: dict[str, dict[str, int]] = defaultdict(lambda: {"used": 0, "unmapped": 0})
+        for u in self.data_used:
+            out[u.source.split("/")[0]]["used"] += 1
+        for m in self.unmapped:
+            out[m.resource_type]["unmapped"] += m.count
+        return dict(out)
+
+
+@dataclass(order=True)
+class _Dated:
+    date: dt.date
+    order: int
+    entry: Entry = field(compare=False)
+    payload: Any = field(compare=False)
+
+
+def _code_label(system: str | None, code: str, display: str | None) -> str:
+    name = _CODE_NAMES.get(system or "", system or "no system")
+    return f"{name} {code}" + (f" {display}" if display else "")
+
+
+def _icd(code: str) -> str:
+    """ICD-10-CM as written with or without the dot (G2581 -> G25.81)."""
+    return code if "." in code or len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+
+
+def _status(res: Mapping[str, Any], key: str, path: str) -> str | None:
+    """The code of a status CodeableConcept (Condition.clinicalStatus...)."""
+    cc = obj(res, key, path)
+    cs = codings(cc, f"{path}.{key}")
+    return cs[0][1] if cs else None
+
+
+class _Mapper:
+    def __init__(self, record: Record, kb: Knowledge, as_of: dt.date) -> None:
+        self.record, self.kb, self.as_of = record, kb, as_of
+        self.used: list[DataUsed] = []
+        self.skipped: dict[tuple[str, str, str], list[str]] = {}
+        self.patient: dict[str, Any] = {}
+        self.answers: dict[str, Any] = {}
+        self.conditions: list[ConditionEntry] = []
+        self.ruled_out: list[str] = []
+        self.medications: list[MedicationEntry] = []
+        self.allergies: list[Allergy] = []
+        self.labs: dict[str, list[_Dated]] = defaultdict(list)
+        self.observations: dict[str, list[_Dated]] = defaultdict(list)
+        self.intake: list[_Dated] = []
+        self.handlers: dict[str, Callable[[Entry, str], None]] = {
+            "Condition": self._condition,
+            "MedicationRequest": self._medication,
+            "MedicationStatement": self._medication,
+            "MedicationDispense": self._medication,
+            "Observation": self._observation,
+            "AllergyIntolerance": self._allergy,
+            "QuestionnaireResponse": self._questionnaire_response,
+        }
+        rec = kb.record
+        self.weight_codes = {c.code for c in rec["body_weight"].codes if c.verified}
+        self.pregnancy_codes = {c.code for c in rec["pregnancy_status"].codes if c.verified}
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def use(self, e: Entry, fld: str, value: str, how: MatchedBy) -> None:
+        self.used.append(DataUsed(source=e.label, field=fld, value=value, matched_by=how))
+
+    def skip(self, e: Entry, item: str, reason: str) -> None:
+        self.skipped.setdefault((e.type, item, reason), []).append(e.label)
+
+    # -- driver -----------------------------------------------------------------------------
+    def run(self) -> MappedCase:
+        rec = self.record
+        if rec.patient is not None:
+            self._guard(rec.patient, self._patient)
+        for e in rec.entries:
+            handler = self.handlers.get(e.type)
+            if handler is None:
+                if e.type not in ("Medication", "Bundle"):
+                    self.skip(e, e.type, "resource type not used by legspasm")
+                continue
+            self._guard(e, handler)
+        for e in rec.shared:
+            if e.type in self.handlers:
+                self.skip(e, e.type, "names no patient, so it cannot be attributed")
+        for e in rec.foreign:
+            self.skip(e, e.type, f"belongs to {subject_reference(e.resource)}, not in this input")
+        self._pick_labs()
+        self._pick_weight()
+        self._pick_pregnancy()
+        self._pick_intake()
+        case = self._case()
+        unmapped = tuple(
+            Unmapped(
+                resource_type=rt,
+                item=item,
+                reason=reason,
+                count=len(sources),
+                sources=sources[:5],
+            )
+            for (rt, item, reason), sources in self.skipped.items()
+        )
+        return MappedCase(case, tuple(self.used), unmapped)
+
+    def _guard(self, e: Entry, handler: Callable[[Entry, str], None]) -> None:
+        try:
+            handler(e, e.type)
+        except Malformed as exc:
+            self.skip(e, exc.path, f"malformed: {exc.problem}")
+
+    def _case(self) -> Case:
+        values: dict[str, Any] = {k: v for k, v in self.answers.items() if k != "patient"}
+        patient = {**self.answers.get("patient", {}), **self.patient}
+        if patient.get("sex") == "male" and patient.get("pregnant") is True:
+            del patient["pregnant"]
+        values["patient"] = patient
+        values["id"] = self.record.patient_id
+        values["conditions"] = self.conditions
+        values["conditions_ruled_out"] = sorted(set(self.ruled_out))
+        values["medications"] = self.medications
+        values["labs"] = [d.payload for ds in self.labs.values() for d in ds]
+        values["allergies"] = self.allergies
+        try:
+            return Case.model_validate(values)
+        except ValidationError as exc:  # every part was validated on its own: a mapping bug
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise FhirError(self.record.source, where, err["msg"]) from None
+
+    # -- Patient ----------------------------------------------------------------------------
+    def _patient(self, e: Entry, path: str) -> None:
+        res = e.resource
+        gender = string(res, "gender", path)
+        if gender in ("male", "female"):
+            self.patient["sex"] = gender
+            self.use(e, "patient.sex", gender, "element")
+        elif gender is not None:
+            self.skip(e, f"gender {gender}", "Cockcroft-Gault needs female or male: sex unknown")
+        raw = res.get("birthDate")
+        born = fhir_date(raw, f"{path}.birthDate")
+        if born is None:
+            return
+        if len(str(raw)) < 10:
+            self.skip(e, f"birthDate {raw}", "partial birth date: age not computed")
+        elif born > self.as_of:
+            self.skip(e, f"birthDate {raw}", f"after as_of {self.as_of}: age not computed")
+        else:
+            self.patient["birth_date"] = born
+            self.use(e, "patient.birth_date", born.isoformat(), "element")
+
+    # -- Condition --------------------------------------------------------------------------
+    def _concepts(self, cc: Mapping[str, Any] | None, path: str) -> list[str]:
+        found: list[str] = []
+        for system, code, _ in codings(cc, path):
+            if system == CONCEPT:
+                cid = code if code in self.kb.concepts else None
+            elif system in SYSTEM_NAMES:
+                short = SYSTEM_NAMES[system]
+                key = _icd(code) if system == ICD10CM else code
+                cid = self.kb.lookups.concept_by_code.get((short, key))
+            else:
+                cid = None
+            if cid is not None and cid not in found:
+                found.append(cid)
+        return found
+
+    def _condition(self, e: Entry, path: str) -> None:
+        res = e.resource
+        cc = obj(res, "code", path)
+        label = _first_label(cc, f"{path}.code")
+        concepts = self._concepts(cc, f"{path}.code")
+        verification = _status(res, "verificationStatus", path)
+        clinical = _status(res, "clinicalStatus", path)
+        if verification == "entered-in-error":
+            self.skip(e, label, "entered in error")
+            return
+        if not concepts:
+            self.skip(e, label, "code not in legspasm's value sets")
+            return
+        if verification == "refuted":
+            self.ruled_out.extend(concepts)
+            for c in concepts:
+                self.use(e, "conditions_ruled_out", f"{c} (refuted: {label})", "code")
+            return
+        if verification in ("unconfirmed", "provisional", "differential"):
+            self.skip(e, label, f"verification status {verification}: not counted")
+            return
+        abated = any(k.startswith("abatement") for k in res)
+        status: Literal["active", "resolved", "inactive"]
+        if clinical in ("inactive", "remission"):
+            status = "inactive"
+        elif clinical == "resolved" or (clinical is None and abated):
+            status = "resolved"
+        else:
+            status = "active"  # active, recurrence, relapse, or not stated (R4 allows absence)
+        onset = fhir_date(res.get("onsetDateTime"), f"{path}.onsetDateTime")
+        if onset is None:
+            period = obj(res, "onsetPeriod", path)
+            if period is not None:
+                onset = fhir_date(period.get("start"), f"{path}.onsetPeriod.start")
+        for c in concepts:
+            self.conditions.append(ConditionEntry(concept=c, status=status, onset=onset))
+            self.use(e, "conditions", f"{c} ({status}; {label})", "code")
+
+    # -- Medications ------------------------------------------------------------------------
+    def _medication_concept(
+        self, e: Entry, path: str
+    ) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]], str]:
+        """The medication CodeableConcept, ingredient concepts, and the path used."""
+        res = e.resource
+        cc = obj(res, "medicationCodeableConcept", path)
+        if cc is not None:
+            return cc, [], f"{path}.medicationCodeableConcept"
+        ref_obj = obj(res, "medicationReference", path)
+        if ref_obj is None:
+            raise Malformed(f"{path}.medication[x]", "required element missing")
+        ref = string(ref_obj, "reference", f"{path}.medicationReference")
+        if ref is None:
+            text = string(ref_obj, "display", f"{path}.medicationReference")
+            return ({"text": text} if text else None), [], f"{path}.medicationReference"
+        med: Mapping[str, Any] | None = None
+        if ref.startswith("#"):
+            for cpath, c in objs(res, "contained", path):
+                if c.get("id") == ref[1:]:
+                    med, mpath = c, cpath
+                    break
+        else:
+            hit = self.record.resolve(ref)
+            if hit is not None:
+                med, mpath = hit.resource, hit.label
+        if med is None:
+            raise Malformed(f"{path}.medicationReference", f"{ref} is not in this input")
+        ingredients = []
+        for ipath, ing in objs(med, "ingredient", mpath):
+            icc = obj(ing, "itemCodeableConcept", ipath)
+            if icc is not None:
+                ingredients.append(icc)
+        return obj(med, "code", mpath), ingredients, mpath
+
+    def _match_drugs(
+        self, cc: Mapping[str, Any] | None, ingredients: list[Mapping[str, Any]], path: str
+    ) -> tuple[list[str], MatchedBy, str, str | None]:
+        """Knowledge-base drugs for a medication: (drug ids, how, label, matched rxnorm)."""
+        label = concept_text(cc, path) or "medication without code or text"
+        idx = self.kb.lookups
+        for concept in (cc, *ingredients):
+            for system, code, _ in codings(concept, path):
+                if system == RXNORM and code in idx.drug_by_code:
+                    hits: list[str] = [idx.drug_by_code[code]]
+                    for ing in ingredients:  # a coded product: add its other coded ingredients
+                        for s2, c2, _ in codings(ing, path):
+                            d = idx.drug_by_code.get(c2) if s2 == RXNORM else None
+                            if d is not None and d not in hits:
+                                hits.append(d)
+                    return hits, "code", label, code
+        texts = [concept_text(c, path) or "" for c in (cc, *ingredients)]
+        texts += [d or "" for c in (cc, *ingredients) for _, _, d in codings(c, path)]
+        hits = []
+        for t in texts:
+            for m in idx.drug_word_re.finditer(t.lower()):
+                d = idx.drug_by_word[m.group(1)]
+                if d not in hits:
+                    hits.append(d)
+        return hits, "text", label, None
+
+    def _medication(self, e: Entry, path: str) -> None:
+        res = e.resource
+        status = string(res, "status", path)
+        if status is None:
+            raise Malformed(f"{path}.status", "required element missing")
+        cc, ingredients, mpath = self._medication_concept(e, path)
+        drugs, how, label, rxnorm = self._match_drugs(cc, ingredients, mpath)
+        state = self._med_state(e, status)
+        if state is None:
+            return
+        if not drugs:
+            self.skip(e, label, "not in the knowledge base: its interactions were not checked")
+            return
+        active, start, end, dosage = state
+        dose, times = self._dosage(dosage) if len(drugs) == 1 else (None, None)
+        for d in drugs:
+            drug = self.kb.drugs[d]
+            try:
+                entry = MedicationEntry(
+                    name=drug.name if how == "text" else None,
+                    rxnorm=rxnorm if how == "code" else None,
+                    dose=dose,
+                    times_per_day=times,
+                    start_date=start,
+                    end_date=end,
+                    status="active" if active else "stopped",
+                )
+            except ValidationError as exc:
+                self.skip(e, label, "unusable: " + exc.errors()[0]["msg"])
+                return
+            if how == "code" and len(drugs) > 1:
+                entry = entry.model_copy(update={"rxnorm": None, "name": drug.name})
+            self.medications.append(entry)
+            parts = [f"{drug.name} ({'current' if active else 'stopped'})"]
+            if dose:
+                parts.append(f"{dose.value:g} {dose.unit}" + (f" {times:g}x/day" if times else ""))
+            if start:
+                parts.append(f"started {start}")
+            parts.append(f"from {label!r}")
+            self.use(e, "medications", "; ".join(parts), how)
+
+    def _med_state(
+        self, e: Entry, status: str
+    ) -> tuple[bool, dt.date | None, dt.date | None, Mapping[str, Any] | None] | None:
+        """(active, start, end, dosage) or None when the resource does not count."""
+        res, path = e.resource, e.type
+        label = f"status {status}"
+        if e.type == "MedicationDispense":
+            if status != "completed":
+                self.skip(e, label, "only completed dispenses count as taken")
+                return None
+            handed = fhir_date(res.get("whenHandedOver"), f"{path}.whenHandedOver")
+            supply = obj(res, "daysSupply", path)
+            days = number(supply, "value", f"{path}.daysSupply") if supply else None
+            end = handed + dt.timedelta(days=int(days)) if handed and days else None
+            active = end is not None and end >= self.as_of
+            dosages = objs(res, "dosageInstruction", path)
+            return active, handed, end if not active else None, dosages[0][1] if dosages else None
+        if status in ("entered-in-error", "cancelled", "not-taken", "draft", "intended"):
+            self.skip(e, label, "not taken")
+            return None
+        active = status in ("active", "on-hold", "unknown")
+        if e.type == "MedicationRequest":
+            dosages = objs(res, "dosageInstruction", path)
+            dosage = dosages[0][1] if dosages else None
+            start = fhir_date(res.get("authoredOn"), f"{path}.authoredOn")
+            end = None
+            bounds = _bounds(dosage, f"{path}.dosageInstruction[0]") if dosage else None
+            if bounds is not None:
+                start = fhir_date(bounds.get("start"), "boundsPeriod.start") or start
+                end = fhir_date(bounds.get("end"), "boundsPeriod.end")
+        else:
+            dosages = objs(res, "dosage", path)
+            dosage = dosages[0][1] if dosages else None
+            period = obj(res, "effectivePeriod", path)
+            start = end = None
+            if period is not None:
+                start = fhir_date(period.get("start"), f"{path}.effectivePeriod.start")
+                end = fhir_date(period.get("end"), f"{path}.effectivePeriod.end")
+            else:
+                start = fhir_date(res.get("effectiveDateTime"), f"{path}.effectiveDateTime")
+        if start is not None and start > self.as_of:
+            self.skip(e, label, f"starts after as_of {self.as_of}")
+            return None
+        return active, start, end, dosage
+
+    def _dosage(self, dosage: Mapping[str, Any] | None) -> tuple[Quantity | None, float | None]:
+        if dosage is None:
+            return None, None
+        path = "dosage"
+        dose = None
+        for dpath, dr in objs(dosage, "doseAndRate", path):
+            q = obj(dr, "doseQuantity", dpath)
+            if q is not None:
+                value = number(q, "value", f"{dpath}.doseQuantity")
+                unit = string(q, "code", dpath) if q.get("system") == UCUM else None
+                unit = unit or string(q, "unit", dpath)
+                if value is not None and unit and value >= 0:
+                    try:
+                        normalise(value, unit, "mg")
+                        dose = Quantity(value=value, unit=unit)
+                    except UnitError:
+                        dose = None  # "1 tablet": not a mass, so no daily dose is computed
+                break
+        times = None
+        timing = obj(dosage, "timing", path)
+        rep = obj(timing, "repeat", f"{path}.timing") if timing else None
+        if rep is not None:
+            freq = number(rep, "frequency", f"{path}.timing.repeat")
+            period = number(rep, "period", f"{path}.timing.repeat")
+            unit = string(rep, "periodUnit", f"{path}.timing.repeat")
+            per_day = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "min": 1440.0}.get(unit or "")
+            if freq and period and per_day:
+                t = round(freq / period * per_day, 6)
+                times = t if 0 < t <= 24 else None
+        return dose, times
+
+    # -- Observation ------------------------------------------------------------------------
+    def _observation(self, e: Entry, path: str) -> None:
+        res = e.resource
+        cc = obj(res, "code", path)
+        if cc is None:
+            raise Malformed(f"{path}.code", "required element missing")
+        status = string(res, "status", path)
+        if status is None:
+            raise Malformed(f"{path}.status", "required element missing")
+        loincs = [(c, d) for s, c, d in codings(cc, f"{path}.code") if s == LOINC]
+        label = _first_label(cc, f"{path}.code")
+        lab_id = next(
+            (
+                self.kb.lookups.lab_by_loinc[c]
+                for c, _ in loincs
+                if c in self.kb.lookups.lab_by_loinc
+            ),
+            None,
+        )
+        is_weight = any(c in self.weight_codes for c, _ in loincs)
+        is_preg = any(c in self.pregnancy_codes for c, _ in loincs)
+        if lab_id is None and not is_weight and not is_preg:
+            self.skip(e, label, "code not used by the knowledge base")
+            return
+        if status not in ("final", "amended", "corrected", "preliminary"):
+            self.skip(e, label, f"status {status}: no usable result")
+            return
+        when = _effective(res, path)
+        if when is None:
+            self.skip(e, label, "no effective date: cannot tell whether it is current")
+            return
+        if when > self.as_of:
+            self.skip(e, label, f"dated after as_of {self.as_of}")
+            return
+        if is_preg:
+            answer = obj(res, "valueCodeableConcept", path)
+            self.observations["pregnancy_status"].append(_Dated(when, len(self.used), e, answer))
+            return
+        q = obj(res, "valueQuantity", path)
+        if q is None:
+            kinds = [k for k in res if k.startswith("value")]
+            why = f"value is {kinds[0]}, not a quantity" if kinds else "no value"
+            self.skip(e, label, why)
+            return
+        qpath = f"{path}.valueQuantity"
+        if q.get("comparator") is not None:
+            self.skip(e, label, f"value is a bound ({q.get('comparator')}): not an exact result")
+            return
+        value = number(q, "value", qpath)
+        unit = string(q, "code", qpath) if q.get("system") == UCUM else None
+        unit = unit or string(q, "unit", qpath)
+        if value is None or unit is None:
+            raise Malformed(qpath, "a result needs a value and a unit")
+        spec = self.kb.labs[lab_id] if lab_id else None
+        canonical = spec.unit if spec else self.kb.record["body_weight"].unit or "kg"
+        try:
+            v = normalise(
+                value,
+                unit,
+                canonical,
+                spec.molar_mass if spec else None,
+                spec.monovalent if spec else False,
+            )
+        except UnitError as exc:
+            self.skip(e, f"{label} in {unit!r}", f"unit not usable: {exc.message}")
+            return
+        lo, hi = spec.plausible if spec else (self.kb.record["body_weight"].plausible or (0, 1e9))
+        if not lo <= v <= hi:
+            self.skip(
+                e, f"{label} {value:g} {unit}", f"implausible (plausible {lo:g}-{hi:g} {canonical})"
+            )
+            return
+        if value < 0:
+            raise Malformed(f"{qpath}.value", "negative result")
+        if is_weight:
+            self.observations["body_weight"].append(
+                _Dated(when, len(self.used), e, Quantity(value=value, unit=unit))
+            )
+            return
+        assert lab_id is not None
+        self.labs[lab_id].append(
+            _Dated(
+                when, len(self.used), e, LabResult(name=lab_id, value=value, unit=unit, date=when)
+            )
+        )
+
+    def _latest(self, items: list[_Dated], what: str) -> _Dated | None:
+        if not items:
+            return None
+        items.sort()
+        latest = items[-1]
+        for older in items[:-1]:
+            self.skip(older.entry, what, "an earlier result: the latest one is used")
+        return latest
+
+    def _pick_labs(self) -> None:
+        for lab_id, items in self.labs.items():
+            latest = self._latest(items, self.kb.labs[lab_id].name)
+            assert latest is not None
+            lab: LabResult = latest.payload
+            self.labs[lab_id] = [latest]
+            self.use(
+                latest.entry, "labs", f"{lab_id} {lab.value:g} {lab.unit} ({lab.date})", "code"
+            )
+
+    def _window(self, rule: RecordObservation, d: _Dated, what: str) -> bool:
+        age = (self.as_of - d.date).days
+        if age > rule.max_age_days:
+            self.skip(
+                d.entry,
+                f"{what} of {d.date}",
+                f"older than {rule.max_age_days} days ({rule.max_age_basis}): not used",
+            )
+            return False
+        return True
+
+    def _pick_weight(self) -> None:
+        rule = self.kb.record["body_weight"]
+        latest = self._latest(self.observations["body_weight"], rule.name)
+        if latest is None or not self._window(rule, latest, rule.name):
+            return
+        q: Quantity = latest.payload
+        self.patient["weight"] = q
+        self.use(latest.entry, "patient.weight", f"{q.value:g} {q.unit} ({latest.date})", "code")
+
+    def _pick_pregnancy(self) -> None:
+        rule = self.kb.record["pregnancy_status"]
+        latest = self._latest(self.observations["pregnancy_status"], rule.name)
+        if latest is None or not self._window(rule, latest, rule.name):
+            return
+        answers = (
+            {(c.system, c.code) for c in rule.positive},
+            {(c.system, c.code) for c in rule.negative},
+        )
+        got = {(SYSTEM_NAMES.get(s or "", ""), c) for s, c, _ in codings(latest.payload, "value")}
+        if got & answers[0]:
+            value = True
+        elif got & answers[1]:
+            value = False
+        else:
+            self.skip(latest.entry, rule.name, "answer not recognised as pregnant or not pregnant")
+            return
+        if self.answers.get("patient", {}).get("pregnant") is None:
+            self.patient["pregnant"] = value
+        self.use(latest.entry, "patient.pregnant", str(value).lower(), "code")
+
+    # -- AllergyIntolerance -----------------------------------------------------------------
+    def _allergy(self, e: Entry, path: str) -> None:
+        res = e.resource
+        cc = obj(res, "code", path)
+        label = concept_text(cc, f"{path}.code")
+        if label is None:
+            self.skip(e, "AllergyIntolerance without code", "no substance named")
+            return
+        verification = _status(res, "verificationStatus", path)
+        clinical = _status(res, "clinicalStatus", path)
+        if verification in ("refuted", "entered-in-error"):
+            self.skip(e, label, f"verification status {verification}")
+            return
+        if clinical in ("inactive", "resolved"):
+            self.skip(e, label, f"clinical status {clinical}")
+            return
+        idx = self.kb.lookups
+        drug = next(
+            (
+                idx.drug_by_code[c]
+                for s, c, _ in codings(cc, f"{path}.code")
+                if s == RXNORM and c in idx.drug_by_code
+            ),
+            None,
+        )
+        substance = self.kb.drugs[drug].name if drug else label
+        key = substance.strip().lower().replace(" ", "_")
+        known = (
+            drug is not None
+            or idx.drug_word_re.search(substance.lower())
+            or key in self.kb.classes
+            or key.rstrip("s") in self.kb.classes
+        )
+        if not known:
+            self.skip(e, label, "not a knowledge-base drug or drug class")
+            return
+        reactions = [
+            concept_text(m, f"{rp}.manifestation")
+            for rp, r in objs(res, "reaction", path)
+            for _, m in objs(r, "manifestation", rp)
+        ]
+        reaction = "; ".join(r for r in reactions if r) or None
+        self.allergies.append(Allergy(substance=substance, reaction=reaction))
+        self.use(e, "allergies", substance, "code" if drug else "text")
+
+    # -- QuestionnaireResponse --------------------------------------------------------------
+    def _questionnaire_response(self, e: Entry, path: str) -> None:
+        res = e.resource
+        q = string(res, "questionnaire", path)
+        if q is None or q.split("|")[0] != INTAKE:
+            self.skip(e, f"questionnaire {q}", "not legspasm's intake questionnaire")
+            return
+        status = string(res, "status", path)
+        if status not in ("completed", "amended"):
+            self.skip(e, f"status {status}", "only completed or amended intake answers are used")
+            return
+        authored = fhir_date(res.get("authored"), f"{path}.authored")
+        if authored is None:
+            self.skip(e, "intake answers", "no authored date: cannot tell whether they are current")
+            return
+        if authored > self.as_of:
+            self.skip(e, "intake answers", f"authored after as_of {self.as_of}")
+            return
+        self.intake.append(_Dated(authored, len(self.intake), e, None))
+
+    def _pick_intake(self) -> None:
+        rule = self.kb.record["intake"]
+        latest = self._latest(self.intake, "intake answers")
+        if latest is None or not self._window(rule, latest, "intake answers"):
+            return
+        e = latest.entry
+        answers = read_answers(e.resource, e.type)
+        for where, problem in answers.problems:
+            self.skip(e, where, problem)
+        values = answers.values
+        rls = values.get("symptoms", {}).get("rls", {})
+        items = rls.get("irls_items")
+        if items is not None and None in items:
+            n = IRLS_ITEMS - items.count(None)
+            self.skip(
+                e,
+                "symptoms.rls.irls_items",
+                f"{n} of {IRLS_ITEMS} IRLS items answered: total not computed",
+            )
+            del rls["irls_items"]
+        self.answers = values
+        if answers.answered:
+            self.use(
+                e,
+                "intake",
+                f"{len(answers.answered)} answers ({latest.date}): " + ", ".join(answers.answered),
+                "answer",
+            )
+
+
+def _first_label(cc: Mapping[str, Any] | None, path: str) -> str:
+    cs = codings(cc, path)
+    if cs:
+        return _code_label(*cs[0])
+    return concept_text(cc, path) or "no code"
+
+
+def _bounds(dosage: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+    timing = obj(dosage, "timing", path)
+    rep = obj(timing, "repeat", f"{path}.timing") if timing else None
+    return obj(rep, "boundsPeriod", f"{path}.timing.repeat") if rep else None
+
+
+def _effective(res: Mapping[str, Any], path: str) -> dt.date | None:
+    when = fhir_date(res.get("effectiveDateTime"), f"{path}.effectiveDateTime")
+    if when is None:
+        when = fhir_date(res.get("effectiveInstant"), f"{path}.effectiveInstant")
+    if when is None:
+        period = obj(res, "effectivePeriod", path)
+        if period is not None:
+            when = fhir_date(period.get("end") or period.get("start"), f"{path}.effectivePeriod")
+    return when
+
+
+def to_case(record: Record, kb: Knowledge, as_of: dt.date) -> MappedCase:
+    """Map one patient's FHIR record to a Case at ``as_of``; list what was and was not used."""
+    return _Mapper(record, kb, as_of).run()
