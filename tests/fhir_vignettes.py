@@ -70,9 +70,18 @@ LAB_UNITS = {
     "g/dL": "g/dL",
     "mIU/L": "m[IU]/L",
     "mEq/L": "meq/L",
+    # further spellings the property-test strategies use
+    "mcg/L": "ug/L",
+    "mcg/dL": "ug/dL",
+    "mL/min/1.73m2": "mL/min/{1.73_m2}",
+    "mL/min": "mL/min",
+    "IU/L": "[IU]/L",
+    "mU/L": "mU/L",
+    "uIU/mL": "u[IU]/mL",
+    "g/L": "g/L",
 }
 DOSE_UNITS = {"mg": "mg", "g": "g", "mcg": "ug", "ug": "ug"}
-WEIGHT_UNITS = {"kg": "kg", "lb": "[lb_av]"}
+WEIGHT_UNITS = {"kg": "kg", "lb": "[lb_av]", "kgs": "kg", "lbs": "[lb_av]"}
 
 # Intake answers, in the order the fields are declared in src/legspasm/case.py.
 # Kinds: bool -> valueBoolean, choice -> valueCoding, choices -> one valueCoding per element,

@@ -29,6 +29,9 @@ _ALIASES = {
     "ml/min/1.73_m2": "mL/min",
     "miu/l": "mU/L",
     "uiu/ml": "mU/L",
+    "[iu]/l": "U/L",  # UCUM spellings of international units
+    "m[iu]/l": "mU/L",
+    "u[iu]/ml": "mU/L",
     "kgs": "kg",
     "lbs": "lb",
     "[lb_av]": "lb",
