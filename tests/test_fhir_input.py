@@ -652,3 +652,43 @@ def test_questionnaire_items_are_exactly_the_intake_fields() -> None:
     assert "patient.weight" not in links  # comes from an Observation
     assert "patient.pregnant" in links
     assert sum(1 for x in links if x.startswith("symptoms.rls.irls_items.")) == 10
+
+
+def test_pregnancy_conflict_assumes_pregnant_and_says_so(kb: Knowledge) -> None:
+    preg = {
+        "resourceType": "Observation",
+        "id": "preg",
+        "status": "final",
+        "subject": SUBJ,
+        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
+        "effectiveDateTime": "2026-11-20",
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "77386006"}]},
+    }
+    said_no = qr([{"linkId": "patient", "item": [item("patient.pregnant", valueBoolean=False)]}])
+    m = mapped(kb, preg, said_no)
+    assert m.case.patient.pregnant is True
+    assert any("conflicting records" in r for r in reasons(m))
+    agreed = mapped(
+        kb,
+        {**preg, "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "60001007"}]}},
+        said_no,
+    )
+    assert agreed.case.patient.pregnant is False
+    assert not any("conflicting" in r for r in reasons(agreed))
+
+
+def test_pregnant_answer_for_a_male_patient_is_reported_not_used(kb: Knowledge) -> None:
+    male = {**PATIENT, "gender": "male"}
+    answer = qr([{"linkId": "patient", "item": [item("patient.pregnant", valueBoolean=True)]}])
+    (record,) = records_from_json(
+        {**bundle(), "entry": [{"resource": male}, {"resource": answer}]}, "t"
+    )
+    m = to_case(record, kb, AS_OF)
+    assert m.case.patient.pregnant is None
+    assert any("contradicts sex male" in r for r in reasons(m))
+
+
+def test_unknown_status_is_taken_as_current_and_said(kb: Knowledge) -> None:
+    m = mapped(kb, med("cyclobenzaprine", "unknown"))
+    assert [x.status for x in m.case.medications] == ["active"]
+    assert any("status unknown: taken as current" in u.value for u in m.data_used)

@@ -138,8 +138,8 @@ class _Mapper:
             self.skip(e, e.type, f"belongs to {subject_reference(e.resource)}, not in this input")
         self._pick_labs()
         self._pick_weight()
-        self._pick_pregnancy()
         self._pick_intake()
+        self._pick_pregnancy()
         case = self._case()
         unmapped = tuple(
             Unmapped(
@@ -164,6 +164,9 @@ class _Mapper:
         patient = {**self.answers.get("patient", {}), **self.patient}
         if patient.get("sex") == "male" and patient.get("pregnant") is True:
             del patient["pregnant"]
+            self.skipped.setdefault(
+                ("Patient", "patient.pregnant true", "contradicts sex male: not used"), []
+            ).append(self.record.patient.label if self.record.patient else "Patient")
         values["patient"] = patient
         values["id"] = self.record.patient_id
         values["conditions"] = self.conditions
@@ -348,6 +351,8 @@ class _Mapper:
                 entry = entry.model_copy(update={"rxnorm": None, "name": drug.name})
             self.medications.append(entry)
             parts = [f"{drug.name} ({'current' if active else 'stopped'})"]
+            if status == "unknown":
+                parts.append("status unknown: taken as current")
             if dose:
                 parts.append(f"{dose.value:g} {dose.unit}" + (f" {times:g}x/day" if times else ""))
             if start:
@@ -573,8 +578,16 @@ class _Mapper:
         else:
             self.skip(latest.entry, rule.name, "answer not recognised as pregnant or not pregnant")
             return
-        if self.answers.get("patient", {}).get("pregnant") is None:
-            self.patient["pregnant"] = value
+        answered = self.answers.get("patient", {}).get("pregnant")
+        if answered is not None and answered != value:
+            # Conflicting sources: the safer assumption (pregnant) stands, and both are shown.
+            self.skip(
+                latest.entry,
+                f"{rule.name} {str(value).lower()} vs intake answer {str(answered).lower()}",
+                "conflicting records: pregnancy is assumed until clarified",
+            )
+            value = True
+        self.patient["pregnant"] = value
         self.use(latest.entry, "patient.pregnant", str(value).lower(), "code")
 
     # -- AllergyIntolerance -----------------------------------------------------------------
