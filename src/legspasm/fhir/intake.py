@@ -151,7 +151,7 @@ def _text(path: tuple[str, ...]) -> str:
     info = model.model_fields[path[-1]]
     label = path[-1].replace("_", " ")
     label = label[0].upper() + label[1:]
-    return f"{label}: {info.description}" if info.description else label
+    return info.description or label
 
 
 def _item(kind: str, payload: Any) -> dict[str, Any]:

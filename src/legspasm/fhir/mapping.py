@@ -677,10 +677,14 @@ class _Mapper:
             del rls["irls_items"]
         self.answers = values
         if answers.answered:
+            shown = [a for a in answers.answered if ".irls_items." not in a]
+            irls = len(answers.answered) - len(shown)
+            if irls:
+                shown.append(f"symptoms.rls.irls_items ({irls} of {IRLS_ITEMS})")
             self.use(
                 e,
                 "intake",
-                f"{len(answers.answered)} answers ({latest.date}): " + ", ".join(answers.answered),
+                f"{len(answers.answered)} answers ({latest.date}): " + ", ".join(shown),
                 "answer",
             )
 
