@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ..assessment import Assessment, DataUsed, Unmapped
+from ..assessment import Assessment, DataUsed, Note, Unmapped
 from ..case import Allergy, Case, ConditionEntry, LabResult, MedicationEntry, Quantity
 from ..errors import FhirError
 from ..knowledge import Knowledge
@@ -32,6 +32,13 @@ from .systems import CONCEPT, ICD10CM, INTAKE, LOINC, RXNORM, SNOMED, SYSTEM_NAM
 __all__ = ["MappedCase", "to_case"]
 
 MatchedBy = Literal["code", "text", "answer", "element"]
+_US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+_SEX_EXTENSIONS = {
+    _US_CORE + n for n in ("us-core-individual-sex", "us-core-sex", "us-core-birthsex")
+}
+# SNOMED 248152002 Female (finding), 248153007 Male (finding) (US Core sex value set, as in the
+# US Core 9 examples); F and M are the birthsex extension's codes.
+_SEX_CODES = {"248152002": "female", "248153007": "male", "F": "female", "M": "male"}
 _CODE_NAMES = {SNOMED: "SNOMED", ICD10CM: "ICD-10-CM", RXNORM: "RxNorm", LOINC: "LOINC"}
 
 
@@ -42,22 +49,20 @@ class MappedCase:
     case: Case
     data_used: tuple[DataUsed, ...]
     unmapped: tuple[Unmapped, ...]
+    counts: dict[str, dict[str, int]]
+    """Per resource type: resources used (at least in part), and resources not used at all."""
+    notes: tuple[str, ...] = ()  # about the input as a whole, e.g. a Bundle without a type
 
     def annotate(self, assessment: Assessment) -> Assessment:
-        """The assessment with this record's ``data_used`` and ``unmapped`` sections."""
+        """The assessment with this record's ``data_used``, ``unmapped`` and input notes."""
+        notes = [*assessment.notes, *(Note(kind="data", text=n) for n in self.notes)]
         return assessment.model_copy(
-            update={"data_used": list(self.data_used), "unmapped": list(self.unmapped)}
+            update={
+                "data_used": list(self.data_used),
+                "unmapped": list(self.unmapped),
+                "notes": notes,
+            }
         )
-
-    @property
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Per resource type: how many resources were used and how many were not."""
-        out: dict[str, dict[str, int]] = defaultdict(lambda: {"used": 0, "unmapped": 0})
-        for u in self.data_used:
-            out[u.source.split("/")[0]]["used"] += 1
-        for m in self.unmapped:
-            out[m.resource_type]["unmapped"] += m.count
-        return dict(out)
 
 
 @dataclass(order=True)
@@ -90,6 +95,8 @@ class _Mapper:
         self.record, self.kb, self.as_of = record, kb, as_of
         self.used: list[DataUsed] = []
         self.skipped: dict[tuple[str, str, str], list[str]] = {}
+        self.used_ids: dict[str, set[int]] = defaultdict(set)  # resource type -> id(resource)
+        self.skipped_ids: dict[str, set[int]] = defaultdict(set)
         self.patient: dict[str, Any] = {}
         self.answers: dict[str, Any] = {}
         self.conditions: list[ConditionEntry] = []
@@ -115,9 +122,11 @@ class _Mapper:
     # -- bookkeeping ------------------------------------------------------------------------
     def use(self, e: Entry, fld: str, value: str, how: MatchedBy) -> None:
         self.used.append(DataUsed(source=e.label, field=fld, value=value, matched_by=how))
+        self.used_ids[e.type].add(id(e.resource))
 
     def skip(self, e: Entry, item: str, reason: str) -> None:
         self.skipped.setdefault((e.type, item, reason), []).append(e.label)
+        self.skipped_ids[e.type].add(id(e.resource))
 
     # -- driver -----------------------------------------------------------------------------
     def run(self) -> MappedCase:
@@ -135,7 +144,8 @@ class _Mapper:
             if e.type in self.handlers:
                 self.skip(e, e.type, "names no patient, so it cannot be attributed")
         for e in rec.foreign:
-            self.skip(e, e.type, f"belongs to {subject_reference(e.resource)}, not in this input")
+            what = _describe(e)
+            self.skip(e, what, f"belongs to {subject_reference(e.resource)}, not in this input")
         self._pick_labs()
         self._pick_weight()
         self._pick_intake()
@@ -151,7 +161,14 @@ class _Mapper:
             )
             for (rt, item, reason), sources in self.skipped.items()
         )
-        return MappedCase(case, tuple(self.used), unmapped)
+        counts = {
+            rt: {
+                "used": len(self.used_ids[rt]),
+                "unmapped": len(self.skipped_ids[rt] - self.used_ids[rt]),
+            }
+            for rt in sorted(set(self.used_ids) | set(self.skipped_ids))
+        }
+        return MappedCase(case, tuple(self.used), unmapped, counts, self.record.notes)
 
     def _guard(self, e: Entry, handler: Callable[[Entry, str], None]) -> None:
         try:
@@ -185,7 +202,11 @@ class _Mapper:
     def _patient(self, e: Entry, path: str) -> None:
         res = e.resource
         gender = string(res, "gender", path)
-        if gender in ("male", "female"):
+        if gender is None:
+            gender = self._sex_extension(e, path)  # reports its own use
+            if gender is not None:
+                self.patient["sex"] = gender
+        elif gender in ("male", "female"):
             self.patient["sex"] = gender
             self.use(e, "patient.sex", gender, "element")
         elif gender is not None:
@@ -201,6 +222,19 @@ class _Mapper:
         else:
             self.patient["birth_date"] = born
             self.use(e, "patient.birth_date", born.isoformat(), "element")
+
+    def _sex_extension(self, e: Entry, path: str) -> str | None:
+        """Sex from the US Core sex extensions when Patient.gender is absent."""
+        for xpath, ext in objs(e.resource, "extension", path):
+            url = ext.get("url")
+            if url in _SEX_EXTENSIONS:
+                coding = obj(ext, "valueCoding", xpath)
+                code = string(coding, "code", xpath) if coding else string(ext, "valueCode", xpath)
+                sex = _SEX_CODES.get(code or "")
+                if sex is not None:
+                    self.use(e, "patient.sex", f"{sex} (from {url.rsplit('/', 1)[-1]})", "code")
+                    return sex
+        return None
 
     # -- Condition --------------------------------------------------------------------------
     def _concepts(self, cc: Mapping[str, Any] | None, path: str) -> list[str]:
@@ -324,13 +358,19 @@ class _Mapper:
             raise Malformed(f"{path}.status", "required element missing")
         cc, ingredients, mpath = self._medication_concept(e, path)
         drugs, how, label, rxnorm = self._match_drugs(cc, ingredients, mpath)
-        state = self._med_state(e, status)
+        state = self._med_state(e, status, label)
         if state is None:
             return
         if not drugs:
             self.skip(e, label, "not in the knowledge base: its interactions were not checked")
             return
         active, start, end, dosage = state
+        for part in self._unknown_components(label):
+            self.skip(
+                e,
+                f"{part} (in {label!r})",
+                "ingredient not in the knowledge base: its interactions were not checked",
+            )
         dose, times = self._dosage(dosage) if len(drugs) == 1 else (None, None)
         for d in drugs:
             drug = self.kb.drugs[d]
@@ -360,12 +400,20 @@ class _Mapper:
             parts.append(f"from {label!r}")
             self.use(e, "medications", "; ".join(parts), how)
 
+    def _unknown_components(self, label: str) -> list[str]:
+        """Ingredients of a combination product ("A 5 MG / B 325 MG") that match no drug."""
+        parts = [p.strip() for p in label.split(" / ")]
+        if len(parts) < 2:
+            return []
+        idx = self.kb.lookups
+        return [p for p in parts if p and not idx.drug_word_re.search(p.lower())]
+
     def _med_state(
-        self, e: Entry, status: str
+        self, e: Entry, status: str, medicine: str
     ) -> tuple[bool, dt.date | None, dt.date | None, Mapping[str, Any] | None] | None:
         """(active, start, end, dosage) or None when the resource does not count."""
         res, path = e.resource, e.type
-        label = f"status {status}"
+        label = f"{medicine} (status {status})"
         if e.type == "MedicationDispense":
             if status != "completed":
                 self.skip(e, label, "only completed dispenses count as taken")
@@ -378,7 +426,7 @@ class _Mapper:
             dosages = objs(res, "dosageInstruction", path)
             return active, handed, end if not active else None, dosages[0][1] if dosages else None
         if status in ("entered-in-error", "cancelled", "not-taken", "draft", "intended"):
-            self.skip(e, label, "not taken")
+            self.skip(e, label, "not a medicine being taken")
             return None
         active = status in ("active", "on-hold", "unknown")
         if e.type == "MedicationRequest":
@@ -687,6 +735,18 @@ class _Mapper:
                 f"{len(answers.answered)} answers ({latest.date}): " + ", ".join(shown),
                 "answer",
             )
+
+
+def _describe(e: Entry) -> str:
+    """A short label for any resource: its code or medication, else its type."""
+    try:
+        for key in ("medicationCodeableConcept", "code"):
+            cc = obj(e.resource, key, e.type)
+            if cc is not None:
+                return f"{e.type} {_first_label(cc, e.type)}"
+    except Malformed:
+        pass
+    return e.type
 
 
 def _first_label(cc: Mapping[str, Any] | None, path: str) -> str:

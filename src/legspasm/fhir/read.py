@@ -129,21 +129,26 @@ def _kind(obj: Any) -> str:
     return names.get(type(obj), type(obj).__name__)
 
 
-def _bundle_entries(bundle: Resource, source: str) -> list[Entry]:
+def _bundle_entries(
+    bundle: Resource, source: str, notes: list[str], prefix: str = "Bundle"
+) -> list[Entry]:
     btype = bundle.get("type")
-    if btype not in BUNDLE_TYPES:
+    if btype is None:
+        # R4 requires Bundle.type, but CDS Hooks draftOrders and prefetch examples often omit it.
+        notes.append(f"{prefix} has no 'type': read as a collection")
+    elif btype not in BUNDLE_TYPES:
         raise FhirError(
             source,
-            "Bundle.type",
+            f"{prefix}.type",
             f"{btype!r} is not a bundle type legspasm reads "
             f"(use one of {', '.join(sorted(BUNDLE_TYPES))})",
         )
     raw = bundle.get("entry", [])
     if not isinstance(raw, list):
-        raise FhirError(source, "Bundle.entry", f"expected an array, got {_kind(raw)}")
+        raise FhirError(source, f"{prefix}.entry", f"expected an array, got {_kind(raw)}")
     out: list[Entry] = []
     for i, item in enumerate(raw):
-        where = f"Bundle.entry[{i}]"
+        where = f"{prefix}.entry[{i}]"
         if not isinstance(item, dict):
             raise FhirError(source, where, f"expected an object, got {_kind(item)}")
         if "resource" not in item:
@@ -156,7 +161,7 @@ def _bundle_entries(bundle: Resource, source: str) -> list[Entry]:
             continue  # an OperationOutcome about the search, not data
         full_url = item.get("fullUrl")
         if res.get("resourceType") == "Bundle":
-            out.extend(_bundle_entries(res, f"{source} › {where}"))
+            out.extend(_bundle_entries(res, source, notes, f"{where}.resource"))
             continue
         out.append(Entry(res, where, full_url if isinstance(full_url, str) else None))
     return out
@@ -166,20 +171,23 @@ def records_from_json(data: Any, source: str) -> list[Record]:
     """Records from one parsed JSON document: a Bundle or a single resource."""
     res = _check_resource(data, source, None)  # type: ignore[arg-type]
     if res["resourceType"] == "Bundle":
-        return _group(_bundle_entries(res, source), source)
+        notes: list[str] = []
+        entries = _bundle_entries(res, source, notes)
+        return _group(entries, source, tuple(notes))
     return _group([Entry(res, res["resourceType"])], source)
 
 
 def records_from_resources(resources: Iterable[Resource], source: str) -> list[Record]:
     """Records from resources already in memory (e.g. a CDS Hooks prefetch)."""
     entries: list[Entry] = []
+    notes: list[str] = []
     for i, obj in enumerate(resources):
         res = _check_resource(obj, source, f"[{i}]")
         if res["resourceType"] == "Bundle":
-            entries.extend(_bundle_entries(res, f"{source}[{i}]"))
+            entries.extend(_bundle_entries(res, source, notes, f"[{i}]"))
         else:
             entries.append(Entry(res, f"[{i}]"))
-    return _group(entries, source)
+    return _group(entries, source, tuple(notes))
 
 
 def _ndjson(path: Path, skip_non_fhir: bool) -> tuple[list[Entry], str | None]:
