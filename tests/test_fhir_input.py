@@ -86,6 +86,19 @@ def med(
     }
 
 
+def pregnancy_status(answer: str, date: str = "2026-11-20") -> dict[str, Any]:
+    """A pregnancy-status Observation (LOINC 82810-3) answered with a SNOMED code."""
+    return {
+        "resourceType": "Observation",
+        "id": "preg",
+        "status": "final",
+        "subject": SUBJ,
+        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
+        "effectiveDateTime": date,
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": answer}]},
+    }
+
+
 # --- reading files ---------------------------------------------------------------------------
 
 
@@ -496,15 +509,7 @@ def test_weight_window_and_pregnancy_status(kb: Knowledge) -> None:
     stale = mapped(kb, old_weight)
     assert stale.case.patient.weight is None
     assert any("older than 365 days" in r for r in reasons(stale))
-    preg = {
-        "resourceType": "Observation",
-        "id": "preg",
-        "status": "final",
-        "subject": SUBJ,
-        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
-        "effectiveDateTime": "2026-11-20",
-        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "77386006"}]},
-    }
+    preg = pregnancy_status("77386006")
     assert mapped(kb, preg).case.patient.pregnant is True
     not_preg = {
         **preg,
@@ -655,15 +660,7 @@ def test_questionnaire_items_are_exactly_the_intake_fields() -> None:
 
 
 def test_pregnancy_conflict_assumes_pregnant_and_says_so(kb: Knowledge) -> None:
-    preg = {
-        "resourceType": "Observation",
-        "id": "preg",
-        "status": "final",
-        "subject": SUBJ,
-        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
-        "effectiveDateTime": "2026-11-20",
-        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "77386006"}]},
-    }
+    preg = pregnancy_status("77386006")
     said_no = qr([{"linkId": "patient", "item": [item("patient.pregnant", valueBoolean=False)]}])
     m = mapped(kb, preg, said_no)
     assert m.case.patient.pregnant is True
