@@ -107,14 +107,7 @@ class Derivation:
 
 def match_drug(kb: Knowledge, name: str | None, rxnorm: str | None) -> str | None:
     """Resolve a medicine to a knowledge-base drug id by RxNorm code, then by name or brand."""
-    idx = kb.lookups
-    if rxnorm and rxnorm in idx.drug_by_code:
-        return idx.drug_by_code[rxnorm]
-    if name:
-        m = idx.drug_word_re.search(name.lower())
-        if m:
-            return idx.drug_by_word[m.group(1)]
-    return None
+    return kb.lookups.match_drug(name, rxnorm)
 
 
 def _age(case: Case, as_of: dt.date, problems: list[tuple[str, str]]) -> float | None:
@@ -401,12 +394,9 @@ def _allergies(kb: Knowledge, case: Case, notes: list[Note]) -> frozenset[str]:
     """Drug and class ids named by documented allergies (a class name such as 'opioid' works)."""
     out: set[str] = set()
     for a in case.allergies:
-        key = a.substance.strip().lower().replace(" ", "_")
-        drug_id = match_drug(kb, a.substance, None)
-        if drug_id is not None:
-            out.add(drug_id)
-        elif key in kb.classes or key.rstrip("s") in kb.classes:
-            out.add(key if key in kb.classes else key.rstrip("s"))
+        target = kb.allergy_target(a.substance)
+        if target is not None:
+            out.add(target)
         else:
             notes.append(
                 Note(

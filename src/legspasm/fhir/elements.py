@@ -17,6 +17,7 @@ __all__ = [
     "concept_text",
     "fhir_date",
     "first_code",
+    "json_kind",
     "number",
     "obj",
     "objs",
@@ -33,7 +34,8 @@ class Malformed(Exception):
         self.problem = problem
 
 
-def _kind(v: Any) -> str:
+def json_kind(v: Any) -> str:
+    """How a JSON value reads in an error message: 'an object', 'a string'..."""
     if isinstance(v, bool):
         return "a boolean"
     return {dict: "an object", list: "an array", str: "a string", int: "a number"}.get(
@@ -46,7 +48,7 @@ def obj(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | N
     if v is None:
         return None
     if not isinstance(v, dict):
-        raise Malformed(f"{path}.{key}", f"expected an object, got {_kind(v)}")
+        raise Malformed(f"{path}.{key}", f"expected an object, got {json_kind(v)}")
     return v
 
 
@@ -56,11 +58,11 @@ def objs(parent: Mapping[str, Any], key: str, path: str) -> list[tuple[str, Mapp
     if v is None:
         return []
     if not isinstance(v, list):
-        raise Malformed(f"{path}.{key}", f"expected an array, got {_kind(v)}")
+        raise Malformed(f"{path}.{key}", f"expected an array, got {json_kind(v)}")
     out: list[tuple[str, Mapping[str, Any]]] = []
     for i, item in enumerate(v):
         if not isinstance(item, dict):
-            raise Malformed(f"{path}.{key}[{i}]", f"expected an object, got {_kind(item)}")
+            raise Malformed(f"{path}.{key}[{i}]", f"expected an object, got {json_kind(item)}")
         out.append((f"{path}.{key}[{i}]", item))
     return out
 
@@ -70,7 +72,7 @@ def string(parent: Mapping[str, Any], key: str, path: str) -> str | None:
     if v is None:
         return None
     if not isinstance(v, str):
-        raise Malformed(f"{path}.{key}", f"expected a string, got {_kind(v)}")
+        raise Malformed(f"{path}.{key}", f"expected a string, got {json_kind(v)}")
     return v.replace("\u200b", "").strip() or None
 
 
@@ -79,7 +81,7 @@ def number(parent: Mapping[str, Any], key: str, path: str) -> float | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise Malformed(f"{path}.{key}", f"expected a number, got {_kind(v)}")
+        raise Malformed(f"{path}.{key}", f"expected a number, got {json_kind(v)}")
     if v != v or v in (float("inf"), float("-inf")):
         raise Malformed(f"{path}.{key}", "not a finite number")
     return float(v)
@@ -123,7 +125,7 @@ def fhir_date(value: Any, path: str) -> dt.date | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise Malformed(path, f"expected a date string, got {_kind(value)}")
+        raise Malformed(path, f"expected a date string, got {json_kind(value)}")
     m = _DATE.match(value.strip())
     rest = value.strip()[m.end() :] if m else ""
     if m is None or (rest and not rest.startswith("T")):

@@ -345,10 +345,7 @@ class _Mapper:
         texts += [d or "" for c in (cc, *ingredients) for _, _, d in codings(c, path)]
         hits = []
         for t in texts:
-            for m in idx.drug_word_re.finditer(t.lower()):
-                d = idx.drug_by_word[m.group(1)]
-                if d not in hits:
-                    hits.append(d)
+            hits += [d for d in idx.drugs_named(t) if d not in hits]
         return hits, "text", label, None
 
     def _medication(self, e: Entry, path: str) -> None:
@@ -406,7 +403,7 @@ class _Mapper:
         if len(parts) < 2:
             return []
         idx = self.kb.lookups
-        return [p for p in parts if p and not idx.drug_word_re.search(p.lower())]
+        return [p for p in parts if p and not idx.drugs_named(p)]
 
     def _med_state(
         self, e: Entry, status: str, medicine: str
@@ -664,14 +661,7 @@ class _Mapper:
             None,
         )
         substance = self.kb.drugs[drug].name if drug else label
-        key = substance.strip().lower().replace(" ", "_")
-        known = (
-            drug is not None
-            or idx.drug_word_re.search(substance.lower())
-            or key in self.kb.classes
-            or key.rstrip("s") in self.kb.classes
-        )
-        if not known:
+        if self.kb.allergy_target(substance) is None:
             self.skip(e, label, "not a knowledge-base drug or drug class")
             return
         reactions = [

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FhirError
+from .elements import json_kind
 
 __all__ = [
     "BUNDLE_TYPES",
@@ -114,7 +115,7 @@ def is_fhir(data: Any) -> bool:
 def _check_resource(obj: Any, source: str, where: str) -> Resource:
     if not isinstance(obj, dict):
         raise FhirError(
-            source, where, f"expected a FHIR resource (a JSON object), got {_kind(obj)}"
+            source, where, f"expected a FHIR resource (a JSON object), got {json_kind(obj)}"
         )
     rt = obj.get("resourceType")
     if not isinstance(rt, str) or not rt:
@@ -122,11 +123,6 @@ def _check_resource(obj: Any, source: str, where: str) -> Resource:
     if not rt[0].isupper() or not rt.isalnum():
         raise FhirError(source, where, f"{rt!r} is not a FHIR resource type")
     return obj
-
-
-def _kind(obj: Any) -> str:
-    names: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
-    return names.get(type(obj), type(obj).__name__)
 
 
 def _bundle_entries(
@@ -145,12 +141,12 @@ def _bundle_entries(
         )
     raw = bundle.get("entry", [])
     if not isinstance(raw, list):
-        raise FhirError(source, f"{prefix}.entry", f"expected an array, got {_kind(raw)}")
+        raise FhirError(source, f"{prefix}.entry", f"expected an array, got {json_kind(raw)}")
     out: list[Entry] = []
     for i, item in enumerate(raw):
         where = f"{prefix}.entry[{i}]"
         if not isinstance(item, dict):
-            raise FhirError(source, where, f"expected an object, got {_kind(item)}")
+            raise FhirError(source, where, f"expected an object, got {json_kind(item)}")
         if "resource" not in item:
             if "response" in item or "request" in item:
                 continue  # a response or a delete carries no patient data

@@ -284,6 +284,25 @@ class Lookups:
     concept_by_code: dict[tuple[str, str], str]
     lab_by_loinc: dict[str, str]
 
+    def match_drug(self, name: str | None, rxnorm: str | None) -> str | None:
+        """A drug id by RxNorm code, else by the first ingredient or brand name in ``name``."""
+        if rxnorm and rxnorm in self.drug_by_code:
+            return self.drug_by_code[rxnorm]
+        if name:
+            m = self.drug_word_re.search(name.lower())
+            if m:
+                return self.drug_by_word[m.group(1)]
+        return None
+
+    def drugs_named(self, text: str) -> list[str]:
+        """Every drug id whose ingredient or brand name occurs in ``text``, in order, once."""
+        out: list[str] = []
+        for m in self.drug_word_re.finditer(text.lower()):
+            drug_id = self.drug_by_word[m.group(1)]
+            if drug_id not in out:
+                out.append(drug_id)
+        return out
+
 
 class Knowledge(_Entry):
     """The whole validated knowledge base. Frozen; load once and pass explicitly."""
@@ -310,3 +329,11 @@ class Knowledge(_Entry):
 
     def drug_classes(self, drug_id: str) -> frozenset[str]:
         return frozenset(self.drugs[drug_id].classes)
+
+    def allergy_target(self, substance: str) -> str | None:
+        """The drug or drug-class id an allergy names ('Neurontin', 'opioids'), or None."""
+        drug_id = self.lookups.match_drug(substance, None)
+        if drug_id is not None:
+            return drug_id
+        key = substance.strip().lower().replace(" ", "_")
+        return next((k for k in (key, key.rstrip("s")) if k in self.classes), None)
