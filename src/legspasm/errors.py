@@ -8,7 +8,10 @@
     │   ├── CaseValidationError   a case has wrong types or impossible values
     │   │                         (.problems: list of (field, message))
     │   └── FhirError             a FHIR file or resource is malformed (.source, .location)
-    └── EvaluationError           the engine met something it cannot handle (a bug)
+    ├── EvaluationError           the engine met something it cannot handle (a bug)
+    ├── AuthError                 a CDS Hooks caller's JWT was refused (.reason: for logs only,
+    │                             never sent to the caller)
+    └── StoreError                the audit store cannot be opened, migrated or written
 
 Surfaces translate this tree into exit codes (CLI: InputError -> 2) or HTTP statuses in one
 place each; nothing below the surfaces prints or exits.
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AuthError",
     "CaseFileError",
     "CaseValidationError",
     "EvaluationError",
@@ -26,6 +30,7 @@ __all__ = [
     "InputError",
     "KnowledgeError",
     "LegspasmError",
+    "StoreError",
 ]
 
 
@@ -94,3 +99,15 @@ class FhirError(InputError):
 
 class EvaluationError(LegspasmError):
     """The engine met a construct it cannot evaluate. This is a bug in legspasm."""
+
+
+class AuthError(LegspasmError):
+    """A CDS Hooks request's JWT was refused. The caller only ever sees a bare 401."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"token refused: {reason}")
+        self.reason = reason
+
+
+class StoreError(LegspasmError):
+    """The audit store cannot be opened, migrated or written (names the database, not secrets)."""

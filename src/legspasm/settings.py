@@ -1,0 +1,62 @@
+"""One typed settings object for the service, read from ``LEGSPASM_*`` environment variables.
+
+Every surface that needs configuration takes a :class:`Settings` argument; nothing reads the
+environment anywhere else. ``Settings()`` reads the environment; tests build one explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DATABASE_URL", "Issuer", "Settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///legspasm-audit.sqlite3"
+
+
+class Issuer(BaseModel):
+    """An EHR allowed to call the service: its JWT ``iss`` and where its public keys are."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    iss: Annotated[str, Field(min_length=1)]
+    jwks_url: str | None = None  # fetched with httpx and cached; a token's ``jku`` must equal it
+    jwks_file: Path | None = None  # a JWKS document on disk
+    tenant: str | None = None  # when set, the token's ``tenant`` claim must equal it
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Issuer:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"issuer {self.iss!r}: give exactly one of jwks_url or jwks_file")
+        return self
+
+
+class Settings(BaseSettings):
+    """Service configuration. Environment: ``LEGSPASM_<FIELD>`` (lists and maps as JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEGSPASM_", frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # The base URL the EHR calls (scheme, host, port and any path prefix, no trailing slash).
+    # A token's ``aud`` must equal ``{public_url}/cds-services/{id}``. Unset: taken from each
+    # request, which is right unless a proxy rewrites the host.
+    public_url: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    # Development mode: no JWT verification (a loud warning is logged at start-up).
+    dev: bool = False
+    issuers: list[Issuer] = []
+    jwt_leeway_s: Annotated[float, Field(ge=0, le=300)] = 30.0
+    jwt_max_lifetime_s: Annotated[float, Field(gt=0, le=86400)] = 3600.0
+    jwks_cache_s: Annotated[float, Field(ge=0)] = 300.0
+    # Reads from the EHR's FHIR server when a prefetch key is absent.
+    fhir_timeout_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+    fhir_max_resources: Annotated[int, Field(ge=1)] = 2000
+    # Where the full plan is shown (the web page); patient-view cards link there.
+    web_url: str | None = None
+    # The assessment date: None means the date each request is received (demos and tests fix it).
+    as_of: dt.date | None = None
