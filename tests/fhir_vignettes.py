@@ -589,6 +589,9 @@ def case_to_bundle(
     ``name`` seeds the stable resource ids (uuid5); it defaults to the case ``id``. The vignette
     writer passes the folder name.
     """
+    if case.get("orders"):
+        raise FixtureError("(case).orders: orders come from a CDS Hooks request, not a record")
+    case = {k: v for k, v in case.items() if k != "orders"}
     _check_keys(case, CASE_KEYS, "(case)")
     kb = _kb(Path(kb_dir).resolve())
     seed = name or case.get("id") or "case"

@@ -110,12 +110,17 @@ class AvoidItem(_Out):
     id: str
     target: str  # what to avoid: a drug, a drug class or a piece of advice
     drug: DrugRef | None  # set when the target is one knowledge-base drug
-    status: Literal["current", "proposed", "general"]
+    # current: the patient takes it; proposed: the plan would have proposed it; general: do not
+    # start it; ordered: a medicine being ordered now (``order_id`` names the order)
+    status: Literal["current", "proposed", "general", "ordered"]
     severity: Severity
     reason: str
     rationale: list[str]
     basis: str
     citations: list[str]
+    order_id: str | None = None
+    # For an ordered medicine: plan steps (ids) offered in its place, safest first.
+    alternatives: list[str] = []
 
 
 class MissingDatum(_Out):

@@ -20,6 +20,7 @@ __all__ = [
     "FunctionalFeatures",
     "LabResult",
     "MedicationEntry",
+    "MedicationOrder",
     "NeuroFindings",
     "Patient",
     "Quantity",
@@ -217,6 +218,25 @@ class MedicationEntry(_Model):
         return self
 
 
+class MedicationOrder(_Model):
+    """A medicine being ordered now (an EHR draft order): checked as if the patient started it."""
+
+    id: str | None = Field(None, description="The order in its source, e.g. 'MedicationRequest/1'.")
+    name: str | None = None
+    rxnorm: str | None = None
+    dose: Quantity | None = Field(None, description="Amount per administration.")
+    times_per_day: Annotated[float | None, Field(gt=0, le=24)] = None
+    duration_days: Annotated[int | None, Field(ge=1, le=3650)] = Field(
+        None, description="Planned duration of the order, when it says."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> MedicationOrder:
+        if self.name is None and self.rxnorm is None:
+            raise ValueError("give 'name' or 'rxnorm'")
+        return self
+
+
 class LabResult(_Model):
     """A laboratory result with its unit and date."""
 
@@ -251,5 +271,8 @@ class Case(_Model):
         [], description="Concept ids documented as absent (e.g. 'heart_failure')."
     )
     medications: list[MedicationEntry] = []
+    orders: list[MedicationOrder] = Field(
+        [], description="Medicines being ordered now; each is checked as if started today."
+    )
     labs: list[LabResult] = []
     allergies: list[Allergy] = []

@@ -7,7 +7,8 @@
     │   ├── CaseFileError         a case file cannot be read or parsed (.path)
     │   ├── CaseValidationError   a case has wrong types or impossible values
     │   │                         (.problems: list of (field, message))
-    │   └── FhirError             a FHIR file or resource is malformed (.source, .location)
+    │   ├── FhirError             a FHIR file or resource is malformed (.source, .location)
+    │   └── DataUnavailable       data a CDS Hooks request needs could not be had (.keys)
     ├── EvaluationError           the engine met something it cannot handle (a bug)
     ├── AuthError                 a CDS Hooks caller's JWT was refused (.reason: for logs only,
     │                             never sent to the caller)
@@ -25,6 +26,7 @@ __all__ = [
     "AuthError",
     "CaseFileError",
     "CaseValidationError",
+    "DataUnavailable",
     "EvaluationError",
     "FhirError",
     "InputError",
@@ -94,6 +96,15 @@ class FhirError(InputError):
         super().__init__(f"{where}: {problem}")
         self.source = source
         self.location = location
+        self.problem = problem
+
+
+class DataUnavailable(InputError):
+    """Prefetch keys a CDS Hooks request lacks and the FHIR server could not supply (HTTP 412)."""
+
+    def __init__(self, keys: Sequence[str], problem: str) -> None:
+        super().__init__(f"prefetch {', '.join(keys)}: {problem}")
+        self.keys = list(keys)
         self.problem = problem
 
 

@@ -54,6 +54,9 @@ STATIC_FACTS: dict[str, FactSpec] = {
         "dialysis documented on the record", "patient.dialysis or conditions: dialysis_dependence"
     ),
     "falls_history": _b("history of falls or fractures", "patient.history_of_falls_or_fractures"),
+    "order_dose": _n(
+        "dose and frequency of the medicine being ordered", "orders: dose and times_per_day"
+    ),
     "crcl": _n(
         "creatinine clearance (Cockcroft-Gault, mL/min)",
         "patient.age_years, patient.sex, patient.weight and a serum creatinine lab",

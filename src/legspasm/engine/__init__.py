@@ -22,9 +22,10 @@ from ..assessment import (
 from ..case import Case
 from ..knowledge import Knowledge
 from ..knowledge.model import Citation
-from .avoid import apply_avoid_rules
+from .avoid import apply_avoid_rules, dedupe
 from .derive import derive
 from .missing import Missing
+from .orders import check_orders, offer_alternatives
 from .plan import draft_plan
 from .route import route
 from .triage import triage
@@ -66,6 +67,17 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
             draft.step.model_copy(update={"warnings": draft.warnings})
             if draft.warnings
             else draft.step
+        )
+    ordered = check_orders(kb, facts, d.crcl, d.current, d.orders, missing, d.allergies)
+    if ordered:
+        avoid = dedupe(
+            [
+                *avoid,
+                *(
+                    i.model_copy(update={"alternatives": offer_alternatives(kb, i, plan)})
+                    for i in ordered
+                ),
+            ]
         )
     irls_label = None
     if d.irls_total is not None:

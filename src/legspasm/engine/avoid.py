@@ -14,19 +14,20 @@ from .explain import known_facts, unknown_facts
 from .missing import Missing
 from .plan import Draft
 
-__all__ = ["apply_avoid_rules"]
+__all__ = ["BLOCKING", "apply_avoid_rules", "avoid_item", "dedupe"]
 
-_BLOCKING = ("contraindicated", "avoid")
+BLOCKING = ("contraindicated", "avoid")
 
 
-def _item(
+def avoid_item(
     rule: AvoidRule,
     kb: Knowledge,
-    status: Literal["current", "proposed", "general"],
+    status: Literal["current", "proposed", "general", "ordered"],
     facts: FactMap,
     drug_id: str | None,
     target: str | None = None,
     extra: list[str] | None = None,
+    order_id: str | None = None,
 ) -> AvoidItem:
     drug = kb.drugs[drug_id] if drug_id else None
     return AvoidItem(
@@ -39,6 +40,7 @@ def _item(
         rationale=(extra or []) + known_facts(rule.compiled, facts),
         basis=rule.basis,
         citations=list(rule.citations),
+        order_id=order_id,
     )
 
 
@@ -79,7 +81,7 @@ def _dose_check(
         limit = max(limits)
         if cm.daily_mg > limit:
             items.append(
-                _item(
+                avoid_item(
                     rule,
                     kb,
                     "current",
@@ -111,19 +113,21 @@ def _allergy_check(
     items = []
     for drug_id in sorted(current_ids):
         if (why := hit(drug_id)) is not None:
-            items.append(_item(rule, kb, "current", facts, drug_id, extra=[f"allergy: {why}"]))
+            items.append(avoid_item(rule, kb, "current", facts, drug_id, extra=[f"allergy: {why}"]))
     for d in drafts:
         if d.drug_id is None or d.drug_id in current_ids:
             continue
         if (why := hit(d.drug_id)) is not None:
-            items.append(_item(rule, kb, "proposed", facts, d.drug_id, extra=[f"allergy: {why}"]))
+            items.append(
+                avoid_item(rule, kb, "proposed", facts, d.drug_id, extra=[f"allergy: {why}"])
+            )
             blocked.setdefault(d.rec.id, (rule.reason, rule.id))
     return items
 
 
 def _flag(d: Draft, rule: AvoidRule, blocked: dict[str, tuple[str, str]]) -> None:
     """A blocking rule withholds the proposal; a caution travels with it as a warning."""
-    if rule.severity in _BLOCKING:
+    if rule.severity in BLOCKING:
         blocked.setdefault(d.rec.id, (rule.reason, rule.id))
     else:
         d.warnings.append(rule.reason)
@@ -157,7 +161,7 @@ def apply_avoid_rules(
         needed = current_hits or rule.show == "always"
         base = (True if cond is None else cond(facts)) if needed else None
         if base is True:
-            items.extend(_item(rule, kb, "current", facts, x) for x in current_hits)
+            items.extend(avoid_item(rule, kb, "current", facts, x) for x in current_hits)
         elif base is None and needed:
             missing.add(unknown_facts(cond, facts), rule.id)
         emitted = base is True and bool(current_hits)
@@ -175,10 +179,10 @@ def apply_avoid_rules(
                 continue
             emitted = True
             if hits_drug and d.drug_id not in current_ids:
-                items.append(_item(rule, kb, "proposed", f, d.drug_id))
+                items.append(avoid_item(rule, kb, "proposed", f, d.drug_id))
             elif hits_tag:
                 items.append(
-                    _item(
+                    avoid_item(
                         rule,
                         kb,
                         "proposed",
@@ -202,13 +206,13 @@ def apply_avoid_rules(
                 continue
             for partner in partners:
                 target = f"{kb.drugs[added].name} with current {kb.drugs[partner].name}"
-                items.append(_item(rule, kb, "proposed", f, added, target=target))
+                items.append(avoid_item(rule, kb, "proposed", f, added, target=target))
             _flag(d, rule, blocked)
         if rule.show == "always" and not emitted and base is True:
             names = [kb.drugs[x].name for x in sorted(targets)] if rule.drugs else []
             single = sorted(targets)[0] if len(targets) == 1 else None
             target = ", ".join(names) if names else "advice: " + ", ".join(rule.advice_tags)
-            items.append(_item(rule, kb, "general", facts, single, target=target))
+            items.append(avoid_item(rule, kb, "general", facts, single, target=target))
     kept = []
     for d in drafts:
         if d.rec.id in blocked:
@@ -216,10 +220,11 @@ def apply_avoid_rules(
             withheld.append((d.rec.id, d.rec.statement, reason, by))
         else:
             kept.append(d)
-    return kept, _dedupe(items)
+    return kept, dedupe(items)
 
 
-def _dedupe(items: list[AvoidItem]) -> list[AvoidItem]:
+def dedupe(items: list[AvoidItem]) -> list[AvoidItem]:
+    """One item per (rule, target, status), most severe first."""
     seen: set[tuple[str, str, str]] = set()
     out = []
     order = {"contraindicated": 0, "avoid": 1, "caution": 2}

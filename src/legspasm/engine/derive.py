@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..assessment import Note
-from ..case import Case, LabResult, MedicationEntry
+from ..case import Case, LabResult, MedicationEntry, MedicationOrder, Quantity
 from ..errors import CaseValidationError
 from ..facts import FactValue
 from ..knowledge import Knowledge
@@ -77,8 +77,10 @@ class FactMap(Mapping[str, FactValue]):
     def __len__(self) -> int:
         return len(self._v)
 
-    def with_overlay(self, extra: dict[str, FactValue]) -> FactMap:
-        return FactMap({**self._v, **extra}, self.why)
+    def with_overlay(
+        self, extra: dict[str, FactValue], why: dict[str, str] | None = None
+    ) -> FactMap:
+        return FactMap({**self._v, **extra}, {**self.why, **why} if why else self.why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +96,22 @@ class CurrentMed:
     daily_mg: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class OrderedMed:
+    """A medicine being ordered now, matched to the knowledge base."""
+
+    drug_id: str
+    order: MedicationOrder
+    daily_mg: float | None
+    label: str  # the order as named in the case, for messages
+
+
 @dataclass
 class Derivation:
     facts: FactMap
     crcl: CrCl
     current: list[CurrentMed]
+    orders: list[OrderedMed]
     allergies: frozenset[str] = frozenset()  # drug and class ids the patient is allergic to
     notes: list[Note] = field(default_factory=list)
     stale: dict[str, str] = field(default_factory=dict)  # lab id -> explanation
@@ -291,13 +304,7 @@ def _medicines(
         started = m.start_date is None or m.start_date <= as_of
         ended = m.status == "stopped" or (m.end_date is not None and m.end_date < as_of)
         if started and not ended:
-            daily = None
-            if m.dose is not None and m.times_per_day is not None:
-                try:
-                    daily = normalise(m.dose.value, m.dose.unit, "mg") * m.times_per_day
-                except UnitError:
-                    daily = None
-            current.append(CurrentMed(drug_id, m, daily))
+            current.append(CurrentMed(drug_id, m, _daily_mg(m.dose, m.times_per_day)))
             for g in groups:
                 v[f"takes.{g}"] = True
                 if g != drug_id:
@@ -330,6 +337,33 @@ def _medicines(
     cns = {c.drug_id for c in current if "cns_active" in kb.drugs[c.drug_id].classes}
     v["cns_active_count"] = float(len(cns))
     return current
+
+
+def _daily_mg(dose: Quantity | None, times_per_day: float | None) -> float | None:
+    if dose is None or times_per_day is None:
+        return None
+    try:
+        return normalise(dose.value, dose.unit, "mg") * times_per_day
+    except UnitError:
+        return None  # a dose that is not a mass ("1 tablet"): no daily dose
+
+
+def _orders(kb: Knowledge, case: Case, notes: list[Note]) -> list[OrderedMed]:
+    out = []
+    for o in case.orders:
+        label = o.name or f"RxNorm {o.rxnorm}"
+        drug_id = match_drug(kb, o.name, o.rxnorm)
+        if drug_id is None:
+            notes.append(
+                Note(
+                    kind="unmapped",
+                    text=f"order {label!r} is not in the knowledge base: "
+                    "interactions and cautions for it were not checked",
+                )
+            )
+            continue
+        out.append(OrderedMed(drug_id, o, _daily_mg(o.dose, o.times_per_day), label))
+    return out
 
 
 def _conditions(
@@ -421,6 +455,7 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
     _conditions(kb, case, v, problems, notes)
     why: dict[str, str] = {}
     current = _medicines(kb, case, as_of, v, notes, why)
+    orders = _orders(kb, case, notes)
     labs = _labs(kb, case, as_of, problems, notes, stale)
     irls = _irls(case, problems)
     if p.sex == "male" and p.pregnant:
@@ -518,5 +553,5 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
     if "calcium" in labs:
         v["calcium_corrected"] = _corrected_calcium(labs["calcium"], labs.get("albumin"), notes)
     return Derivation(
-        FactMap(v, why), crcl, current, _allergies(kb, case, notes), notes, stale, irls
+        FactMap(v, why), crcl, current, orders, _allergies(kb, case, notes), notes, stale, irls
     )

@@ -6,7 +6,9 @@ from ..expr import Compiled
 from ..facts import FAMILIES, STATIC_FACTS, FactValue
 from .derive import FactMap
 
-__all__ = ["describe", "known_facts", "label", "unknown_facts", "where"]
+__all__ = ["ORDERED", "describe", "known_facts", "label", "unknown_facts", "where"]
+
+ORDERED = "being ordered: "  # prefixes the medicines of an order set in a ``takes.`` rationale
 
 
 def label(name: str) -> str:
@@ -58,7 +60,14 @@ def known_facts(expr: Compiled | None, facts: FactMap) -> list[str]:
                 out.append(f"{label(n)}: {v}")
             continue
         if n.startswith("takes.") and n in facts.why:
-            out.append(f"currently takes {facts.why[n]} ({n.split('.', 1)[1].replace('_', ' ')})")
+            what = n.split(".", 1)[1].replace("_", " ")
+            who = facts.why[n]
+            if not who.startswith(ORDERED):
+                who = f"currently takes {who}"
+            out.append(who if who.endswith(what) else f"{who} ({what})")
+            continue
+        if n.startswith("days_on.") and n in facts.why:
+            out.append(facts.why[n])
             continue
         out.append(describe(n, v))
     return out

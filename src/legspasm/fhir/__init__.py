@@ -3,7 +3,8 @@
 read_fhir(path)                 -> list[Record]   a Bundle, resource, NDJSON file or folder
 records_from_json(data, source) -> list[Record]   already-parsed JSON
 records_from_resources(...)     -> list[Record]   resources in memory (CDS Hooks prefetch)
-to_case(record, kb, as_of)      -> MappedCase     .case, .data_used, .unmapped, .annotate()
+entries_from_resources(...)     -> list[Entry]    the same, ungrouped (CDS Hooks draftOrders)
+to_case(record, kb, as_of, orders=()) -> MappedCase  .case, .data_used, .unmapped, .annotate()
 assessment_bundle(assessment)   -> dict           the plan as a FHIR R4 Bundle
 check_bundle(bundle)            -> list[str]      validation problems (R4B models + R4 checks)
 questionnaire(version)          -> dict           legspasm's intake Questionnaire
@@ -15,7 +16,15 @@ from .check import check_bundle
 from .intake import questionnaire
 from .mapping import MappedCase, to_case
 from .output import assessment_bundle
-from .read import Entry, Record, is_fhir, read_fhir, records_from_json, records_from_resources
+from .read import (
+    Entry,
+    Record,
+    entries_from_resources,
+    is_fhir,
+    read_fhir,
+    records_from_json,
+    records_from_resources,
+)
 
 __all__ = [
     "Entry",
@@ -23,6 +32,7 @@ __all__ = [
     "Record",
     "assessment_bundle",
     "check_bundle",
+    "entries_from_resources",
     "is_fhir",
     "questionnaire",
     "read_fhir",

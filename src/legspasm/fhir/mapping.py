@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from ..assessment import Assessment, DataUsed, Note, Unmapped
-from ..case import Allergy, Case, ConditionEntry, LabResult, MedicationEntry, Quantity
+from ..case import (
+    Allergy,
+    Case,
+    ConditionEntry,
+    LabResult,
+    MedicationEntry,
+    MedicationOrder,
+    Quantity,
+)
 from ..errors import FhirError
 from ..knowledge import Knowledge
 from ..knowledge.model import RecordObservation
@@ -91,8 +99,11 @@ def _status(res: Mapping[str, Any], key: str, path: str) -> str | None:
 
 
 class _Mapper:
-    def __init__(self, record: Record, kb: Knowledge, as_of: dt.date) -> None:
-        self.record, self.kb, self.as_of = record, kb, as_of
+    def __init__(
+        self, record: Record, kb: Knowledge, as_of: dt.date, orders: Sequence[Entry] = ()
+    ) -> None:
+        self.record, self.kb, self.as_of, self.order_entries = record, kb, as_of, orders
+        self.orders: list[MedicationOrder] = []
         self.used: list[DataUsed] = []
         self.skipped: dict[tuple[str, str, str], list[str]] = {}
         self.used_ids: dict[str, set[int]] = defaultdict(set)  # resource type -> id(resource)
@@ -140,6 +151,11 @@ class _Mapper:
                     self.skip(e, e.type, "resource type not used by legspasm")
                 continue
             self._guard(e, handler)
+        for e in self.order_entries:
+            if e.type == "MedicationRequest":
+                self._guard(e, self._order)
+            else:
+                self.skip(e, _describe(e), "order type not checked by legspasm")
         for e in rec.shared:
             if e.type in self.handlers:
                 self.skip(e, e.type, "names no patient, so it cannot be attributed")
@@ -189,6 +205,7 @@ class _Mapper:
         values["conditions"] = self.conditions
         values["conditions_ruled_out"] = sorted(set(self.ruled_out))
         values["medications"] = self.medications
+        values["orders"] = self.orders
         values["labs"] = [d.payload for ds in self.labs.values() for d in ds]
         values["allergies"] = self.allergies
         try:
@@ -396,6 +413,41 @@ class _Mapper:
                 parts.append(f"started {start}")
             parts.append(f"from {label!r}")
             self.use(e, "medications", "; ".join(parts), how)
+
+    def _order(self, e: Entry, path: str) -> None:
+        """A medicine being ordered now (a CDS Hooks draft order), whatever its status says."""
+        cc, ingredients, mpath = self._medication_concept(e, path)
+        drugs, how, label, rxnorm = self._match_drugs(cc, ingredients, mpath)
+        if not drugs:
+            self.skip(e, label, "order not in the knowledge base: its safety was not checked")
+            return
+        dosages = objs(e.resource, "dosageInstruction", path)
+        dosage = dosages[0][1] if dosages else None
+        dose, times = self._dosage(dosage) if len(drugs) == 1 else (None, None)
+        days = _order_days(e.resource, dosage, path)
+        for d in drugs:
+            drug = self.kb.drugs[d]
+            coded = how == "code" and len(drugs) == 1
+            try:
+                order = MedicationOrder(
+                    id=e.label,
+                    name=None if coded else drug.name,
+                    rxnorm=rxnorm if coded else None,
+                    dose=dose,
+                    times_per_day=times,
+                    duration_days=days,
+                )
+            except ValidationError as exc:
+                self.skip(e, label, "unusable order: " + exc.errors()[0]["msg"])
+                return
+            self.orders.append(order)
+            parts = [f"{drug.name} (being ordered)"]
+            if dose:
+                parts.append(f"{dose.value:g} {dose.unit}" + (f" {times:g}x/day" if times else ""))
+            if days:
+                parts.append(f"for {days} days")
+            parts.append(f"from {label!r}")
+            self.use(e, "orders", "; ".join(parts), how)
 
     def _unknown_components(self, label: str) -> list[str]:
         """Ingredients of a combination product ("A 5 MG / B 325 MG") that match no drug."""
@@ -752,6 +804,37 @@ def _bounds(dosage: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
     return obj(rep, "boundsPeriod", f"{path}.timing.repeat") if rep else None
 
 
+_DAYS_PER = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30}
+
+
+def _order_days(res: Mapping[str, Any], dosage: Mapping[str, Any] | None, path: str) -> int | None:
+    """Planned duration of an order: expected supply, else the dosage's bounds."""
+    durations = []
+    disp = obj(res, "dispenseRequest", path)
+    if disp is not None:
+        durations.append(obj(disp, "expectedSupplyDuration", f"{path}.dispenseRequest"))
+    if dosage is not None:
+        timing = obj(dosage, "timing", "dosageInstruction[0]")
+        rep = obj(timing, "repeat", "timing") if timing else None
+        if rep is not None:
+            durations.append(obj(rep, "boundsDuration", "timing.repeat"))
+            period = obj(rep, "boundsPeriod", "timing.repeat")
+            if period is not None:
+                start = fhir_date(period.get("start"), "boundsPeriod.start")
+                end = fhir_date(period.get("end"), "boundsPeriod.end")
+                if start is not None and end is not None and end > start:
+                    return (end - start).days
+    for q in durations:
+        if q is None:
+            continue
+        value = number(q, "value", "Duration")
+        unit = string(q, "code", "Duration") or string(q, "unit", "Duration")
+        per = _DAYS_PER.get((unit or "").lower())
+        if value is not None and per is not None and value > 0:
+            return max(1, round(value * per))
+    return None
+
+
 def _effective(res: Mapping[str, Any], path: str) -> dt.date | None:
     when = fhir_date(res.get("effectiveDateTime"), f"{path}.effectiveDateTime")
     if when is None:
@@ -763,6 +846,12 @@ def _effective(res: Mapping[str, Any], path: str) -> dt.date | None:
     return when
 
 
-def to_case(record: Record, kb: Knowledge, as_of: dt.date) -> MappedCase:
-    """Map one patient's FHIR record to a Case at ``as_of``; list what was and was not used."""
-    return _Mapper(record, kb, as_of).run()
+def to_case(
+    record: Record, kb: Knowledge, as_of: dt.date, orders: Sequence[Entry] = ()
+) -> MappedCase:
+    """Map one patient's FHIR record to a Case at ``as_of``; list what was and was not used.
+
+    ``orders`` are resources being ordered now (CDS Hooks ``draftOrders``): a MedicationRequest
+    among them becomes a ``Case.orders`` entry whatever its status; other order types are listed.
+    """
+    return _Mapper(record, kb, as_of, orders).run()

@@ -23,7 +23,7 @@ from typing import Any
 from ..assessment import Assessment, CitationRef, MedicationPlan, PlanStep
 from .systems import BASE, RXNORM, UCUM
 
-__all__ = ["KNOWLEDGE_TAG", "assessment_bundle"]
+__all__ = ["KNOWLEDGE_TAG", "assessment_bundle", "plan_step_resource"]
 
 KNOWLEDGE_TAG = BASE + "/CodeSystem/knowledge-version"
 _NS = uuid.UUID("6c3f0b8e-3f3b-5d0e-9a51-6c6567737061")
@@ -301,13 +301,35 @@ def assessment_bundle(a: Assessment, subject: str | None = None) -> dict[str, An
             detail,
             item.citations,
         )
-        b.add("DetectedIssue", f"issue/{item.id}/{item.target}", res)
+        name = f"issue/{item.id}/{item.target}"
+        if item.status == "ordered":
+            name += f"/ordered/{item.order_id}"
+        b.add("DetectedIssue", name, res)
     return {
         "resourceType": "Bundle",
         "meta": {"tag": [{"system": KNOWLEDGE_TAG, "code": a.knowledge_version}]},
         "type": "collection",
         "entry": b.entries,
     }
+
+
+def plan_step_resource(
+    a: Assessment, step: PlanStep, subject: str | None, intent: str = "proposal"
+) -> dict[str, Any]:
+    """One plan step as a stand-alone FHIR resource (a CDS Hooks suggestion's ``create``).
+
+    MedicationRequest for a medicine, ServiceRequest for work-up and referral, otherwise a
+    CommunicationRequest; status draft, with a deterministic id. It references nothing that
+    the receiving EHR lacks (no Device), only the patient.
+    """
+    b = _Builder(a, subject)
+    ref = b.subject or {"display": "the patient"}
+    kind, res = _step_resource(b, step, ref)
+    res = {k: v for k, v in res.items() if v is not None and k not in ("requester", "sender")}
+    if kind != "CommunicationRequest":
+        res["intent"] = intent
+    rid = str(uuid.uuid5(_NS, f"{b.key}|{subject}|suggestion|{step.id}"))
+    return {"resourceType": kind, "id": rid, **res}
 
 
 def _issue(

@@ -22,6 +22,7 @@ __all__ = [
     "BUNDLE_TYPES",
     "Entry",
     "Record",
+    "entries_from_resources",
     "is_fhir",
     "read_fhir",
     "records_from_json",
@@ -173,16 +174,25 @@ def records_from_json(data: Any, source: str) -> list[Record]:
     return _group([Entry(res, res["resourceType"])], source)
 
 
-def records_from_resources(resources: Iterable[Resource], source: str) -> list[Record]:
-    """Records from resources already in memory (e.g. a CDS Hooks prefetch)."""
+def entries_from_resources(
+    resources: Iterable[Resource], source: str, notes: list[str] | None = None
+) -> list[Entry]:
+    """Entries of resources already in memory, Bundles flattened (e.g. CDS Hooks draftOrders)."""
     entries: list[Entry] = []
-    notes: list[str] = []
+    notes = [] if notes is None else notes
     for i, obj in enumerate(resources):
         res = _check_resource(obj, source, f"[{i}]")
         if res["resourceType"] == "Bundle":
             entries.extend(_bundle_entries(res, source, notes, f"[{i}]"))
         else:
             entries.append(Entry(res, f"[{i}]"))
+    return entries
+
+
+def records_from_resources(resources: Iterable[Resource], source: str) -> list[Record]:
+    """Records from resources already in memory (e.g. a CDS Hooks prefetch)."""
+    notes: list[str] = []
+    entries = entries_from_resources(resources, source, notes)
     return _group(entries, source, tuple(notes))
 
 

@@ -96,6 +96,7 @@ def _avoid(doc: _Doc, a: AvoidItem, numbers: dict[str, int]) -> None:
         "current": "the patient takes it",
         "proposed": "would have been proposed",
         "general": "do not start",
+        "ordered": "being ordered now",
     }[a.status]
     doc.li(
         f"{doc.b(a.severity.upper())}: {a.target} ({where}). {a.reason} "

@@ -1,0 +1,210 @@
+"""Orders being placed now (CDS Hooks order-select / order-sign): avoid rules and alternatives.
+
+Each ordered medicine is checked as if the patient started it today, together with every other
+medicine in the same order set: rules that target the ordered drug, rules that the order makes
+true for a drug the patient already takes (tizanidine already taken, ciprofloxacin ordered), the
+renal dose ceiling and allergies. A blocking finding names plan steps offered in its place.
+"""
+
+from __future__ import annotations
+
+from ..assessment import AvoidItem, PlanStep
+from ..facts import FactValue
+from ..knowledge import Knowledge
+from ..knowledge.model import AvoidRule
+from .avoid import BLOCKING, avoid_item
+from .derive import CrCl, CurrentMed, FactMap, OrderedMed
+from .dosing import daily_limit_mg
+from .explain import ORDERED, unknown_facts
+from .missing import Missing
+
+__all__ = ["check_orders", "offer_alternatives"]
+
+_MAX_ALTERNATIVES = 3
+
+
+def _overlay(
+    kb: Knowledge, facts: FactMap, orders: list[OrderedMed]
+) -> tuple[dict[str, FactValue], dict[str, str]]:
+    """Facts as if every ordered medicine were started today."""
+    extra: dict[str, FactValue] = {}
+    why: dict[str, str] = {}
+    cns = facts["cns_active_count"]
+    count = cns if isinstance(cns, float) else 0.0
+    for o in orders:
+        drug = kb.drugs[o.drug_id]
+        for g in (o.drug_id, *drug.classes):
+            key = f"takes.{g}"
+            extra[key] = True
+            before = why.get(key) or facts.why.get(key)
+            if before is None and facts[key] is True:
+                before = drug.name  # the ordered drug itself, already taken
+            why[key] = f"{before}; {ORDERED}{drug.name}" if before else f"{ORDERED}{drug.name}"
+        days = o.order.duration_days
+        key = f"days_on.{o.drug_id}"
+        taken = facts[key]
+        if days is not None:
+            extra[key] = max(float(days), taken) if isinstance(taken, float) else float(days)
+            why[key] = f"{drug.name} ordered for {days} days" + (
+                f" after {taken:g} days already taken" if isinstance(taken, float) and taken else ""
+            )
+        if "cns_active" in drug.classes and facts[f"takes.{o.drug_id}"] is not True:
+            count += 1.0
+    extra["cns_active_count"] = count
+    return extra, why
+
+
+def _rule_items(
+    rule: AvoidRule,
+    kb: Knowledge,
+    facts: FactMap,
+    with_orders: FactMap,
+    current: list[CurrentMed],
+    orders: list[OrderedMed],
+    missing: Missing,
+) -> list[AvoidItem]:
+    cond = rule.compiled
+    targets = rule.targets
+    hit_orders = [o for o in orders if o.drug_id in targets]
+    ordered_ids = {o.drug_id for o in orders}
+    partners = sorted({c.drug_id for c in current if c.drug_id in targets} - ordered_ids)
+    if not hit_orders and not partners:
+        return []
+    result = True if cond is None else cond(with_orders)
+    if result is None:
+        missing.add(unknown_facts(cond, with_orders), rule.id)
+        return []
+    if result is not True:
+        return []
+    items = [
+        avoid_item(rule, kb, "ordered", with_orders, o.drug_id, order_id=o.order.id)
+        for o in hit_orders
+    ]
+    # A medicine already taken that the order makes hazardous: the order is the one to review.
+    if partners and cond is not None and cond(facts) is not True:
+        single = {
+            o.drug_id: cond(facts.with_overlay(*_overlay(kb, facts, [o]))) is True for o in orders
+        }
+        to_blame = [o for o in orders if single[o.drug_id]] or orders
+        for o in to_blame:
+            for p in partners:
+                target = f"{kb.drugs[o.drug_id].name} with current {kb.drugs[p].name}"
+                items.append(
+                    avoid_item(
+                        rule, kb, "ordered", with_orders, o.drug_id, target, order_id=o.order.id
+                    )
+                )
+    return items
+
+
+def _dose_items(
+    rule: AvoidRule,
+    kb: Knowledge,
+    facts: FactMap,
+    crcl: CrCl,
+    orders: list[OrderedMed],
+    missing: Missing,
+) -> list[AvoidItem]:
+    items = []
+    for o in orders:
+        if o.drug_id not in rule.targets:
+            continue
+        drug = kb.drugs[o.drug_id]
+        if o.daily_mg is None:
+            if any(r.renal_bands for r in drug.regimens):
+                missing.add(["order_dose"], rule.id)
+            continue
+        limits = [
+            x for x in (daily_limit_mg(r, facts, crcl) for r in drug.regimens) if x is not None
+        ]
+        if not limits:
+            continue
+        if (
+            crcl.value is None
+            and facts["haemodialysis"] is not True
+            and any(r.renal_bands for r in drug.regimens)
+        ):
+            missing.add(["crcl"], rule.id)
+        limit = max(limits)
+        if o.daily_mg > limit:
+            at = f" at CrCl {crcl.value:g} mL/min" if crcl.value is not None else ""
+            items.append(
+                avoid_item(
+                    rule,
+                    kb,
+                    "ordered",
+                    facts,
+                    o.drug_id,
+                    extra=[f"ordered daily dose {o.daily_mg:g} mg > {limit:g} mg allowed{at}"],
+                    order_id=o.order.id,
+                )
+            )
+    return items
+
+
+def _allergy_items(
+    rule: AvoidRule,
+    kb: Knowledge,
+    facts: FactMap,
+    orders: list[OrderedMed],
+    allergies: frozenset[str],
+) -> list[AvoidItem]:
+    items = []
+    for o in orders:
+        found = sorted({o.drug_id, *kb.drugs[o.drug_id].classes} & allergies)
+        if found:
+            items.append(
+                avoid_item(
+                    rule,
+                    kb,
+                    "ordered",
+                    facts,
+                    o.drug_id,
+                    extra=[f"allergy: {found[0]}"],
+                    order_id=o.order.id,
+                )
+            )
+    return items
+
+
+def check_orders(
+    kb: Knowledge,
+    facts: FactMap,
+    crcl: CrCl,
+    current: list[CurrentMed],
+    orders: list[OrderedMed],
+    missing: Missing,
+    allergies: frozenset[str],
+) -> list[AvoidItem]:
+    """Avoid items (status ``ordered``) for the medicines being ordered now."""
+    if not orders:
+        return []
+    with_orders = facts.with_overlay(*_overlay(kb, facts, orders))
+    items: list[AvoidItem] = []
+    for rule in kb.avoid_rules.values():
+        if rule.check == "dose":
+            items.extend(_dose_items(rule, kb, facts, crcl, orders, missing))
+        elif rule.check == "allergy":
+            items.extend(_allergy_items(rule, kb, facts, orders, allergies))
+        else:
+            items.extend(_rule_items(rule, kb, facts, with_orders, current, orders, missing))
+    return items
+
+
+def offer_alternatives(kb: Knowledge, item: AvoidItem, plan: list[PlanStep]) -> list[str]:
+    """Plan steps to offer in place of a blocked order: safest and most specific first.
+
+    A dose above the renal ceiling is replaced by the same medicine at the plan's dose; any other
+    blocked medicine by the plan's other medicines, else by its first-line non-drug steps.
+    """
+    if item.status != "ordered" or item.severity not in BLOCKING or item.drug is None:
+        return []
+    drug_id = item.drug.id
+    dose_rule = kb.avoid_rules[item.id].check == "dose"
+    meds = [s for s in plan if s.medication is not None]
+    same = [s.id for s in meds if s.medication and s.medication.drug.id == drug_id]
+    other = [s.id for s in meds if s.medication and s.medication.drug.id != drug_id]
+    chosen = (same if dose_rule else []) + other
+    if not chosen:
+        chosen = [s.id for s in plan if s.medication is None and s.phase == "first-line"]
+    return chosen[:_MAX_ALTERNATIVES]
