@@ -1,0 +1,387 @@
+"""The CDS Hooks service (FastAPI): discovery, three hooks, feedback, and a plan page link target.
+
+``create_app(settings)`` wires the pure parts together: JWT check -> prefetch gathering ->
+FHIR mapping -> ``evaluate`` -> cards -> audit row. Every invocation is written to the audit
+store before the response is sent, including refusals. Errors are OperationOutcomes: 400 bad
+request, 401 bare (no detail), 404 unknown service, 412 data unavailable; never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..assessment import Assessment
+from ..audit import AuditStore, CardRecord, FeedbackRecord, Invocation
+from ..engine import evaluate
+from ..errors import AuthError, DataUnavailable, InputError, LegspasmError
+from ..fhir import entries_from_resources, records_from_resources, to_case
+from ..fhir.read import Record
+from ..knowledge import Knowledge, load_knowledge
+from ..render import render_text
+from ..settings import Settings
+from .auth import TokenVerifier
+from .cards import IssuedCard, build_cards
+from .hooks import LEGACY_HOOKS, SERVICES, Service, discovery, prefetch_templates
+from .models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
+from .prefetch import gather, patient_id
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("legspasm.service")
+
+
+class _BadRequest(InputError):
+    """A request that is well-formed JSON but cannot be served (names the field)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+def outcome(status: int, code: str, text: str, where: list[str] | None = None) -> JSONResponse:
+    issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": text}
+    if where:
+        issue["expression"] = where
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": [issue]},
+        status_code=status,
+        media_type="application/fhir+json",
+    )
+
+
+class _State:
+    def __init__(
+        self,
+        settings: Settings,
+        kb: Knowledge,
+        store: AuditStore,
+        http: httpx.Client,
+        verifier: TokenVerifier | None,
+        today: Callable[[], dt.date],
+    ) -> None:
+        self.settings, self.kb, self.store, self.http = settings, kb, store, http
+        self.verifier, self.today = verifier, today
+        self.templates = prefetch_templates(kb)
+        self.discovery = Discovery(services=discovery(kb))
+
+
+def _service(service_id: str) -> Service:
+    s = SERVICES.get(service_id)
+    if s is None:
+        raise StarletteHTTPException(404, f"no CDS service {service_id!r}")
+    return s
+
+
+def _aud(request: Request, settings: Settings) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + request.url.path
+    return str(request.url.replace(query="", fragment=""))
+
+
+def _orders(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """draftOrders (or a legacy medication-prescribe ``medications`` bundle) as resources."""
+    bundle = context.get("draftOrders", context.get("medications"))
+    if bundle is None:
+        return []
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise _BadRequest("context.draftOrders", "expected a FHIR Bundle")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise _BadRequest("context.draftOrders.entry", "expected an array")
+    fixed = []
+    for e in entries:
+        # Pre-R4 examples put the resource itself in the entry: read it, do not refuse it.
+        if isinstance(e, dict) and "resource" not in e and "resourceType" in e:
+            e = {"resource": e}
+        fixed.append(e)
+    return [{**bundle, "type": bundle.get("type", "collection"), "entry": fixed}]
+
+
+def _record(records: list[Record], pid: str | None) -> Record | None:
+    """The context patient's record; data about another patient is refused, never used."""
+    for r in records:
+        if pid is not None and r.patient_id == pid:
+            return r
+    others = sorted({r.patient_id for r in records if r.patient_id})
+    if others and pid is not None:
+        raise _BadRequest(
+            "prefetch", f"holds Patient {', '.join(others)}, not context.patientId {pid!r}"
+        )
+    if len(others) == 1:
+        return next(r for r in records if r.patient_id)
+    return next((r for r in records if r.patient is None), None)
+
+
+def _text(d: Mapping[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    return v if isinstance(v, str) else None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    kb: Knowledge | None = None,
+    store: AuditStore | None = None,
+    http: httpx.Client | None = None,
+    today: Callable[[], dt.date] | None = None,
+) -> FastAPI:
+    """The service. Raises LegspasmError when the settings cannot work (no issuers, bad DB)."""
+    if not settings.dev and not settings.issuers:
+        raise _BadRequest(
+            "LEGSPASM_ISSUERS",
+            "no trusted issuers: set a JSON list of {iss, jwks_url | jwks_file}, or use --dev",
+        )
+    kb = kb or load_knowledge()
+    owns_http = http is None
+    client = http or httpx.Client(
+        timeout=httpx.Timeout(settings.fhir_timeout_s, connect=min(1.0, settings.fhir_timeout_s)),
+        follow_redirects=False,
+    )
+    st = _State(
+        settings,
+        kb,
+        store or AuditStore.open(settings.database_url),
+        client,
+        None if settings.dev else TokenVerifier(settings, client),
+        today or (lambda: settings.as_of or dt.date.today()),
+    )
+    if settings.dev:
+        log.warning(
+            "DEVELOPMENT MODE: CDS Hooks JWTs are NOT verified. Anyone who can reach this port "
+            "can call the service. Never run --dev with real patient data."
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        if owns_http:
+            client.close()
+
+    app = FastAPI(
+        title="legspasm CDS Hooks service",
+        version=kb.version,
+        description="Leg cramps, spasms and restless legs: CDS Hooks 2.0 services.",
+        lifespan=lifespan,
+    )
+    app.state.legspasm = st
+
+    def authorize(request: Request) -> None:
+        if st.verifier is None:
+            return
+        st.verifier.verify(request.headers.get("authorization"), _aud(request, settings))
+
+    def audit(
+        service_id: str,
+        started: float,
+        status: int,
+        result: str,
+        req: CdsRequest | None = None,
+        cards: list[IssuedCard] | None = None,
+        assessment: Assessment | None = None,
+        error: str | None = None,
+        invocation_id: str | None = None,
+        as_of: dt.date | None = None,
+    ) -> None:
+        svc = SERVICES.get(service_id)
+        st.store.record_invocation(
+            Invocation(
+                id=invocation_id or str(uuid.uuid4()),
+                received_at=dt.datetime.now(dt.UTC),
+                service_id=service_id,
+                hook=req.hook if req else (svc.hook if svc else "unknown"),
+                hook_instance=req.hookInstance if req else None,
+                knowledge_version=st.kb.version,
+                patient_id=patient_id(req.context) if req else None,
+                user_id=str(req.context.get("userId"))
+                if req and req.context.get("userId")
+                else None,
+                fhir_server=req.fhirServer if req else None,
+                status_code=status,
+                outcome=result,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                cards=tuple(
+                    CardRecord(c.card.uuid, c.rule, c.card.indicator, c.card.summary)
+                    for c in cards or []
+                ),
+                assessment=assessment.model_dump(mode="json") if assessment else None,
+                as_of=as_of,
+                error=error,
+            )
+        )
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(request: Request, exc: AuthError) -> Response:
+        log.info("401 on %s: %s", request.url.path, exc.reason)
+        sid = request.path_params.get("service_id")
+        if isinstance(sid, str) and sid in SERVICES and not request.url.path.endswith("/feedback"):
+            audit(sid, time.perf_counter(), 401, "unauthorized")
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            (".".join(str(p) for p in e["loc"] if p != "body") or "body", e["msg"])
+            for e in exc.errors()[:20]
+        ]
+        text = "; ".join(f"{w}: {m}" for w, m in problems)
+        sid = request.path_params.get("service_id")
+        if isinstance(sid, str) and sid in SERVICES and not request.url.path.endswith("/feedback"):
+            audit(sid, time.perf_counter(), 400, "bad-request", error=text)
+        return outcome(400, "invalid", text, [w for w, _ in problems])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = "not-found" if exc.status_code == 404 else "processing"
+        return outcome(exc.status_code, code, str(exc.detail))
+
+    @app.get("/healthz", include_in_schema=True)
+    def healthz() -> dict[str, str]:
+        """Liveness (no auth, no database): the benchmark's trivial endpoint."""
+        return {"status": "ok", "knowledge": st.kb.version}
+
+    @app.get("/cds-services", response_model=Discovery, response_model_exclude_none=True)
+    def cds_discovery() -> Discovery:
+        """CDS Hooks discovery. Open: it describes the services and holds no patient data."""
+        return st.discovery
+
+    @app.post(
+        "/cds-services/{service_id}",
+        response_model=CdsResponse,
+        response_model_exclude_none=True,
+        responses={
+            400: {"description": "Bad request (OperationOutcome)"},
+            401: {"description": "Missing or refused JWT"},
+            404: {"description": "Unknown service (OperationOutcome)"},
+            412: {"description": "Prefetch missing and not obtainable (OperationOutcome)"},
+        },
+    )
+    def cds_service(
+        service_id: str, req: CdsRequest, _: None = Depends(authorize)
+    ) -> CdsResponse | JSONResponse:
+        started = time.perf_counter()
+        service = _service(service_id)
+        as_of = st.today()
+        try:
+            if req.hook != service.hook and service.hook not in LEGACY_HOOKS.get(req.hook, ()):
+                raise _BadRequest("hook", f"{req.hook!r} is not served by {service.id}")
+            pid = patient_id(req.context)
+            order_resources = _orders(req.context) if service.hook != "patient-view" else []
+            got = gather(req, st.templates, st.http, st.settings.fhir_max_resources)
+            record = _record(records_from_resources(got.resources, "prefetch"), pid)
+            if record is None:
+                record = Record("prefetch", None, ())
+            orders = entries_from_resources(order_resources, "context.draftOrders")
+            mapped = to_case(record, st.kb, as_of, orders=orders)
+            assessment = mapped.annotate(evaluate(mapped.case, st.kb, as_of))
+        except DataUnavailable as exc:
+            audit(service.id, started, 412, "prefetch-unavailable", req, error=exc.message)
+            return outcome(412, "not-found", exc.message, [f"prefetch.{k}" for k in exc.keys])
+        except InputError as exc:
+            audit(service.id, started, 400, "bad-request", req, error=exc.message)
+            return outcome(400, "invalid", exc.message)
+        invocation_id = str(uuid.uuid4())
+        drafts = {e.label: e.resource for e in orders if e.type in ("MedicationRequest",)}
+        selections = req.context.get("selections")
+        base = (st.settings.web_url or st.settings.public_url or "").rstrip("/")
+        cards = build_cards(
+            assessment,
+            service.hook,
+            new_uuid=lambda: str(uuid.uuid4()),
+            drafts=drafts,
+            selections=[s for s in selections if isinstance(s, str)]
+            if isinstance(selections, list)
+            else None,
+            plan_url=f"{base}/plan/{invocation_id}" if base else f"/plan/{invocation_id}",
+            subject=f"Patient/{pid}" if pid else None,
+        )
+        audit(
+            service.id,
+            started,
+            200,
+            "cards" if cards else "no-cards",
+            req,
+            cards,
+            assessment,
+            invocation_id=invocation_id,
+            as_of=as_of,
+        )
+        return CdsResponse(cards=[c.card for c in cards])
+
+    @app.post("/cds-services/{service_id}/feedback", responses={401: {}, 404: {}})
+    def cds_feedback(
+        service_id: str, body: FeedbackRequest, _: None = Depends(authorize)
+    ) -> dict[str, int]:
+        """CDS Hooks feedback: each card outcome is stored for the per-rule report."""
+        service = _service(service_id)
+        now = dt.datetime.now(dt.UTC)
+        items = []
+        for f in body.feedback:
+            reason = f.overrideReason.reason if f.overrideReason else None
+            reason = reason if isinstance(reason, dict) else {}
+            when = None
+            if f.outcomeTimestamp:
+                try:
+                    when = dt.datetime.fromisoformat(f.outcomeTimestamp)
+                except ValueError:
+                    raise _BadRequest(
+                        "feedback.outcomeTimestamp", "not an ISO 8601 instant"
+                    ) from None
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=dt.UTC)
+
+            items.append(
+                FeedbackRecord(
+                    service_id=service.id,
+                    card_uuid=f.card,
+                    outcome=f.outcome,
+                    received_at=now,
+                    accepted_suggestions=tuple(s.id for s in f.acceptedSuggestions),
+                    override_system=_text(reason, "system"),
+                    override_code=_text(reason, "code"),
+                    override_display=_text(reason, "display"),
+                    user_comment=f.overrideReason.userComment if f.overrideReason else None,
+                    outcome_timestamp=when,
+                )
+            )
+        st.store.record_feedback(items)
+        return {"stored": len(items)}
+
+    @app.exception_handler(_BadRequest)
+    async def _bad(request: Request, exc: _BadRequest) -> Response:
+        return outcome(400, "invalid", exc.message, [exc.field])
+
+    @app.get("/plan/{invocation_id}", response_class=HTMLResponse)
+    def plan_page(invocation_id: str) -> HTMLResponse:
+        """The full plan behind a card (the link target of patient-view cards)."""
+        inv = st.store.invocation(invocation_id)
+        if inv is None or inv.assessment is None:
+            raise StarletteHTTPException(404, "no such assessment")
+        a = Assessment.model_validate(inv.assessment)
+        body = html.escape(render_text(a))
+        return HTMLResponse(
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>legspasm plan {html.escape(invocation_id)}</title></head><body>"
+            f"<h1>legspasm plan</h1><p>{html.escape(inv.service_id)}, "
+            f"{inv.received_at:%Y-%m-%d %H:%M} UTC, knowledge {inv.knowledge_version}</p>"
+            f"<pre>{body}</pre></body></html>"
+        )
+
+    @app.exception_handler(LegspasmError)
+    async def _internal(request: Request, exc: LegspasmError) -> Response:
+        log.error("internal error on %s: %s", request.url.path, exc.message)
+        return outcome(500, "exception", "internal error; see the service log")
+
+    return app

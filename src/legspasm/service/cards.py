@@ -1,0 +1,306 @@
+"""CDS Hooks cards from one Assessment. No clinical logic here: the engine decided everything.
+
+Alert budget: a red flag is one critical card; an order that hits avoid rules is one warning
+card (all its rules in the detail; cautions alone make an info card); patient-view adds at most
+one info card with the likely condition and the next step. Cards are unique by problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..assessment import Assessment, AvoidItem, CitationRef, PlanStep
+from ..fhir.output import plan_step_resource
+from ..fhir.systems import BASE
+from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
+
+__all__ = ["OVERRIDE_REASONS", "RULE_SYSTEM", "IssuedCard", "build_cards"]
+
+RULE_SYSTEM = BASE + "/CodeSystem/rule"
+"""Codes of legspasm's rules (avoid rules, red flags, plan): a card's ``source.topic``."""
+OVERRIDE_SYSTEM = BASE + "/CodeSystem/override-reason"
+OVERRIDE_REASONS = (
+    OverrideReason(
+        system=OVERRIDE_SYSTEM,
+        code="benefit-outweighs-risk",
+        display="Benefit outweighs the risk for this patient",
+    ),
+    OverrideReason(
+        system=OVERRIDE_SYSTEM,
+        code="discussed-will-monitor",
+        display="Risk discussed with the patient; will monitor",
+    ),
+    OverrideReason(
+        system=OVERRIDE_SYSTEM,
+        code="specialist-advised",
+        display="Advised by the treating specialist",
+    ),
+    OverrideReason(
+        system=OVERRIDE_SYSTEM,
+        code="record-incorrect",
+        display="The record data behind this alert are wrong",
+    ),
+)
+_SEVERITY_WORD = {"contraindicated": "Contraindicated", "avoid": "Avoid", "caution": "Caution"}
+_BLOCKING = ("contraindicated", "avoid")
+_MAX_SUMMARY = 139
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCard:
+    card: Card
+    rule: str  # what produced it, for the audit store's per-rule feedback report
+
+
+def _short(text: str, limit: int = _MAX_SUMMARY) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:.")
+    return cut + "…"
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ", 1)[0].rstrip(".")
+
+
+def _refs(ids: Sequence[str], cites: Mapping[str, CitationRef]) -> str:
+    nums = sorted(cites[c].number for c in ids if c in cites)
+    return "[" + ", ".join(str(n) for n in nums) + "]" if nums else ""
+
+
+def _references(ids: Sequence[str], cites: Mapping[str, CitationRef]) -> str:
+    shown = sorted((cites[c] for c in dict.fromkeys(ids) if c in cites), key=lambda c: c.number)
+    if not shown:
+        return ""
+    lines = ["", "**References**", ""]
+    for c in shown:
+        text = f"[{c.text}]({c.url})" if c.url else c.text
+        lines.append(f"{c.number}. {text} *(evidence basis: {c.basis})*")
+    return "\n".join(lines)
+
+
+def _source(a: Assessment, code: str, display: str, citations: Sequence[str]) -> Source:
+    cites = {c.id: c for c in a.citations}
+    url = next((cites[c].url for c in citations if c in cites and cites[c].url), None)
+    return Source(
+        label=f"legspasm (knowledge {a.knowledge_version})",
+        url=url,
+        topic=Coding(system=RULE_SYSTEM, code=code, display=_short(display, 120)),
+    )
+
+
+class _Cards:
+    def __init__(
+        self,
+        a: Assessment,
+        new_uuid: Callable[[], str],
+        plan_url: str | None,
+        subject: str | None,
+    ) -> None:
+        self.a, self.new_uuid, self.plan_url, self.subject = a, new_uuid, plan_url, subject
+        self.cites = {c.id: c for c in a.citations}
+        self.steps = {s.id: s for s in a.plan}
+        self.out: list[IssuedCard] = []
+
+    def links(self) -> list[Link] | None:
+        if self.plan_url is None:
+            return None
+        return [Link(label="Full plan with citations (legspasm)", url=self.plan_url)]
+
+    def red_flags(self) -> None:
+        for rf in self.a.red_flags:
+            why = "; ".join(rf.rationale)
+            detail = (
+                f"**{rf.urgency.upper()}: {rf.action}** {_refs(rf.citations, self.cites)}\n\n"
+                + (f"Why: {why}.\n" if why else "")
+                + _references(rf.citations, self.cites)
+            )
+            card = Card(
+                uuid=self.new_uuid(),
+                summary=_short(f"Red flag: {rf.name}. {rf.action}"),
+                detail=detail,
+                indicator="critical",
+                source=_source(self.a, rf.id, rf.name, rf.citations),
+                links=self.links(),
+            )
+            self.out.append(IssuedCard(card, rf.id))
+
+    def orders(self, drafts: Mapping[str, Mapping[str, Any]], selected: set[str] | None) -> None:
+        by_order: dict[str, list[AvoidItem]] = {}
+        for item in self.a.avoid:
+            if (
+                item.status == "ordered"
+                and item.order_id is not None
+                and (selected is None or item.order_id in selected)
+            ):
+                by_order.setdefault(item.order_id, []).append(item)
+        for order_id, items in by_order.items():
+            self.order_card(order_id, items, drafts.get(order_id))
+
+    def order_card(
+        self, order_id: str, items: list[AvoidItem], draft: Mapping[str, Any] | None
+    ) -> None:
+        blocking = [i for i in items if i.severity in _BLOCKING]
+        head = (blocking or items)[0]
+        drug = head.drug.name if head.drug else head.target
+        word = _SEVERITY_WORD[head.severity]
+        lines = []
+        for i in items:
+            lines.append(
+                f"- **{_SEVERITY_WORD[i.severity]}** ({i.target}): {i.reason} "
+                f"{_refs(i.citations, self.cites)}"
+            )
+            if i.rationale:
+                lines.append(f"  - For this patient: {'; '.join(i.rationale)}.")
+        cited = [c for i in items for c in i.citations]
+        suggestions = None
+        if blocking:
+            suggestions = self.suggestions(order_id, head, draft)
+        others = len(items) - 1
+        more = f" (+{others} more)" if others else ""
+        summary = _short(f"{word} {drug}{more}: {_first_sentence(head.reason)}")
+        card = Card(
+            uuid=self.new_uuid(),
+            summary=summary,
+            detail="\n".join(lines) + "\n" + _references(cited, self.cites),
+            indicator="warning" if blocking else "info",
+            source=_source(self.a, head.id, head.target, head.citations),
+            suggestions=suggestions or None,
+            selectionBehavior="at-most-one" if suggestions else None,
+            overrideReasons=list(OVERRIDE_REASONS) if blocking else None,
+            links=self.links(),
+        )
+        self.out.append(IssuedCard(card, head.id))
+
+    def suggestions(
+        self, order_id: str, item: AvoidItem, draft: Mapping[str, Any] | None
+    ) -> list[Suggestion]:
+        deletable = draft is not None and isinstance(draft.get("id"), str) and "/" in order_id
+        intent = draft.get("intent") if draft is not None else None
+        remove = (
+            [
+                Action(
+                    type="delete",
+                    description=f"Remove the order ({item.target})",
+                    resourceId=order_id,
+                )
+            ]
+            if deletable
+            else []
+        )
+        out = []
+        for n, step_id in enumerate(item.alternatives):
+            step = self.steps[step_id]
+            resource = plan_step_resource(
+                self.a, step, self.subject, intent if isinstance(intent, str) else "proposal"
+            )
+            out.append(
+                Suggestion(
+                    label=_short(_label(step), 80),
+                    uuid=self.new_uuid(),
+                    isRecommended=n == 0,
+                    actions=[
+                        *remove,
+                        Action(
+                            type="create", description=_short(step.text, 200), resource=resource
+                        ),
+                    ],
+                )
+            )
+        if remove:
+            out.append(
+                Suggestion(
+                    label=f"Cancel the {item.drug.name if item.drug else 'medicine'} order",
+                    uuid=self.new_uuid(),
+                    isRecommended=not out,
+                    actions=remove,
+                )
+            )
+        return out
+
+    def summary_card(self) -> None:
+        """patient-view: one info card when there is something to say."""
+        a = self.a
+        shown = [c for c in a.conditions if c.status in ("documented", "likely")]
+        current = [i for i in a.avoid if i.status == "current" and i.severity in _BLOCKING]
+        if not shown and not current:
+            return
+        parts = []
+        if shown:
+            parts.append("Leg symptoms: " + ", ".join(f"{c.name} ({c.status})" for c in shown))
+        nxt = next((s for s in a.plan if s.phase != "work-up"), a.plan[0] if a.plan else None)
+        if nxt is not None and shown:
+            parts.append(f"next: {_first_sentence(nxt.text)}")
+        if current:
+            names = sorted({i.drug.name if i.drug else i.target for i in current})
+            parts.append("review " + ", ".join(names))
+        lines = []
+        for c in shown:
+            met = sum(1 for k in c.criteria if k.state == "met")
+            unknown = sum(1 for k in c.criteria if k.state == "unknown")
+            lines.append(
+                f"- **{c.name}**: {c.status}; {met} of {len(c.criteria)} criteria met, "
+                f"{unknown} unknown {_refs(c.citations, self.cites)}"
+            )
+        if a.plan:
+            lines += ["", "**Next steps**", ""]
+            for s in a.plan[:4]:
+                dose = ""
+                if s.medication is not None and s.medication.dose:
+                    dose = f" ({s.medication.start})"
+                lines.append(f"1. {s.text}{dose} {_refs(s.citations, self.cites)}")
+        if current:
+            lines += ["", "**Current medicines to review**", ""]
+            for i in current:
+                lines.append(
+                    f"- {_SEVERITY_WORD[i.severity]} {i.target}: {i.reason} "
+                    f"{_refs(i.citations, self.cites)}"
+                )
+        if a.missing_data:
+            lines += ["", f"{len(a.missing_data)} items of missing data would refine this plan."]
+        cited = [c for x in shown for c in x.citations] + [
+            c for s in a.plan[:4] for c in s.citations
+        ]
+        cited += [c for i in current for c in i.citations]
+        code, display = (shown[0].id, shown[0].name) if shown else ("medication-review", "review")
+        card = Card(
+            uuid=self.new_uuid(),
+            summary=_short("; ".join(parts)),
+            detail="\n".join(lines) + "\n" + _references(cited, self.cites),
+            indicator="info",
+            source=_source(self.a, code, display, cited),
+            links=self.links(),
+        )
+        self.out.append(IssuedCard(card, "plan"))
+
+
+def _label(step: PlanStep) -> str:
+    med = step.medication
+    if med is None:
+        return _first_sentence(step.text)
+    dose = f" {med.dose} {med.frequency}" if med.dose and med.frequency else ""
+    return f"Instead: {med.drug.name}{dose}"
+
+
+def build_cards(
+    a: Assessment,
+    hook: str,
+    *,
+    new_uuid: Callable[[], str],
+    drafts: Mapping[str, Mapping[str, Any]] | None = None,
+    selections: Sequence[str] | None = None,
+    plan_url: str | None = None,
+    subject: str | None = None,
+) -> list[IssuedCard]:
+    """Cards for one hook. ``drafts``: draft order resources by ``Type/id`` (for delete actions)."""
+    c = _Cards(a, new_uuid, plan_url, subject)
+    c.red_flags()
+    if hook == "patient-view":
+        c.summary_card()
+    else:
+        selected = set(selections) if hook == "order-select" and selections else None
+        c.orders(drafts or {}, selected)
+    return c.out

@@ -1,0 +1,90 @@
+"""legspasm's CDS services: which hook each answers and the data it asks the EHR to prefetch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..fhir.systems import INTAKE, LOINC, system_url
+from ..knowledge import Knowledge
+from .models import ServiceDescription
+
+__all__ = ["LEGACY_HOOKS", "SERVICES", "Service", "discovery", "prefetch_templates"]
+
+PATIENT = "{{context.patientId}}"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    id: str
+    hook: str
+    title: str
+    description: str
+
+
+SERVICES: dict[str, Service] = {
+    s.id: s
+    for s in (
+        Service(
+            "legspasm-patient-view",
+            "patient-view",
+            "Leg cramps, spasms and restless legs: plan",
+            "Red flags first; otherwise one card with the likely cause of leg cramps, spasms or "
+            "restless legs and the next step, linking to the full cited plan. Medicines the "
+            "patient takes that should be reviewed are named.",
+        ),
+        Service(
+            "legspasm-order-select",
+            "order-select",
+            "Leg cramps, spasms and restless legs: order check",
+            "Warns when a medicine being selected should be avoided for this patient (e.g. "
+            "quinine for cramps, dopamine agonists as standard RLS therapy, benzodiazepines "
+            "after a stroke, tizanidine with a CYP1A2 inhibitor, cyclobenzaprine at 65+, a "
+            "gabapentinoid above the renal dose) and offers a safer alternative.",
+        ),
+        Service(
+            "legspasm-order-sign",
+            "order-sign",
+            "Leg cramps, spasms and restless legs: order check at signing",
+            "The order check of legspasm-order-select, on every draft order at signing.",
+        ),
+    )
+}
+
+LEGACY_HOOKS = {"medication-prescribe": ("order-select", "order-sign")}
+"""Deprecated hooks still sent by older clients, and the services that accept them."""
+
+
+def prefetch_templates(kb: Knowledge) -> dict[str, str]:
+    """Prefetch templates: the FHIR queries whose results the engine reads (R4 search syntax)."""
+    loinc = sorted(set(kb.lookups.lab_by_loinc))
+    for rule in ("body_weight", "pregnancy_status"):
+        loinc += sorted(
+            c.code for c in kb.record[rule].codes if c.verified and system_url(c.system) == LOINC
+        )
+    codes = ",".join(f"{LOINC}|{c}" for c in dict.fromkeys(loinc))
+    return {
+        "patient": f"Patient/{PATIENT}",
+        "conditions": f"Condition?patient={PATIENT}",
+        "medicationRequests": f"MedicationRequest?patient={PATIENT}",
+        "medicationStatements": f"MedicationStatement?patient={PATIENT}",
+        "medicationDispenses": f"MedicationDispense?patient={PATIENT}",
+        "observations": f"Observation?patient={PATIENT}&code={codes}&_sort=-date",
+        "allergies": f"AllergyIntolerance?patient={PATIENT}",
+        "intake": f"QuestionnaireResponse?patient={PATIENT}&questionnaire={INTAKE}",
+    }
+
+
+def discovery(kb: Knowledge) -> list[ServiceDescription]:
+    templates = prefetch_templates(kb)
+    return [
+        ServiceDescription(
+            hook=s.hook,
+            title=s.title,
+            description=s.description,
+            id=s.id,
+            prefetch=templates,
+            usageRequirements="Send the prefetch, or fhirServer with fhirAuthorization "
+            "(patient/*.read scopes for the resources in the prefetch templates).",
+        )
+        for s in SERVICES.values()
+    ]
