@@ -44,7 +44,8 @@ def _overlay(
         key = f"days_on.{o.drug_id}"
         taken = facts[key]
         if days is not None:
-            extra[key] = max(float(days), taken) if isinstance(taken, float) else float(days)
+            # A renewal continues the course: the days already taken count too.
+            extra[key] = float(days) + (taken if isinstance(taken, float) else 0.0)
             why[key] = f"{drug.name} ordered for {days} days" + (
                 f" after {taken:g} days already taken" if isinstance(taken, float) and taken else ""
             )

@@ -131,12 +131,11 @@ class _Cards:
     def orders(self, drafts: Mapping[str, Mapping[str, Any]], selected: set[str] | None) -> None:
         by_order: dict[str, list[AvoidItem]] = {}
         for item in self.a.avoid:
-            if (
-                item.status == "ordered"
-                and item.order_id is not None
-                and (selected is None or item.order_id in selected)
-            ):
-                by_order.setdefault(item.order_id, []).append(item)
+            if item.status != "ordered":
+                continue
+            key = item.order_id or f"order of {item.drug.name if item.drug else item.target}"
+            if selected is None or key in selected:
+                by_order.setdefault(key, []).append(item)
         for order_id, items in by_order.items():
             self.order_card(order_id, items, drafts.get(order_id))
 
