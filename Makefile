@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/legspasm kb check
-	$(BIN)/legspasm assess src/legspasm/examples/nocturnal-cramps.yaml --as-of 2026-11-21
+	$(BIN)/legspasm serve --dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -29,6 +29,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/fhir_records.py
+	$(BIN)/python benchmarks/service_load.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -49,3 +49,35 @@ def test_two_commands_are_documented() -> None:
     assert "make run" in README
     assert "make test" in README
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_curl_examples_give_the_documented_cards(tmp_path: Path) -> None:
+    """The README's curl requests, sent over TCP to the real service, give the cards it names."""
+    import datetime as dt
+    import json
+
+    import httpx
+
+    from legspasm.service.app import create_app
+    from legspasm.settings import Settings
+    from live_server import serve
+
+    expected = {
+        "order-sign-pramipexole-rls.json": ("legspasm-order-sign", "warning", "AV-DA-RLS"),
+        "order-select-quinine-cramps.json": ("legspasm-order-select", "warning", "AV-QUININE"),
+        "patient-view-rls.json": ("legspasm-patient-view", "info", "rls"),
+    }
+    folder = ROOT / "src" / "legspasm" / "examples" / "cds-hooks"
+    assert {p.name for p in folder.glob("*.json")} == set(expected)
+    for name in expected:
+        assert f"examples/cds-hooks/{name}" in README
+    settings = Settings(
+        dev=True, database_url=f"sqlite:///{tmp_path}/a.sqlite3", as_of=dt.date(2026, 11, 21)
+    )
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base) as client:
+        for name, (service, indicator, topic) in expected.items():
+            body = json.loads((folder / name).read_text(encoding="utf-8"))
+            r = client.post(f"/cds-services/{service}", json=body)
+            assert r.status_code == 200, r.text
+            (card,) = r.json()["cards"]
+            assert (card["indicator"], card["source"]["topic"]["code"]) == (indicator, topic)

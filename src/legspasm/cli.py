@@ -1,7 +1,7 @@
 """Command-line interface. Thin: parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes: 0 success; 2 bad input (file, field, value, option); 3 knowledge base invalid;
-4 internal evaluation error.
+Exit codes: 0 success; 2 bad input (file, field, value, option, or an audit database that
+cannot be opened); 3 knowledge base invalid; 4 internal evaluation error.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .errors import CaseValidationError, InputError, KnowledgeError, LegspasmError
+from .errors import CaseValidationError, InputError, KnowledgeError, LegspasmError, StoreError
 
 app = typer.Typer(
     add_completion=False,
@@ -26,6 +26,8 @@ kb_app = typer.Typer(no_args_is_help=True, help="Read and check the knowledge ba
 app.add_typer(kb_app, name="kb")
 fhir_app = typer.Typer(no_args_is_help=True, help="FHIR R4 artefacts legspasm defines.")
 app.add_typer(fhir_app, name="fhir")
+feedback_app = typer.Typer(no_args_is_help=True, help="CDS Hooks card feedback (audit store).")
+app.add_typer(feedback_app, name="feedback")
 
 
 class Format(StrEnum):
@@ -35,13 +37,24 @@ class Format(StrEnum):
     fhir = "fhir"
 
 
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 class SchemaName(StrEnum):
     case = "case"
     assessment = "assessment"
 
 
 def _fail(exc: LegspasmError) -> NoReturn:
-    code = 2 if isinstance(exc, InputError) else 3 if isinstance(exc, KnowledgeError) else 4
+    code = (
+        2
+        if isinstance(exc, InputError | StoreError)
+        else 3
+        if isinstance(exc, KnowledgeError)
+        else 4
+    )
     typer.echo(f"error: {exc.message}", err=True)
     raise typer.Exit(code)
 
@@ -218,7 +231,104 @@ def kb_show(ident: Annotated[str, typer.Argument(help="Any knowledge-base id.")]
     raise typer.Exit(2)
 
 
+@feedback_app.command("report")
+def feedback_report(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Audit database URL (default: LEGSPASM_DATABASE_URL, else "
+            "sqlite:///legspasm-audit.sqlite3).",
+        ),
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", help="Only feedback and cards of this service id.")
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = ReportFormat.text,
+) -> None:
+    """Acceptance and override rates per rule, from card feedback in the audit store."""
+    from pydantic import ValidationError
+
+    from .audit import AuditStore, render_report, report_json
+    from .settings import Settings
+
+    if database_url is None:
+        try:
+            database_url = Settings().database_url
+        except ValidationError as exc:
+            for e in exc.errors():
+                where = ".".join(str(p) for p in e["loc"])
+                typer.echo(f"error: LEGSPASM_{where.upper()}: {e['msg']}", err=True)
+            raise typer.Exit(2) from None
+    try:
+        store = AuditStore.open(database_url, create=False)
+        try:
+            rows = store.feedback_report(service)
+        finally:
+            store.close()
+    except LegspasmError as exc:
+        _fail(exc)
+    if fmt is ReportFormat.json:
+        typer.echo(json.dumps(report_json(rows), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_report(rows), nl=False)
+
+
 _INTERNAL = {"compiled", "compiled_when", "compiled_unless", "targets"}
+
+
+@app.command()
+def serve(
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev", help="Local development: JWTs are NOT verified (a loud warning is logged)."
+        ),
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Assess as of this date (default: each day).")
+    ] = None,
+) -> None:
+    """Run the CDS Hooks service (discovery at /cds-services). Settings: LEGSPASM_* variables."""
+    import logging
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from .service.app import create_app
+    from .settings import Settings
+
+    overrides: dict[str, object] = {"dev": True} if dev else {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if as_of is not None:
+        overrides["as_of"] = _as_of(as_of)
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            typer.echo(f"error: LEGSPASM_{where.upper()}: {e['msg']}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        application = create_app(settings)
+    except LegspasmError as exc:
+        _fail(exc)
+    typer.echo(
+        f"legspasm CDS Hooks service on http://{settings.host}:{settings.port}/cds-services "
+        f"(audit store {application.state.legspasm.store.url})",
+        err=True,
+    )
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
 
 
 def _public(data: object) -> object:
@@ -236,7 +346,7 @@ def main() -> None:
         app()
     except LegspasmError as exc:  # commands map their own errors; this is a safety net
         typer.echo(f"error: {exc.message}", err=True)
-        sys.exit(2 if isinstance(exc, InputError) else 3)
+        sys.exit(2 if isinstance(exc, InputError | StoreError) else 3)
     except Exception as exc:  # an engine bug: say so plainly, exit 4
         typer.echo(
             f"internal error: {type(exc).__name__}: {exc}. This is a bug in legspasm; "

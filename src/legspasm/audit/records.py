@@ -1,0 +1,79 @@
+"""What the audit store keeps: plain frozen values, free of any database type.
+
+The CDS Hooks service builds an :class:`Invocation` per request (with the :class:`CardRecord`
+of every card it returned) and a :class:`FeedbackRecord` per feedback item; the store hands the
+same values back. Every datetime is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+__all__ = ["UNKNOWN_CARD", "CardRecord", "FeedbackRecord", "Invocation", "RuleRate"]
+
+UNKNOWN_CARD = "unknown card"  # the report's rule for feedback on a card uuid never stored
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    """One card as sent to the EHR."""
+
+    uuid: str  # the card's uuid as sent to the EHR
+    rule: str  # an avoid rule id ("AV-QUININE"), a red-flag id ("RF-DVT"), or "plan"
+    indicator: str  # info | warning | critical
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One CDS Hooks request and what the service answered."""
+
+    id: str  # uuid4 string assigned by the service
+    received_at: datetime  # timezone-aware UTC
+    service_id: str  # e.g. "legspasm-order-sign"
+    hook: str  # e.g. "order-sign"
+    hook_instance: str | None
+    knowledge_version: str
+    patient_id: str | None
+    user_id: str | None
+    fhir_server: str | None  # never any token
+    status_code: int  # HTTP status returned
+    # "cards" | "no-cards" | "bad-request" | "unauthorized" | "prefetch-unavailable" | "error"
+    outcome: str
+    latency_ms: float
+    cards: tuple[CardRecord, ...] = ()
+    assessment: dict[str, Any] | None = None  # full Assessment JSON, for reopening the plan
+    as_of: date | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """One CDS Hooks feedback item: what the clinician did with a card."""
+
+    service_id: str
+    card_uuid: str
+    outcome: str  # "accepted" | "overridden"
+    received_at: datetime  # aware UTC
+    accepted_suggestions: tuple[str, ...] = ()
+    override_system: str | None = None
+    override_code: str | None = None
+    override_display: str | None = None
+    user_comment: str | None = None
+    outcome_timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRate:
+    """How the cards of one rule fared: one row of the feedback report."""
+
+    rule: str  # UNKNOWN_CARD for feedback whose card uuid was never stored
+    cards_shown: int  # distinct card uuids
+    accepted: int  # cards whose latest feedback is "accepted"
+    overridden: int  # cards whose latest feedback is "overridden"
+    no_feedback: int  # shown minus cards with any feedback
+    acceptance_rate: float | None  # accepted / cards_shown (None when 0 shown)
+    override_rate: float | None  # overridden / cards_shown (None when 0 shown)
+    top_override_reasons: tuple[tuple[str, int], ...]  # (display or code, count), up to 3
