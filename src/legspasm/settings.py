@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Reads from the EHR's FHIR server when a prefetch key is absent.
     fhir_timeout_s: Annotated[float, Field(gt=0, le=30)] = 3.0
     fhir_max_resources: Annotated[int, Field(ge=1)] = 2000
+    # Browser-based CDS clients (e.g. the CDS Hooks sandbox) need CORS; "*" allows any origin.
+    cors_origins: list[str] = ["*"]
     # Where the full plan is shown (the web page); patient-view cards link there.
     web_url: str | None = None
     # The assessment date: None means the date each request is received (demos and tests fix it).
