@@ -14,7 +14,7 @@ from .explain import known_facts, unknown_facts
 from .missing import Missing
 from .plan import Draft
 
-__all__ = ["BLOCKING", "apply_avoid_rules", "avoid_item", "dedupe"]
+__all__ = ["BLOCKING", "apply_avoid_rules", "avoid_item", "dedupe", "dose_excess"]
 
 BLOCKING = ("contraindicated", "avoid")
 
@@ -53,6 +53,33 @@ def _as_if_taking(kb: Knowledge, facts: FactMap, drug_id: str) -> FactMap:
     return facts.with_overlay(extra)
 
 
+def dose_excess(
+    kb: Knowledge,
+    facts: FactMap,
+    crcl: CrCl,
+    drug_id: str,
+    daily_mg: float,
+    missing: Missing,
+    rule_id: str,
+) -> str | None:
+    """Why ``daily_mg`` of a drug is above its ceiling for this patient, or None when it is not."""
+    drug = kb.drugs[drug_id]
+    limits = [x for x in (daily_limit_mg(r, facts, crcl) for r in drug.regimens) if x is not None]
+    if not limits:
+        return None
+    if (
+        crcl.value is None
+        and facts["haemodialysis"] is not True
+        and any(r.renal_bands for r in drug.regimens)
+    ):
+        missing.add(["crcl"], rule_id)
+    limit = max(limits)
+    if daily_mg <= limit:
+        return None
+    at = f" at CrCl {crcl.value:g} mL/min" if crcl.value is not None else ""
+    return f"daily dose {daily_mg:g} mg > {limit:g} mg allowed{at}"
+
+
 def _dose_check(
     rule: AvoidRule,
     kb: Knowledge,
@@ -66,32 +93,10 @@ def _dose_check(
     for cm in current:
         if cm.drug_id not in targets or cm.daily_mg is None:
             continue
-        drug = kb.drugs[cm.drug_id]
-        limits = [
-            x for x in (daily_limit_mg(r, facts, crcl) for r in drug.regimens) if x is not None
-        ]
-        if not limits:
-            continue
-        if (
-            crcl.value is None
-            and facts["haemodialysis"] is not True
-            and any(r.renal_bands for r in drug.regimens)
-        ):
-            missing.add(["crcl"], rule.id)
-        limit = max(limits)
-        if cm.daily_mg > limit:
+        why = dose_excess(kb, facts, crcl, cm.drug_id, cm.daily_mg, missing, rule.id)
+        if why is not None:
             items.append(
-                avoid_item(
-                    rule,
-                    kb,
-                    "current",
-                    facts,
-                    cm.drug_id,
-                    extra=[
-                        f"current daily dose {cm.daily_mg:g} mg > {limit:g} mg allowed"
-                        + (f" at CrCl {crcl.value:g} mL/min" if crcl.value is not None else "")
-                    ],
-                )
+                avoid_item(rule, kb, "current", facts, cm.drug_id, extra=[f"current {why}"])
             )
     return items
 

@@ -12,9 +12,8 @@ from ..assessment import AvoidItem, PlanStep
 from ..facts import FactValue
 from ..knowledge import Knowledge
 from ..knowledge.model import AvoidRule
-from .avoid import BLOCKING, avoid_item
+from .avoid import BLOCKING, avoid_item, dose_excess
 from .derive import CrCl, CurrentMed, FactMap, OrderedMed
-from .dosing import daily_limit_mg
 from .explain import ORDERED, unknown_facts
 from .missing import Missing
 
@@ -105,67 +104,31 @@ def _dose_items(
     crcl: CrCl,
     orders: list[OrderedMed],
     missing: Missing,
-) -> list[AvoidItem]:
-    items = []
+) -> list[tuple[OrderedMed, str]]:
+    """(order, why) for orders above the drug's daily ceiling for this patient."""
+    hits = []
     for o in orders:
         if o.drug_id not in rule.targets:
             continue
-        drug = kb.drugs[o.drug_id]
         if o.daily_mg is None:
-            if any(r.renal_bands for r in drug.regimens):
+            if any(r.renal_bands for r in kb.drugs[o.drug_id].regimens):
                 missing.add(["order_dose"], rule.id)
             continue
-        limits = [
-            x for x in (daily_limit_mg(r, facts, crcl) for r in drug.regimens) if x is not None
-        ]
-        if not limits:
-            continue
-        if (
-            crcl.value is None
-            and facts["haemodialysis"] is not True
-            and any(r.renal_bands for r in drug.regimens)
-        ):
-            missing.add(["crcl"], rule.id)
-        limit = max(limits)
-        if o.daily_mg > limit:
-            at = f" at CrCl {crcl.value:g} mL/min" if crcl.value is not None else ""
-            items.append(
-                avoid_item(
-                    rule,
-                    kb,
-                    "ordered",
-                    facts,
-                    o.drug_id,
-                    extra=[f"ordered daily dose {o.daily_mg:g} mg > {limit:g} mg allowed{at}"],
-                    order_id=o.order.id,
-                )
-            )
-    return items
+        why = dose_excess(kb, facts, crcl, o.drug_id, o.daily_mg, missing, rule.id)
+        if why is not None:
+            hits.append((o, f"ordered {why}"))
+    return hits
 
 
 def _allergy_items(
-    rule: AvoidRule,
-    kb: Knowledge,
-    facts: FactMap,
-    orders: list[OrderedMed],
-    allergies: frozenset[str],
-) -> list[AvoidItem]:
-    items = []
+    kb: Knowledge, orders: list[OrderedMed], allergies: frozenset[str]
+) -> list[tuple[OrderedMed, str]]:
+    hits = []
     for o in orders:
         found = sorted({o.drug_id, *kb.drugs[o.drug_id].classes} & allergies)
         if found:
-            items.append(
-                avoid_item(
-                    rule,
-                    kb,
-                    "ordered",
-                    facts,
-                    o.drug_id,
-                    extra=[f"allergy: {found[0]}"],
-                    order_id=o.order.id,
-                )
-            )
-    return items
+            hits.append((o, f"allergy: {found[0]}"))
+    return hits
 
 
 def check_orders(
@@ -183,10 +146,16 @@ def check_orders(
     with_orders = facts.with_overlay(*_overlay(kb, facts, orders))
     items: list[AvoidItem] = []
     for rule in kb.avoid_rules.values():
-        if rule.check == "dose":
-            items.extend(_dose_items(rule, kb, facts, crcl, orders, missing))
-        elif rule.check == "allergy":
-            items.extend(_allergy_items(rule, kb, facts, orders, allergies))
+        if rule.check in ("dose", "allergy"):
+            hits = (
+                _dose_items(rule, kb, facts, crcl, orders, missing)
+                if rule.check == "dose"
+                else _allergy_items(kb, orders, allergies)
+            )
+            items.extend(
+                avoid_item(rule, kb, "ordered", facts, o.drug_id, extra=[why], order_id=o.order.id)
+                for o, why in hits
+            )
         else:
             items.extend(_rule_items(rule, kb, facts, with_orders, current, orders, missing))
     return items
