@@ -51,6 +51,10 @@ def _subject(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # the service opens up to 8 connections at once; 5 would drop some
+
+
 class FhirServer:
     """A read-only FHIR server over ``resources`` (searchset Bundles, ``_count`` paging)."""
 
@@ -58,7 +62,7 @@ class FhirServer:
         self.resources = list(resources)
         self.page_size = page_size
         self.requests: list[str] = []
-        self.authorizations: list[str | None] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.status: int = 200  # set to e.g. 500 to make every request fail
         self.delay_s: float = 0.0
         outer = self
@@ -80,7 +84,7 @@ class FhirServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/fhir"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -105,7 +109,8 @@ class FhirServer:
                     return 200, dict(r)
             return 404, {"resourceType": "OperationOutcome", "issue": []}
         rtype = segments[0] if segments else ""
-        patient = (query.get("patient") or query.get("subject") or [None])[0]
+        values = query.get("patient") or query.get("subject")
+        patient = values[0] if values else None
         hits = [
             r
             for r in self.resources

@@ -689,3 +689,21 @@ def test_unknown_status_is_taken_as_current_and_said(kb: Knowledge) -> None:
     m = mapped(kb, med("cyclobenzaprine", "unknown"))
     assert [x.status for x in m.case.medications] == ["active"]
     assert any("status unknown: taken as current" in u.value for u in m.data_used)
+
+
+def test_the_same_patient_sent_twice_is_one_patient_with_all_its_data() -> None:
+    """A CDS Hooks prefetch may carry the Patient under two keys: one record, nothing lost."""
+    from legspasm.fhir import records_from_resources
+
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "female"}
+    cond = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"text": "a condition"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": patient}]}
+    conds = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": cond}]}
+    (record,) = records_from_resources([patient, bundle, conds], "prefetch")
+    assert record.patient_id == "p1"
+    assert [e.label for e in record.entries] == ["Condition/c1"]

@@ -427,6 +427,17 @@ def test_avoid_rule_naming_an_unknown_drug(data: Path) -> None:
     assert "did you mean 'quinine'" in err.problem
 
 
+def test_avoid_rule_replacing_with_an_unknown_context(data: Path) -> None:
+    def corrupt(doc: Any) -> None:
+        doc["avoid"][0]["replace_with"] = ["nocturnal_cramp"]
+
+    edit(data, "avoid.yaml", corrupt)
+    rule_id = read(data, "avoid.yaml")["avoid"][0]["id"]
+    err = refused(data)
+    assert (err.file, err.entry, err.field) == ("data/avoid.yaml", rule_id, "replace_with")
+    assert "did you mean 'nocturnal_cramps'" in err.problem
+
+
 def test_red_flag_withholding_an_unknown_advice_tag(data: Path) -> None:
     def corrupt(doc: Any) -> None:
         doc["red_flags"][0]["withhold_tags"] = ["masage"]

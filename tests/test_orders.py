@@ -85,6 +85,10 @@ def test_tizanidine_with_ciprofloxacin_in_both_directions() -> None:
     (rev,) = ordered(assess(on_tiz, order("ciprofloxacin")), "AV-TIZ-CYP1A2")
     assert rev.target == "ciprofloxacin with current tizanidine"
     assert rev.order_id == "MedicationRequest/o1"
+    assert rev.alternatives == []  # an antibiotic is flagged, never swapped for leg treatment
+    (fwd,) = ordered(assess(on_cipro, order("tizanidine")), "AV-TIZ-CYP1A2")
+    assert fwd.alternatives
+    assert "SPAS-TIZANIDINE" not in fwd.alternatives
     # Both in one order set.
     both = assess(stroke, order("tizanidine"), order("ciprofloxacin", "MedicationRequest/o2"))
     assert [i.order_id for i in ordered(both, "AV-TIZ-CYP1A2")] == ["MedicationRequest/o1"]
@@ -181,6 +185,16 @@ def test_an_order_not_in_the_knowledge_base_is_named_not_ignored() -> None:
     a = assess(vignette("nlc-typical-middle-aged-man-no-drugs"), order("amoxicillin"))
     assert ordered(a) == []
     assert any("amoxicillin" in n.text and n.kind == "unmapped" for n in a.notes)
+
+
+def test_orders_outside_leg_care_are_flagged_not_replaced() -> None:
+    # Oxycodone ordered for a woman already on a benzodiazepine: the boxed warning applies, but the
+    # leg plan is no replacement for an opioid prescribed for something else.
+    nlc = vignette("nlc-typical-middle-aged-man-no-drugs")
+    on_benzo = {**nlc, "medications": [{"name": "lorazepam", "start_date": "2026-10-01"}]}
+    items = ordered(assess(on_benzo, order("oxycodone")), "AV-OPIOID-BENZO")
+    assert items
+    assert all(i.alternatives == [] for i in items)
 
 
 def test_harmless_order_gives_nothing() -> None:

@@ -164,17 +164,23 @@ def check_orders(
 def offer_alternatives(kb: Knowledge, item: AvoidItem, plan: list[PlanStep]) -> list[str]:
     """Plan steps to offer in place of a blocked order: safest and most specific first.
 
-    A dose above the renal ceiling is replaced by the same medicine at the plan's dose; any other
-    blocked medicine by the plan's other medicines, else by its first-line non-drug steps.
+    Only where the rule names the contexts whose plan replaces the medicine (``replace_with``):
+    an order that makes a current medicine hazardous (an antibiotic with tizanidine) is flagged,
+    never swapped for leg treatment. A dose above the renal ceiling is replaced by the same
+    medicine at the plan's dose first; any other blocked medicine by the plan's other medicines of
+    those contexts, else by their first-line non-drug steps.
     """
     if item.status != "ordered" or item.severity not in BLOCKING or item.drug is None:
         return []
+    rule = kb.avoid_rules[item.id]
+    if not rule.replace_with or item.target != item.drug.name:
+        return []
     drug_id = item.drug.id
-    dose_rule = kb.avoid_rules[item.id].check == "dose"
-    meds = [s for s in plan if s.medication is not None]
+    steps = [s for s in plan if s.context in rule.replace_with]
+    meds = [s for s in steps if s.medication is not None]
     same = [s.id for s in meds if s.medication and s.medication.drug.id == drug_id]
     other = [s.id for s in meds if s.medication and s.medication.drug.id != drug_id]
-    chosen = (same if dose_rule else []) + other
+    chosen = (same if rule.check == "dose" else []) + other
     if not chosen:
-        chosen = [s.id for s in plan if s.medication is None and s.phase == "first-line"]
+        chosen = [s.id for s in steps if s.medication is None and s.phase == "first-line"]
     return chosen[:_MAX_ALTERNATIVES]

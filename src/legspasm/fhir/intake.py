@@ -271,9 +271,18 @@ def read_answers(qr: Mapping[str, Any], where: str) -> Answers:
     problems: list[tuple[str, str]] = []
 
     def visit(parent: Mapping[str, Any], path: str) -> None:
-        for ipath, item in objs(parent, "item", path):
-            link = string(item, "linkId", ipath)
-            answers = objs(item, "answer", ipath)
+        try:
+            items = objs(parent, "item", path)
+        except Malformed as exc:  # reported like a bad answer, never raised to the caller
+            problems.append((exc.path, exc.problem))
+            return
+        for ipath, item in items:
+            try:
+                link = string(item, "linkId", ipath)
+                answers = objs(item, "answer", ipath)
+            except Malformed as exc:
+                problems.append((exc.path, exc.problem))
+                continue
             leaf = leaves.get(link or "")
             if leaf is None:
                 if answers and (link is None or not _is_group(link)):

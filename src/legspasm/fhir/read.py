@@ -133,7 +133,7 @@ def _bundle_entries(
     if btype is None:
         # R4 requires Bundle.type, but CDS Hooks draftOrders and prefetch examples often omit it.
         notes.append(f"{prefix} has no 'type': read as a collection")
-    elif btype not in BUNDLE_TYPES:
+    elif not isinstance(btype, str) or btype not in BUNDLE_TYPES:
         raise FhirError(
             source,
             f"{prefix}.type",
@@ -265,16 +265,22 @@ def subject_reference(res: Resource) -> str | None:
 
 
 def _group(entries: list[Entry], source: str, notes: tuple[str, ...] = ()) -> list[Record]:
-    patients = [e for e in entries if e.type == "Patient"]
-    if not patients:
-        return [Record(source, None, tuple(entries), notes=notes)]
+    """One Record per patient. The same Patient sent twice (a CDS Hooks prefetch under two keys,
+    or a searchset and a read) is one patient: its copies are merged, the first one kept."""
+    patients: list[Entry] = []
     keys: dict[str, int] = {}
-    for i, pe in enumerate(patients):
+    for pe in (e for e in entries if e.type == "Patient"):
         rid = pe.resource.get("id")
+        known = keys.get(f"Patient/{rid}") if isinstance(rid, str) else None
+        i = known if known is not None else len(patients)
+        if known is None:
+            patients.append(pe)
         if isinstance(rid, str):
             keys[f"Patient/{rid}"] = i
         if pe.full_url:
             keys[pe.full_url] = i
+    if not patients:
+        return [Record(source, None, tuple(entries), notes=notes)]
     own: list[list[Entry]] = [[] for _ in patients]
     shared: list[Entry] = []
     foreign: list[Entry] = []

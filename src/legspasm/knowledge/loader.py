@@ -246,6 +246,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             raise KnowledgeError(av_rel, a.id, "check", "a check rule takes no 'when'")
         if a.check == "dose" and not a.drugs:
             raise KnowledgeError(av_rel, a.id, "check", "a dose check needs drugs")
+        _check_refs(av_rel, a.id, "replace_with", a.replace_with, contexts, "context")
         targets = frozenset(
             d.id
             for d in drugs.values()

@@ -248,6 +248,9 @@ class AvoidRule(_Entry):
     check: Literal["dose", "allergy"] | None = None
     # dose: current doses above the patient's renal band or maximum;
     # allergy: a current or proposed drug the patient is documented as allergic to.
+    # When an order hits this rule, the plan steps of these contexts are offered in its place
+    # (CDS Hooks suggestions). Empty: the order is only flagged (the drug is not a leg treatment).
+    replace_with: list[Id] = []
     targets: frozenset[str] = frozenset()  # drug ids named by `drugs`, expanded at load time
     severity: Literal["contraindicated", "avoid", "caution"]
     reason: Text

@@ -94,14 +94,22 @@ def _aud(request: Request, settings: Settings) -> str:
 
 def _orders(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """draftOrders (or a legacy medication-prescribe ``medications`` bundle) as resources."""
-    bundle = context.get("draftOrders", context.get("medications"))
+    key = "draftOrders" if "draftOrders" in context else "medications"
+    bundle = context.get(key)
     if bundle is None:
         return []
+    # Older clients send one order, or an array of them, instead of a Bundle: read them as one.
+    if isinstance(bundle, dict) and bundle.get("resourceType") not in (None, "Bundle"):
+        bundle = [bundle]
+    if isinstance(bundle, list) and all(
+        isinstance(x, dict) and "resourceType" in x for x in bundle
+    ):
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": bundle}
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise _BadRequest("context.draftOrders", "expected a FHIR Bundle")
+        raise _BadRequest(f"context.{key}", "expected a FHIR Bundle of draft orders")
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
-        raise _BadRequest("context.draftOrders.entry", "expected an array")
+        raise _BadRequest(f"context.{key}.entry", "expected an array")
     fixed = []
     for e in entries:
         # Pre-R4 examples put the resource itself in the entry: read it, do not refuse it.
@@ -111,18 +119,30 @@ def _orders(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{**bundle, "type": bundle.get("type", "collection"), "entry": fixed}]
 
 
+def _prefetched(prefetch: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Prefetch values as FHIR resources. A CDS Hooks 1.0-draft client wraps each value in a
+    ``{"response": ..., "resource": ...}`` envelope: the resource inside is read."""
+    if prefetch is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in prefetch.items():
+        if isinstance(value, dict) and "resourceType" not in value and "resource" in value:
+            value = value["resource"]
+        out[key] = value
+    return out
+
+
 def _record(records: list[Record], pid: str | None) -> Record | None:
     """The context patient's record; data about another patient is refused, never used."""
-    for r in records:
-        if pid is not None and r.patient_id == pid:
-            return r
-    others = sorted({r.patient_id for r in records if r.patient_id})
-    if others and pid is not None:
+    ids = sorted({r.patient_id for r in records if r.patient_id})
+    target = pid if pid is not None else (ids[0] if len(ids) == 1 else None)
+    mine = next((r for r in records if target is not None and r.patient_id == target), None)
+    if mine is not None:
+        return mine
+    if ids and pid is not None:
         raise _BadRequest(
-            "prefetch", f"holds Patient {', '.join(others)}, not context.patientId {pid!r}"
+            "prefetch", f"holds Patient {', '.join(ids)}, not context.patientId {pid!r}"
         )
-    if len(others) == 1:
-        return next(r for r in records if r.patient_id)
     return next((r for r in records if r.patient is None), None)
 
 
@@ -253,6 +273,14 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = "not-found" if exc.status_code == 404 else "processing"
+        sid = request.path_params.get("service_id")
+        if (
+            exc.status_code == 400  # FastAPI's "error parsing the body" (e.g. not UTF-8)
+            and isinstance(sid, str)
+            and sid in SERVICES
+            and not request.url.path.endswith("/feedback")
+        ):
+            audit(sid, time.perf_counter(), 400, "bad-request", error=str(exc.detail))
         return outcome(exc.status_code, code, str(exc.detail))
 
     @app.get("/healthz", include_in_schema=True)
@@ -277,7 +305,7 @@ def create_app(
         },
     )
     def cds_service(
-        service_id: str, req: CdsRequest, _: None = Depends(authorize)
+        service_id: str, req: CdsRequest, request: Request, _: None = Depends(authorize)
     ) -> CdsResponse | JSONResponse:
         started = time.perf_counter()
         service = _service(service_id)
@@ -287,7 +315,8 @@ def create_app(
                 raise _BadRequest("hook", f"{req.hook!r} is not served by {service.id}")
             pid = patient_id(req.context)
             order_resources = _orders(req.context) if service.hook != "patient-view" else []
-            got = gather(req, st.templates, st.http, st.settings.fhir_max_resources)
+            sent = req.model_copy(update={"prefetch": _prefetched(req.prefetch)})
+            got = gather(sent, st.templates, st.http, st.settings.fhir_max_resources)
             record = _record(records_from_resources(got.resources, "prefetch"), pid)
             if record is None:
                 record = Record("prefetch", None, ())
@@ -299,11 +328,14 @@ def create_app(
             return outcome(412, "not-found", exc.message, [f"prefetch.{k}" for k in exc.keys])
         except InputError as exc:
             audit(service.id, started, 400, "bad-request", req, error=exc.message)
-            return outcome(400, "invalid", exc.message)
+            where = [exc.field] if isinstance(exc, _BadRequest) else None
+            return outcome(400, "invalid", exc.message, where)
         invocation_id = str(uuid.uuid4())
         drafts = {e.label: e.resource for e in orders if e.type in ("MedicationRequest",)}
         selections = req.context.get("selections")
-        base = (st.settings.web_url or st.settings.public_url or "").rstrip("/")
+        # A card link of type "absolute" must be an absolute URL: without a configured base,
+        # the URL this request came to (as for the JWT audience).
+        base = (st.settings.web_url or st.settings.public_url or str(request.base_url)).rstrip("/")
         cards = build_cards(
             assessment,
             service.hook,
@@ -312,7 +344,7 @@ def create_app(
             selections=[s for s in selections if isinstance(s, str)]
             if isinstance(selections, list)
             else None,
-            plan_url=f"{base}/plan/{invocation_id}" if base else f"/plan/{invocation_id}",
+            plan_url=f"{base}/plan/{invocation_id}",
             subject=f"Patient/{pid}" if pid else None,
         )
         audit(
