@@ -328,7 +328,10 @@ def serve(
         f"(audit store {application.state.legspasm.store.url})",
         err=True,
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    # The audit store records every invocation; a per-request access log would only cost time.
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_level="info", access_log=False
+    )
 
 
 def _public(data: object) -> object:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # request, which is right unless a proxy rewrites the host.
     public_url: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
+    # Worker threads for requests (CPU-bound under one interpreter lock; see the benchmark).
+    threads: Annotated[int, Field(ge=1, le=200)] = 4
     # Development mode: no JWT verification (a loud warning is logged at start-up).
     dev: bool = False
     issuers: list[Issuer] = []

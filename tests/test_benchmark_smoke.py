@@ -1,0 +1,41 @@
+"""The service load benchmark still runs: one short pass, one client, in a subprocess.
+
+``benchmarks/service_load.py --quick --concurrency 1`` starts ``legspasm serve`` as a second
+process, calibrates both load generators (threads and asyncio) on /healthz, runs the three
+scenarios for a second each, and checks the audit row count. Only that it works is tested here,
+never the speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "service_load.py"
+
+
+def test_service_load_benchmark_quick(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--concurrency", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,  # nothing may be written to the working directory
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| scenario | clients | req/s |" in proc.stdout
+    report = json.loads(out.read_text())
+    assert [c["scenario"] for c in report["cells"]] == [
+        "GET /healthz",
+        "patient-view",
+        "order-sign",
+    ]
+    assert all(c["requests"] > 0 and c["errors"] == 0 for c in report["cells"])
+    assert set(report["calibration"]["rates"]) == {"threads", "asyncio"}
+    assert report["audit"]["ok"]
+    assert report["audit"]["rows"] > 0
+    assert list(tmp_path.iterdir()) == [out]
