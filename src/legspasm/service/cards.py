@@ -235,7 +235,9 @@ class _Cards:
             parts.append(f"next: {_first_sentence(nxt.text)}")
         if current:
             names = sorted({i.drug.name if i.drug else i.target for i in current})
-            parts.append("review " + ", ".join(names))
+            why = _first_sentence(current[0].reason).rstrip(":")
+            lead = "review" if parts else "Review current medicines:"
+            parts.append(f"{lead} {', '.join(names)} ({why})")
         lines = []
         for c in shown:
             met = sum(1 for k in c.criteria if k.state == "met")
