@@ -64,6 +64,7 @@ from sqlalchemy import create_engine, select
 
 from legspasm.audit import AuditStore
 from legspasm.audit.tables import InvocationRow
+from legspasm.service.hooks import PREFETCH_KEY_OF_TYPE
 from run import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,16 +74,7 @@ TARGET_P99_MS = 50.0
 TARGET_CLIENTS = 50
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 HOOK_INSTANCE = b"@@HOOK-INSTANCE@@"  # replaced per request: a unique hookInstance
-PREFETCH_KEYS = {
-    "Patient": "patient",
-    "Condition": "conditions",
-    "MedicationRequest": "medicationRequests",
-    "MedicationStatement": "medicationStatements",
-    "MedicationDispense": "medicationDispenses",
-    "Observation": "observations",
-    "AllergyIntolerance": "allergies",
-    "QuestionnaireResponse": "intake",
-}
+PREFETCH_KEYS = PREFETCH_KEY_OF_TYPE
 
 Json = dict[str, Any]
 

@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from legspasm.audit import AuditStore, RuleRate
 from legspasm.service.app import create_app
 from legspasm.service.cards import RULE_SYSTEM
-from legspasm.service.hooks import SERVICES
+from legspasm.service.hooks import PREFETCH_KEY_OF_TYPE, SERVICES
 from legspasm.service.models import CdsResponse
 from legspasm.settings import Issuer, Settings
 from live_server import FhirServer, serve
@@ -66,15 +66,7 @@ PREFETCH_KEYS = (
     "allergies",
     "intake",
 )
-KEY_OF_TYPE = {
-    "Condition": "conditions",
-    "MedicationRequest": "medicationRequests",
-    "MedicationStatement": "medicationStatements",
-    "MedicationDispense": "medicationDispenses",
-    "Observation": "observations",
-    "AllergyIntolerance": "allergies",
-    "QuestionnaireResponse": "intake",
-}
+KEY_OF_TYPE = {t: k for t, k in PREFETCH_KEY_OF_TYPE.items() if t != "Patient"}
 INTERRUPTIVE = ("warning", "critical")
 PG_ENV = "LEGSPASM_TEST_POSTGRES_URL"
 

@@ -42,7 +42,7 @@ from schemathesis.checks import not_a_server_error
 from legspasm.audit import AuditStore
 from legspasm.fhir.intake import read_answers
 from legspasm.service.app import create_app
-from legspasm.service.hooks import SERVICES
+from legspasm.service.hooks import PREFETCH_KEY_OF_TYPE, SERVICES
 from legspasm.settings import Settings
 from live_server import serve
 
@@ -59,16 +59,7 @@ OPERATIONS = (
 VIGNETTES = Path(__file__).parent / "vignettes"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 DRAFTS = [("pramipexole", "746741"), ("gabapentin", "25480"), ("cyclobenzaprine", "21949")]
-PREFETCH_KEYS = {
-    "Patient": "patient",
-    "Condition": "conditions",
-    "MedicationRequest": "medicationRequests",
-    "MedicationStatement": "medicationStatements",
-    "MedicationDispense": "medicationDispenses",
-    "Observation": "observations",
-    "AllergyIntolerance": "allergies",
-    "QuestionnaireResponse": "intake",
-}
+PREFETCH_KEYS = PREFETCH_KEY_OF_TYPE
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 # Negative cases exist only where the schema constrains something a client controls: the
 # request bodies. (Without parameters there is one possible request; a free string path

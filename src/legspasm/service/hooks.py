@@ -8,9 +8,28 @@ from ..fhir.systems import INTAKE, LOINC, system_url
 from ..knowledge import Knowledge
 from .models import ServiceDescription
 
-__all__ = ["LEGACY_HOOKS", "SERVICES", "Service", "discovery", "prefetch_templates"]
+__all__ = [
+    "LEGACY_HOOKS",
+    "PREFETCH_KEY_OF_TYPE",
+    "SERVICES",
+    "Service",
+    "discovery",
+    "prefetch_templates",
+]
 
 PATIENT = "{{context.patientId}}"
+
+PREFETCH_KEY_OF_TYPE = {
+    "Patient": "patient",
+    "Condition": "conditions",
+    "MedicationRequest": "medicationRequests",
+    "MedicationStatement": "medicationStatements",
+    "MedicationDispense": "medicationDispenses",
+    "Observation": "observations",
+    "AllergyIntolerance": "allergies",
+    "QuestionnaireResponse": "intake",
+}
+"""The prefetch key whose query returns each resource type (the templates below)."""
 
 
 @dataclass(frozen=True, slots=True)
