@@ -405,3 +405,13 @@ def test_no_arguments_prints_help() -> None:
     result = run()
     assert "assess" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_refuses_to_start_insecure_without_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Security is on by default: no trusted issuers and no --dev is a configuration error."""
+    monkeypatch.delenv("LEGSPASM_ISSUERS", raising=False)
+    monkeypatch.delenv("LEGSPASM_DEV", raising=False)
+    res = runner.invoke(app, ["serve", "--port", "8999"])
+    assert res.exit_code == 2
+    assert "LEGSPASM_ISSUERS" in res.output
+    assert "Traceback" not in res.output

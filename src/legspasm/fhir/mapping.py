@@ -407,8 +407,7 @@ class _Mapper:
             parts = [f"{drug.name} ({'current' if active else 'stopped'})"]
             if status == "unknown":
                 parts.append("status unknown: taken as current")
-            if dose:
-                parts.append(f"{dose.value:g} {dose.unit}" + (f" {times:g}x/day" if times else ""))
+            parts += _dose_text(dose, times)
             if start:
                 parts.append(f"started {start}")
             parts.append(f"from {label!r}")
@@ -442,8 +441,7 @@ class _Mapper:
                 return
             self.orders.append(order)
             parts = [f"{drug.name} (being ordered)"]
-            if dose:
-                parts.append(f"{dose.value:g} {dose.unit}" + (f" {times:g}x/day" if times else ""))
+            parts += _dose_text(dose, times)
             if days:
                 parts.append(f"for {days} days")
             parts.append(f"from {label!r}")
@@ -777,6 +775,12 @@ class _Mapper:
                 f"{len(answers.answered)} answers ({latest.date}): " + ", ".join(shown),
                 "answer",
             )
+
+
+def _dose_text(dose: Quantity | None, times: float | None) -> list[str]:
+    if dose is None:
+        return []
+    return [f"{dose.value:g} {dose.unit}" + (f" {times:g}x/day" if times else "")]
 
 
 def _describe(e: Entry) -> str:

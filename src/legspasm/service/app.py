@@ -147,6 +147,14 @@ def _record(records: list[Record], pid: str | None) -> Record | None:
     return next((r for r in records if r.patient is None), None)
 
 
+def _invoked_service(request: Request) -> str | None:
+    """The service id when ``request`` is a hook invocation (not discovery, not feedback)."""
+    sid = request.path_params.get("service_id")
+    if isinstance(sid, str) and sid in SERVICES and not request.url.path.endswith("/feedback"):
+        return sid
+    return None
+
+
 def _text(d: Mapping[str, Any], key: str) -> str | None:
     v = d.get(key)
     return v if isinstance(v, str) else None
@@ -162,9 +170,9 @@ def create_app(
 ) -> FastAPI:
     """The service. Raises LegspasmError when the settings cannot work (no issuers, bad DB)."""
     if not settings.dev and not settings.issuers:
-        raise _BadRequest(
-            "LEGSPASM_ISSUERS",
-            "no trusted issuers: set a JSON list of {iss, jwks_url | jwks_file}, or use --dev",
+        raise InputError(
+            "LEGSPASM_ISSUERS: no trusted issuers: set a JSON list of "
+            "{iss, jwks_url | jwks_file}, or use --dev"
         )
     kb = kb or load_knowledge()
     owns_http = http is None
@@ -257,8 +265,7 @@ def create_app(
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         log.info("401 on %s: %s", request.url.path, exc.reason)
-        sid = request.path_params.get("service_id")
-        if isinstance(sid, str) and sid in SERVICES and not request.url.path.endswith("/feedback"):
+        if (sid := _invoked_service(request)) is not None:
             audit(sid, time.perf_counter(), 401, "unauthorized")
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
@@ -269,21 +276,15 @@ def create_app(
             for e in exc.errors()[:20]
         ]
         text = "; ".join(f"{w}: {m}" for w, m in problems)
-        sid = request.path_params.get("service_id")
-        if isinstance(sid, str) and sid in SERVICES and not request.url.path.endswith("/feedback"):
+        if (sid := _invoked_service(request)) is not None:
             audit(sid, time.perf_counter(), 400, "bad-request", error=text)
         return outcome(400, "invalid", text, [w for w, _ in problems])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = "not-found" if exc.status_code == 404 else "processing"
-        sid = request.path_params.get("service_id")
-        if (
-            exc.status_code == 400  # FastAPI's "error parsing the body" (e.g. not UTF-8)
-            and isinstance(sid, str)
-            and sid in SERVICES
-            and not request.url.path.endswith("/feedback")
-        ):
+        # FastAPI's "error parsing the body" (e.g. not UTF-8) is a refused invocation too.
+        if exc.status_code == 400 and (sid := _invoked_service(request)) is not None:
             audit(sid, time.perf_counter(), 400, "bad-request", error=str(exc.detail))
         return outcome(exc.status_code, code, str(exc.detail))
 
@@ -335,7 +336,7 @@ def create_app(
             where = [exc.field] if isinstance(exc, _BadRequest) else None
             return outcome(400, "invalid", exc.message, where)
         invocation_id = str(uuid.uuid4())
-        drafts = {e.label: e.resource for e in orders if e.type in ("MedicationRequest",)}
+        drafts = {e.label: e.resource for e in orders if e.type == "MedicationRequest"}
         selections = req.context.get("selections")
         # A card link of type "absolute" must be an absolute URL: without a configured base,
         # the URL this request came to (as for the JWT audience).

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..assessment import Assessment, AvoidItem, CitationRef, PlanStep
+from ..engine.avoid import BLOCKING
 from ..fhir.output import plan_step_resource
 from ..fhir.systems import BASE
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
@@ -44,7 +45,6 @@ OVERRIDE_REASONS = (
     ),
 )
 _SEVERITY_WORD = {"contraindicated": "Contraindicated", "avoid": "Avoid", "caution": "Caution"}
-_BLOCKING = ("contraindicated", "avoid")
 _MAX_SUMMARY = 139
 
 
@@ -142,7 +142,7 @@ class _Cards:
     def order_card(
         self, order_id: str, items: list[AvoidItem], draft: Mapping[str, Any] | None
     ) -> None:
-        blocking = [i for i in items if i.severity in _BLOCKING]
+        blocking = [i for i in items if i.severity in BLOCKING]
         head = (blocking or items)[0]
         drug = head.drug.name if head.drug else head.target
         word = _SEVERITY_WORD[head.severity]
@@ -224,7 +224,7 @@ class _Cards:
         """patient-view: one info card when there is something to say."""
         a = self.a
         shown = [c for c in a.conditions if c.status in ("documented", "likely")]
-        current = [i for i in a.avoid if i.status == "current" and i.severity in _BLOCKING]
+        current = [i for i in a.avoid if i.status == "current" and i.severity in BLOCKING]
         if not shown and not current:
             return
         parts = []
