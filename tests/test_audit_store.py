@@ -371,7 +371,7 @@ def test_open_is_idempotent_and_schema_matches_metadata(db_url: str) -> None:
             assert diff == []
             tables = set(inspect(conn).get_table_names())
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-            assert list(version) == ["0001"]
+            assert list(version) == ["0002"]
     finally:
         engine.dispose()
     assert tables == {"alembic_version", "invocations", "cards", "feedback"}
@@ -490,3 +490,42 @@ def test_cli_feedback_report_unusable_database_exits_2(tmp_path: Path, url: str)
     assert "secret" not in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "missing.sqlite3").exists()
+
+
+def test_a_0001_database_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    """A store made before the web page (revision 0001) gains case_data and label; old rows
+    read back with neither."""
+    from alembic import command
+    from alembic.config import Config
+
+    from legspasm.audit.store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+            conn.execute(
+                text(
+                    "INSERT INTO invocations (id, received_at, service_id, hook, "
+                    "knowledge_version, status_code, outcome, latency_ms) VALUES "
+                    "('old', '2026-01-01 00:00:00', 's', 'patient-view', '0.1.0', 200, "
+                    "'no-cards', 1.0)"
+                )
+            )
+    finally:
+        engine.dispose()
+    with AuditStore.open(url) as store:
+        old = store.invocation("old")
+        assert old is not None
+        assert (old.case, old.label) == (None, None)
+        store.record_invocation(invocation("new", case={"id": "c"}, label="web form"))
+        new = store.invocation("new")
+        assert new is not None
+        assert (new.case, new.label) == ({"id": "c"}, "web form")
+        assert [i.id for i in store.recent(10, assessed=True)] == []
+        store.record_invocation(invocation("assessed", as_of=date(2026, 11, 21)))
+        assert [i.id for i in store.recent(10, assessed=True)] == ["assessed"]

@@ -214,7 +214,7 @@ def test_every_cited_id_exists_and_is_numbered(case: Case) -> None:
     assert [c.number for c in a.citations] == list(range(1, len(a.citations) + 1))
     shown = [c for c in a.conditions if c.status in ("documented", "likely", "possible")]
     used: list[str] = []
-    for group in (a.red_flags, shown, a.plan, a.avoid):
+    for group in (a.red_flags, shown, a.plan, a.avoid, a.handout):
         for entry in group:
             assert entry.citations, f"{entry.id} has no citation"
             used += entry.citations

@@ -16,6 +16,8 @@ __all__ = [
     "DataUsed",
     "Derived",
     "DrugRef",
+    "HandoutItem",
+    "HandoutSection",
     "MedicationPlan",
     "MissingDatum",
     "Note",
@@ -152,6 +154,22 @@ class CitationRef(_Out):
     basis: str
 
 
+class HandoutItem(_Out):
+    text: str
+    red_flag: str | None  # the red flag an urgent line describes
+
+
+class HandoutSection(_Out):
+    """A section of the plain-language patient handout, in knowledge-base order."""
+
+    id: str
+    heading: str
+    items: list[HandoutItem]
+    note: str | None  # certainty and limits, in plain language
+    citations: list[str]
+    basis: str
+
+
 class DataUsed(_Out):
     """One datum taken from a patient record (FHIR input), and how it was recognised."""
 
@@ -186,5 +204,7 @@ class Assessment(_Out):
     derived: Derived
     notes: list[Note]
     citations: list[CitationRef]
+    # The patient handout; every citation it uses is numbered in ``citations``.
+    handout: list[HandoutSection] = []
     data_used: list[DataUsed] = []  # filled when the case was read from a FHIR record
     unmapped: list[Unmapped] = []

@@ -62,5 +62,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = ["*"]
     # Where the full plan is shown (the web page); patient-view cards link there.
     web_url: str | None = None
+    # The clinician web pages that create or list assessments (intake, upload, history).
+    # None: on with --dev, off otherwise. They have no login of their own: in production put
+    # them behind the organisation's authenticating proxy, then set true. A plan page reached
+    # by its unguessable id (the CDS Hooks card link) is always served.
+    web_pages: bool | None = None
+    max_upload_mb: Annotated[float, Field(gt=0, le=500)] = 25.0
     # The assessment date: None means the date each request is received (demos and tests fix it).
     as_of: dt.date | None = None

@@ -47,6 +47,8 @@ class Invocation:
     assessment: dict[str, Any] | None = None  # full Assessment JSON, for reopening the plan
     as_of: date | None = None
     error: str | None = None
+    case: dict[str, Any] | None = None  # the Case JSON the assessment was made from
+    label: str | None = None  # what was assessed, e.g. "web form" or "upload: bundle.json"
 
 
 @dataclass(frozen=True, slots=True)

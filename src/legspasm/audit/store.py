@@ -164,6 +164,8 @@ def _invocation_row(inv: Invocation) -> InvocationRow:
         assessment=inv.assessment,
         as_of=inv.as_of,
         error=inv.error,
+        case_data=inv.case,
+        label=inv.label,
         cards=[
             CardRow(position=i, uuid=c.uuid, rule=c.rule, indicator=c.indicator, summary=c.summary)
             for i, c in enumerate(inv.cards)
@@ -192,6 +194,8 @@ def _invocation(row: InvocationRow) -> Invocation:
         assessment=row.assessment,
         as_of=row.as_of,
         error=row.error,
+        case=row.case_data,
+        label=row.label,
     )
 
 
@@ -313,8 +317,11 @@ class AuditStore:
             )
             return None if row is None else _invocation(row)
 
-    def recent(self, limit: int = 50, patient_id: str | None = None) -> list[Invocation]:
-        """The newest invocations first (of one patient when ``patient_id`` is given)."""
+    def recent(
+        self, limit: int = 50, patient_id: str | None = None, *, assessed: bool = False
+    ) -> list[Invocation]:
+        """The newest invocations first (of one patient when ``patient_id`` is given; only
+        those that hold an assessment when ``assessed``)."""
         if limit <= 0:
             return []
         query = (
@@ -325,6 +332,8 @@ class AuditStore:
         )
         if patient_id is not None:
             query = query.where(InvocationRow.patient_id == patient_id)
+        if assessed:
+            query = query.where(InvocationRow.status_code == 200, InvocationRow.as_of.is_not(None))
         with self._session("reading recent invocations") as session:
             return [_invocation(row) for row in session.scalars(query)]
 

@@ -64,6 +64,10 @@ class InvocationRow(Base):
     assessment: Mapped[dict[str, Any] | None] = mapped_column(json_type())
     as_of: Mapped[date | None] = mapped_column(Date)
     error: Mapped[str | None] = mapped_column(Text)
+    # The Case the assessment was made from (JSON), so the web page can re-assess it with
+    # answers added; and what it was an assessment of (e.g. "upload: bundle.json").
+    case_data: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    label: Mapped[str | None] = mapped_column(String(200))
 
     cards: Mapped[list[CardRow]] = relationship(
         back_populates="invocation", order_by="CardRow.position", cascade="all, delete-orphan"

@@ -2,7 +2,8 @@
 
 No I/O, no clock, no globals; the case is never mutated (it is frozen). Order of passes:
 derive facts -> red-flag screen -> routing -> plan drafts with doses -> avoid rules (which
-withhold proposals) -> red-flag withholding of unsafe advice -> numbered citations.
+withhold proposals) -> red-flag withholding of unsafe advice -> patient handout -> numbered
+citations.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..assessment import (
     CitationRef,
     ConditionResult,
     Derived,
+    HandoutSection,
     PlanStep,
     RedFlagResult,
     Withheld,
@@ -24,6 +26,7 @@ from ..knowledge import Knowledge
 from ..knowledge.model import Citation
 from .avoid import apply_avoid_rules, dedupe
 from .derive import derive
+from .handout import handout
 from .missing import Missing
 from .orders import check_orders, offer_alternatives
 from .plan import draft_plan
@@ -79,6 +82,7 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
                 ),
             ]
         )
+    sections = handout(kb, conditions, red_flags, facts)
     irls_label = None
     if d.irls_total is not None:
         irls_label = kb.scales["irls"].label_for(d.irls_total)
@@ -103,7 +107,8 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
             irls_severity=irls_label,
         ),
         notes=d.notes,
-        citations=_number(kb, red_flags, conditions, plan, avoid, irls_label is not None),
+        citations=_number(kb, red_flags, conditions, plan, avoid, irls_label is not None, sections),
+        handout=sections,
     )
 
 
@@ -123,6 +128,7 @@ def _number(
     plan: list[PlanStep],
     avoid: list[AvoidItem],
     irls: bool,
+    sections: list[HandoutSection],
 ) -> list[CitationRef]:
     order: list[str] = []
     groups = [rf.citations for rf in red_flags]
@@ -132,6 +138,7 @@ def _number(
         groups.append(kb.scales["irls"].citations)
     if any(s.medication and s.medication.renal_band for s in plan):
         groups.append(["CG1976"])
+    groups += [h.citations for h in sections]
     for g in groups:
         for cid in g:
             if cid not in order:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..assessment import Note
-from ..case import Case, LabResult, MedicationEntry, MedicationOrder, Quantity
+from ..case import Case, Code, LabResult, MedicationEntry, MedicationOrder, Quantity
 from ..errors import CaseValidationError
 from ..facts import FactValue
 from ..knowledge import Knowledge
@@ -121,6 +121,11 @@ class Derivation:
 def match_drug(kb: Knowledge, name: str | None, rxnorm: str | None) -> str | None:
     """Resolve a medicine to a knowledge-base drug id by RxNorm code, then by name or brand."""
     return kb.lookups.match_drug(name, rxnorm)
+
+
+def coded_concept(kb: Knowledge, code: Code) -> str | None:
+    """The knowledge-base concept a coded condition belongs to, or None."""
+    return kb.lookups.concept_by_code.get((_SYSTEMS[code.system], code.code))
 
 
 def _age(case: Case, as_of: dt.date, problems: list[tuple[str, str]]) -> float | None:
@@ -373,7 +378,6 @@ def _conditions(
     problems: list[tuple[str, str]],
     notes: list[Note],
 ) -> None:
-    idx = kb.lookups
     for i, c in enumerate(case.conditions):
         concept = None
         if c.concept is not None:
@@ -386,7 +390,7 @@ def _conditions(
                 continue
             concept = c.concept
         elif c.code is not None:
-            concept = idx.concept_by_code.get((_SYSTEMS[c.code.system], c.code.code))
+            concept = coded_concept(kb, c.code)
             if concept is None:
                 notes.append(
                     Note(

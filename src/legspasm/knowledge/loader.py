@@ -21,6 +21,7 @@ from .model import (
     Context,
     Drug,
     DrugClass,
+    HandoutSection,
     Knowledge,
     Lab,
     Lookups,
@@ -132,6 +133,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
     av_rel, avoid = load("avoid.yaml", "avoid", AvoidRule, "avoid rule", "rule")
     sc_rel, scales = load("scales.yaml", "scales", Scale, "scale")
     rec_rel, record = load("record.yaml", "record", RecordObservation, "record rule")
+    ho_rel, handouts = load("handouts.yaml", "handouts", HandoutSection, "handout section")
     for want in ("body_weight", "pregnancy_status", "intake"):
         if want not in record:
             raise KnowledgeError(rec_rel, want, None, "missing: the FHIR mapping needs it")
@@ -271,6 +273,8 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             av_rel, a.id, "advice_tags", a.advice_tags, dict.fromkeys(known_tags), "advice tag"
         )
 
+    _check_handouts(ho_rel, handouts, contexts, red_flags, citations, known_tags)
+
     changelog = f("CHANGELOG.md")
     if not changelog.exists():
         raise KnowledgeError(_rel(changelog, root), None, None, "file is missing")
@@ -292,9 +296,58 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
         avoid_rules=new_av,
         scales=scales,
         record=record,
+        handouts=handouts,
         changelog=text,
         lookups=_lookups(drugs, concepts, labs),
     )
+
+
+def _check_handouts(
+    rel: str,
+    handouts: dict[str, HandoutSection],
+    contexts: dict[str, Context],
+    red_flags: dict[str, RedFlag],
+    citations: dict[str, Citation],
+    known_tags: set[str],
+) -> None:
+    """References, citations and urgency of the patient handout; every red flag is described."""
+    covered: set[str] = set()
+    for h in handouts.values():
+        _check_refs(rel, h.id, "contexts", h.contexts, contexts, "context")
+        _check_refs(rel, h.id, "tags", h.tags, dict.fromkeys(known_tags), "advice tag")
+        _check_refs(rel, h.id, "citations", h.citations, citations, "citation id")
+        if h.urgency and (h.contexts or h.tags):
+            raise KnowledgeError(
+                rel, h.id, "urgency", "an urgent section is always shown: no contexts or tags"
+            )
+        for i, item in enumerate(h.items):
+            if item.red_flag is None:
+                continue
+            field = f"items[{i}].red_flag"
+            _check_refs(rel, h.id, field, [item.red_flag], red_flags, "red flag")
+            urgency = red_flags[item.red_flag].urgency
+            if urgency not in h.urgency:
+                listed = ", ".join(h.urgency) or "no urgency"
+                raise KnowledgeError(
+                    rel,
+                    h.id,
+                    field,
+                    f"red flag {item.red_flag!r} is {urgency!r} but this section lists {listed}",
+                )
+            covered.add(item.red_flag)
+        if not h.citations and not all(item.red_flag for item in h.items):
+            raise KnowledgeError(
+                rel, h.id, "citations", "uncited: only a section of red-flag items may omit them"
+            )
+    for rf in red_flags.values():
+        if rf.id not in covered:
+            home = next((h.id for h in handouts.values() if rf.urgency in h.urgency), None)
+            raise KnowledgeError(
+                rel,
+                home,
+                "items",
+                f"no item describes red flag {rf.id!r} ({rf.urgency}) for patients",
+            )
 
 
 def _lookups(drugs: dict[str, Drug], concepts: dict[str, Concept], labs: dict[str, Lab]) -> Lookups:

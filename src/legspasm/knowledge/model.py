@@ -277,6 +277,34 @@ class Scale(_Entry):
         return next((b.label for b in self.bands if b.min <= score <= b.max), None)
 
 
+class HandoutItem(_Entry):
+    """One line of a patient handout. ``red_flag`` names the red flag an urgent line describes."""
+
+    text: Text
+    red_flag: Id | None = None
+
+
+class HandoutSection(_Entry):
+    """A section of the plain-language patient handout (``handouts.yaml``).
+
+    Shown when one of ``contexts`` is documented or likely (no contexts: always shown), and left
+    out when a fired red flag or a blocking avoid rule withholds one of its advice ``tags``.
+    ``urgency``: the red-flag urgencies this section lists (urgent sections only); every item that
+    names a red flag must have one of them. ``citations`` may be empty only when every item names
+    a red flag: the red flags' own citations are used.
+    """
+
+    id: Id
+    heading: Text
+    contexts: list[Id] = []
+    urgency: list[Literal["emergency", "urgent", "same-day"]] = []
+    tags: list[str] = []
+    items: Annotated[list[HandoutItem], Field(min_length=1)]
+    note: str | None = None
+    citations: list[Id] = []
+    basis: Basis
+
+
 @dataclass(frozen=True, slots=True)
 class Lookups:
     """Code and name indexes built once at load time (value sets resolved to ids)."""
@@ -322,6 +350,7 @@ class Knowledge(_Entry):
     avoid_rules: dict[str, AvoidRule]
     scales: dict[str, Scale]
     record: dict[str, RecordObservation]
+    handouts: dict[str, HandoutSection]
     changelog: str
     lookups: Lookups
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 
 from ..assessment import Assessment, AvoidItem, MedicationPlan, PlanStep
 
-__all__ = ["render_markdown", "render_text"]
+__all__ = ["PHASE_TITLES", "render_markdown", "render_text"]
 
-_PHASE_TITLES = {
+PHASE_TITLES = {
     "acute": "During an episode",
     "work-up": "Work-up",
     "first-line": "First-line care",
@@ -164,7 +164,7 @@ def _render(a: Assessment, md: bool) -> str:
     doc.h(2, "What to do")
     if not a.plan:
         doc.p("No plan step applies yet.")
-    for phase, title in _PHASE_TITLES.items():
+    for phase, title in PHASE_TITLES.items():
         steps = [s for s in a.plan if s.phase == phase]
         if steps:
             doc.h(3, title)

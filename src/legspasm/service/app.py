@@ -1,4 +1,4 @@
-"""The CDS Hooks service (FastAPI): discovery, three hooks, feedback, and a plan page link target.
+"""The CDS Hooks service (FastAPI): discovery, three hooks, feedback; and the web pages.
 
 ``create_app(settings)`` wires the pure parts together: JWT check -> prefetch gathering ->
 FHIR mapping -> ``evaluate`` -> cards -> audit row. Every invocation is written to the audit
@@ -9,7 +9,6 @@ request, 401 bare (no detail), 404 unknown service, 412 data unavailable; never 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import logging
 import time
 import uuid
@@ -22,7 +21,8 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..assessment import Assessment
@@ -32,8 +32,8 @@ from ..errors import AuthError, DataUnavailable, InputError, LegspasmError
 from ..fhir import entries_from_resources, records_from_resources, to_case
 from ..fhir.read import Record
 from ..knowledge import Knowledge, load_knowledge
-from ..render import render_text
 from ..settings import Settings
+from ..web import STATIC, web_router
 from .auth import TokenVerifier
 from .cards import IssuedCard, build_cards
 from .hooks import LEGACY_HOOKS, SERVICES, Service, discovery, prefetch_templates
@@ -410,21 +410,10 @@ def create_app(
     async def _bad(request: Request, exc: _BadRequest) -> Response:
         return outcome(400, "invalid", exc.message, [exc.field])
 
-    @app.get("/plan/{invocation_id}", response_class=HTMLResponse)
-    def plan_page(invocation_id: str) -> HTMLResponse:
-        """The full plan behind a card (the link target of patient-view cards)."""
-        inv = st.store.invocation(invocation_id)
-        if inv is None or inv.assessment is None:
-            raise StarletteHTTPException(404, "no such assessment")
-        a = Assessment.model_validate(inv.assessment)
-        body = html.escape(render_text(a))
-        return HTMLResponse(
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>legspasm plan {html.escape(invocation_id)}</title></head><body>"
-            f"<h1>legspasm plan</h1><p>{html.escape(inv.service_id)}, "
-            f"{inv.received_at:%Y-%m-%d %H:%M} UTC, knowledge {inv.knowledge_version}</p>"
-            f"<pre>{body}</pre></body></html>"
-        )
+    # The clinician web pages share the app: the card link /plan/{invocation} is their result
+    # page for that invocation.
+    app.include_router(web_router(st.kb, st.store, settings, st.today))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(LegspasmError)
     async def _internal(request: Request, exc: LegspasmError) -> Response:

@@ -1,0 +1,472 @@
+"""The clinician web pages: intake, result, print and handout, PDF, history.
+
+Server-rendered (Jinja2), one small script for the live IRLS score and creatinine clearance.
+Every assessment made here goes through the one engine and is written to the audit store with
+the case it was made from, so it can be reopened from the history and re-assessed with the
+missing data answered in place. The CDS Hooks card link ``/plan/{invocation}`` is this result
+page for that invocation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..assessment import Assessment
+from ..audit import AuditStore, Invocation
+from ..case import Case
+from ..caseio import parse_case, read_document
+from ..engine import evaluate
+from ..errors import CaseValidationError, FhirError, InputError
+from ..fhir import read_fhir, records_from_json
+from ..inputs import load_patient
+from ..knowledge import Knowledge
+from ..render.pdf import handout_pdf, summary_pdf
+from ..settings import Settings
+from .examples import EXAMPLES, Example
+from .form import FormData, ParsedForm, case_to_form, field_of, read_form
+from .view import Templates
+
+__all__ = ["SERVICE_ID", "web_router"]
+
+SERVICE_ID = "legspasm-web"
+
+
+@dataclass(frozen=True)
+class _Deps:
+    kb: Knowledge
+    store: AuditStore
+    settings: Settings
+    today: Callable[[], dt.date]
+    pages: Templates
+
+    @property
+    def open_pages(self) -> bool:
+        s = self.settings
+        return s.web_pages if s.web_pages is not None else s.dev
+
+
+@dataclass(frozen=True)
+class _Upload:
+    filename: str | None
+    content: bytes
+
+
+async def _form(request: Request) -> tuple[dict[str, list[str]], dict[str, _Upload]]:
+    """A submitted form: every field with all its values, and the uploaded files' contents."""
+    fields: dict[str, list[str]] = {}
+    files: dict[str, _Upload] = {}
+    async with request.form() as raw:
+        for key, value in raw.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(key, []).append(value)
+            else:
+                files[key] = _Upload(value.filename, await value.read())
+    return fields, files
+
+
+class _Choose(InputError):
+    """An upload that holds several patients and no patient was chosen."""
+
+    def __init__(self, message: str, ids: list[str]) -> None:
+        super().__init__(message)
+        self.ids = ids
+
+
+def _record_ids(path: Path, name: str) -> list[str]:
+    records = (
+        read_fhir(path)
+        if path.suffix == ".ndjson"
+        else records_from_json(read_document(path), name)
+    )
+    return [r.patient_id for r in records if r.patient_id]
+
+
+def _problems(exc: CaseValidationError, parsed: ParsedForm) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path, problem in exc.problems:
+        out.setdefault(field_of(path, parsed.rows), problem)
+    return out
+
+
+def web_router(
+    kb: Knowledge, store: AuditStore, settings: Settings, today: Callable[[], dt.date]
+) -> APIRouter:
+    """The web pages as one router (the service app includes it)."""
+    d = _Deps(kb, store, settings, today, Templates(kb))
+    # Web pages stay out of the OpenAPI schema, except the card link target /plan/{invocation}.
+    router = APIRouter()
+
+    def closed() -> HTMLResponse:
+        return d.pages.page(
+            "closed.html",
+            {"title": "Web pages are off"},
+            status=404,
+        )
+
+    def not_found(what: str) -> HTMLResponse:
+        return d.pages.page("missing.html", {"title": "Not found", "what": what}, status=404)
+
+    def record(
+        case: Case,
+        assessment: Assessment,
+        hook: str,
+        label: str,
+        started: float,
+        patient: str | None = None,
+    ) -> str:
+        invocation_id = str(uuid.uuid4())
+        store.record_invocation(
+            Invocation(
+                id=invocation_id,
+                received_at=dt.datetime.now(dt.UTC),
+                service_id=SERVICE_ID,
+                hook=hook,
+                hook_instance=None,
+                knowledge_version=kb.version,
+                patient_id=patient or case.id,
+                user_id=None,
+                fhir_server=None,
+                status_code=200,
+                outcome="assessed",
+                latency_ms=(time.perf_counter() - started) * 1000,
+                assessment=assessment.model_dump(mode="json"),
+                as_of=assessment.as_of,
+                case=case.model_dump(mode="json", exclude_none=True),
+                label=label[:200],
+            )
+        )
+        return invocation_id
+
+    def intake(
+        values: Mapping[str, list[str]],
+        errors: Mapping[str, str] | None = None,
+        status: int = 200,
+        upload_error: str | None = None,
+        upload_patients: list[str] | None = None,
+        note: str | None = None,
+    ) -> HTMLResponse:
+        return d.pages.intake(
+            values,
+            errors or {},
+            status=status,
+            examples=EXAMPLES,
+            upload_error=upload_error,
+            upload_patients=upload_patients or [],
+            note=note,
+            as_of=d.today(),
+        )
+
+    def assess_form(
+        form: FormData, hook: str, label: str
+    ) -> tuple[str | None, HTMLResponse | None]:
+        started = time.perf_counter()
+        parsed = read_form(form, kb)
+        if parsed.errors:
+            return None, intake(form, parsed.errors, status=422)
+        try:
+            case = parse_case(parsed.data, "form")
+            assessment = evaluate(case, kb, d.today())
+        except CaseValidationError as exc:
+            return None, intake(form, _problems(exc, parsed), status=422)
+        return record(case, assessment, hook, label or case.id or "web form", started), None
+
+    def load(invocation_id: str) -> tuple[Invocation, Assessment] | None:
+        try:
+            uuid.UUID(invocation_id)
+        except ValueError:
+            return None
+        inv = store.invocation(invocation_id)
+        if inv is None or inv.assessment is None:
+            return None
+        return inv, Assessment.model_validate(inv.assessment)
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(example: str | None = None) -> HTMLResponse:
+        if not d.open_pages:
+            return closed()
+        if example is None:
+            return intake({})
+        ex = EXAMPLES.get(example)
+        if ex is None or ex.fhir:
+            return intake({}, note=f"No form example {example!r}.", status=404)
+        case = parse_case(read_document(ex.path), str(ex.path))
+        return intake(
+            case_to_form(case, kb), note=f"Example filled in: {ex.title}. Review, then assess."
+        )
+
+    @router.post("/assess", include_in_schema=False)
+    async def assess(request: Request) -> Response:
+        if not d.open_pages:
+            return closed()
+        fields, _ = await _form(request)
+        invocation_id, page = await run_in_threadpool(
+            assess_form, fields, "web-intake", (fields.get("id") or [""])[-1].strip()
+        )
+        if page is not None:
+            return page
+        return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
+
+    @router.post("/intake/derived", include_in_schema=False)
+    async def derived(request: Request) -> JSONResponse:
+        """Age, creatinine clearance and IRLS total for a form being filled in (live)."""
+        if not d.open_pages:
+            return JSONResponse({"error": "web pages are off"}, status_code=404)
+        fields, _ = await _form(request)
+        parsed = read_form(fields, kb)
+        try:
+            a = evaluate(parse_case(parsed.data, "form"), kb, d.today())
+        except CaseValidationError as exc:
+            return JSONResponse({"errors": _problems(exc, parsed) | parsed.errors})
+        out = a.derived.model_dump(mode="json")
+        out["errors"] = parsed.errors
+        return JSONResponse(out)
+
+    @router.post("/upload", include_in_schema=False)
+    async def upload(request: Request) -> Response:
+        if not d.open_pages:
+            return closed()
+        started = time.perf_counter()
+        fields, files = await _form(request)
+        file = files.get("file")
+        patient = (fields.get("patient") or [""])[-1].strip() or None
+        limit = int(settings.max_upload_mb * 1024 * 1024)
+        if file is None or not file.filename or not file.content:
+            return intake({}, upload_error="choose a file to upload", status=422)
+        if len(file.content) > limit:
+            return intake(
+                {},
+                upload_error=f"the file is larger than {settings.max_upload_mb:g} MB",
+                status=413,
+            )
+        name = Path(file.filename).name
+        suffix = Path(name).suffix.lower()
+        if suffix not in (".json", ".yaml", ".yml", ".ndjson"):
+            return intake(
+                {},
+                upload_error=f"{name}: expected a FHIR .json or .ndjson file or a .yaml/.json case",
+                status=422,
+            )
+
+        def work() -> str:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / f"upload{suffix}"
+                path.write_bytes(file.content)
+                try:
+                    got = load_patient(path, kb, d.today(), patient)
+                except FhirError:
+                    ids = _record_ids(path, name) if patient is None else []
+                    if len(ids) > 1:
+                        raise _Choose(f"holds {len(ids)} patients: choose one below", ids) from None
+                    raise
+                assessment = evaluate(got.case, kb, d.today())
+                if got.mapped is not None:
+                    assessment = got.mapped.annotate(assessment)
+                return record(
+                    got.case, assessment, "web-upload", f"upload: {name}", started, got.subject
+                )
+
+        try:
+            invocation_id = await run_in_threadpool(work)
+        except InputError as exc:
+            ids = exc.ids if isinstance(exc, _Choose) else []
+            text = _clean(exc.message, Path(tempfile.gettempdir()), name)
+            return intake({}, upload_error=f"{name}: {text}", upload_patients=ids, status=422)
+        return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
+
+    @router.post("/examples/{name}", include_in_schema=False)
+    async def example(name: str) -> Response:
+        if not d.open_pages:
+            return closed()
+        ex = EXAMPLES.get(name)
+        if ex is None:
+            return not_found(f"example {name!r}")
+        invocation_id = await run_in_threadpool(_assess_example, d, ex, record)
+        return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
+
+    def result(invocation_id: str) -> HTMLResponse:
+        got = load(invocation_id)
+        if got is None:
+            return not_found(f"assessment {invocation_id!r}")
+        inv, a = got
+        case = Case.model_validate(inv.case) if inv.case is not None else None
+        editable = case is not None and _round_trips(case, kb)
+        return d.pages.result(inv, a, case, editable=editable, open_pages=d.open_pages)
+
+    router.add_api_route(
+        "/assessments/{invocation_id}",
+        result,
+        methods=["GET"],
+        response_class=HTMLResponse,
+        include_in_schema=False,
+    )
+    router.add_api_route(
+        "/plan/{invocation_id}",
+        result,
+        methods=["GET"],
+        response_class=HTMLResponse,
+        summary="The full plan behind a card (the card link target): an HTML page",
+        responses={404: {"description": "No such assessment (HTML page)"}},
+    )
+
+    @router.post("/assessments/{invocation_id}/answers", include_in_schema=False)
+    async def answers(invocation_id: str, request: Request) -> Response:
+        """Re-assess with the missing data answered on the result page."""
+        got = load(invocation_id)
+        if got is None:
+            return not_found(f"assessment {invocation_id!r}")
+        inv, a = got
+        if inv.case is None:
+            return not_found(f"the case of assessment {invocation_id!r}")
+        fields, _ = await _form(request)
+        started = time.perf_counter()
+        parsed = read_form(fields, kb)
+        merged = _merge(inv.case, parsed.data)
+        errors = dict(parsed.errors)
+        new_id = None
+        if not errors:
+            try:
+                case = parse_case(merged, "answers")
+                assessment = evaluate(case, kb, d.today())
+                if inv.assessment and a.data_used:
+                    assessment = assessment.model_copy(
+                        update={"data_used": a.data_used, "unmapped": a.unmapped}
+                    )
+                new_id = record(
+                    case,
+                    assessment,
+                    "web-reassess",
+                    _relabel(inv.label),
+                    started,
+                    inv.patient_id,
+                )
+            except CaseValidationError as exc:
+                errors = _problems(exc, parsed)
+        if new_id is None:
+            case = Case.model_validate(inv.case)
+            return d.pages.result(
+                inv,
+                a,
+                case,
+                editable=_round_trips(case, kb),
+                open_pages=d.open_pages,
+                answers=fields,
+                errors=errors,
+                status=422,
+            )
+        return RedirectResponse(f"/assessments/{new_id}", status_code=303)
+
+    @router.get(
+        "/assessments/{invocation_id}/edit", response_class=HTMLResponse, include_in_schema=False
+    )
+    def edit(invocation_id: str) -> HTMLResponse:
+        if not d.open_pages:
+            return closed()
+        got = load(invocation_id)
+        if got is None or got[0].case is None:
+            return not_found(f"assessment {invocation_id!r}")
+        case = Case.model_validate(got[0].case)
+        return intake(
+            case_to_form(case, kb),
+            note="Editing a past assessment: assess again to save a new one.",
+        )
+
+    @router.get(
+        "/assessments/{invocation_id}/print", response_class=HTMLResponse, include_in_schema=False
+    )
+    def print_view(invocation_id: str) -> HTMLResponse:
+        got = load(invocation_id)
+        if got is None:
+            return not_found(f"assessment {invocation_id!r}")
+        return d.pages.print_view(*got)
+
+    @router.get("/assessments/{invocation_id}/summary.pdf", include_in_schema=False)
+    def summary(invocation_id: str) -> Response:
+        got = load(invocation_id)
+        if got is None:
+            return not_found(f"assessment {invocation_id!r}")
+        return _pdf(summary_pdf(got[1]), f"legspasm-summary-{invocation_id[:8]}.pdf")
+
+    @router.get("/assessments/{invocation_id}/handout.pdf", include_in_schema=False)
+    def handout(invocation_id: str) -> Response:
+        got = load(invocation_id)
+        if got is None:
+            return not_found(f"assessment {invocation_id!r}")
+        return _pdf(handout_pdf(got[1]), f"legspasm-handout-{invocation_id[:8]}.pdf")
+
+    @router.get("/history", response_class=HTMLResponse, include_in_schema=False)
+    def history(patient: str | None = None) -> HTMLResponse:
+        if not d.open_pages:
+            return closed()
+        rows = store.recent(200, patient_id=patient or None, assessed=True)
+        return d.pages.history(rows, patient)
+
+    return router
+
+
+def _assess_example(
+    d: _Deps, ex: Example, record: Callable[[Case, Assessment, str, str, float, str | None], str]
+) -> str:
+    started = time.perf_counter()
+    got = load_patient(ex.path, d.kb, d.today())
+    assessment = evaluate(got.case, d.kb, d.today())
+    if got.mapped is not None:
+        assessment = got.mapped.annotate(assessment)
+    return record(got.case, assessment, "web-example", f"example: {ex.title}", started, got.subject)
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` added: mappings merge, lists (labs, medicines) are appended."""
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = _merge(old, value)
+        elif isinstance(old, list) and isinstance(value, list) and key != "irls_items":
+            out[key] = [*old, *value]
+        else:
+            out[key] = value
+    return out
+
+
+def _relabel(label: str | None) -> str:
+    base = (label or "assessment").removesuffix(" (answers added)")
+    return f"{base} (answers added)"
+
+
+def _round_trips(case: Case, kb: Knowledge) -> bool:
+    """Whether the intake form can show this case without losing anything."""
+    parsed = read_form(case_to_form(case, kb), kb)
+    if parsed.errors:
+        return False
+    try:
+        again = parse_case(parsed.data)
+    except CaseValidationError:
+        return False
+    return again.model_dump(exclude_none=True) == case.model_dump(exclude_none=True)
+
+
+def _pdf(content: bytes, filename: str) -> Response:
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _clean(text: str, tmp: Path, name: str) -> str:
+    """An error about the temporary copy of an upload, told about the uploaded file."""
+    return re.sub(re.escape(str(tmp)) + r"/[^/\s:]+/upload\.\w+", name, text).replace(
+        "--patient", "the patient field"
+    )

@@ -1,0 +1,418 @@
+"""The clinician web pages over real HTTP (uvicorn on a port, SQLite audit store).
+
+The form is the same path to the engine as a case file: for every golden vignette the form can
+hold, submitting its fields gives exactly the assessment ``evaluate`` gives for the case file.
+Bad input is shown next to its field, with everything typed kept. The browser tests
+(``test_web_browser.py``) drive the same pages in Chromium.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from legspasm import Knowledge
+from legspasm.assessment import Assessment
+from legspasm.audit import AuditStore
+from legspasm.caseio import load_case
+from legspasm.engine import evaluate
+from legspasm.fhir.intake import intake_leaves
+from legspasm.service.app import create_app
+from legspasm.settings import Settings
+from legspasm.web.form import case_to_form, read_form
+from live_server import serve
+
+AS_OF = dt.date(2026, 11, 21)
+ROOT = Path(__file__).resolve().parents[1]
+VIGNETTES = ROOT / "tests" / "vignettes"
+SHARED = ROOT.parent / "shared" / "data"
+SYNTHEA_NAME = "0fe762e3-9350-4387-98d4-a7e8a739d4e1.json"
+
+
+def synthea_bundle() -> Path:
+    """A Synthea patient from ../shared/data (the fixture copy when the checkout has none)."""
+    shared = SHARED / "synthea-smart-bulk-data-server" / "bundles" / SYNTHEA_NAME
+    return shared if shared.exists() else ROOT / "tests" / "fixtures" / "synthea" / SYNTHEA_NAME
+
+
+@dataclass
+class Web:
+    base: str
+    client: httpx.Client
+    store: AuditStore
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'audit.sqlite3'}"
+    store = AuditStore.open(url)
+    app = create_app(Settings(dev=True, database_url=url, as_of=AS_OF), store=store)
+    with (
+        serve(app) as base,
+        httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
+    ):
+        yield Web(base, client, store)
+    store.close()
+
+
+def form_of(case_file: Path, kb: Knowledge) -> dict[str, list[str]]:
+    return case_to_form(load_case(case_file), kb)
+
+
+def submit(web: Web, fields: Mapping[str, list[str]]) -> httpx.Response:
+    return web.client.post("/assess", data=dict(fields))
+
+
+def assessed(web: Web, r: httpx.Response) -> tuple[str, Assessment]:
+    assert r.status_code == 303, r.text[:2000]
+    m = re.fullmatch(r"/assessments/([0-9a-f-]{36})", r.headers["location"])
+    assert m, r.headers["location"]
+    inv = web.store.invocation(m.group(1))
+    assert inv is not None
+    assert inv.assessment is not None
+    return m.group(1), Assessment.model_validate(inv.assessment)
+
+
+def field_error(html: str, field_id: str) -> str:
+    m = re.search(rf'id="{re.escape(field_id)}-error"><strong>Error:</strong> ([^<]*)</p>', html)
+    assert m, f"no error shown for {field_id}"
+    return m.group(1)
+
+
+def same(a: Assessment, b: Assessment) -> None:
+    x = a.model_dump(mode="json", exclude={"case_id"})
+    y = b.model_dump(mode="json", exclude={"case_id"})
+    assert x == y
+
+
+# --- the form --------------------------------------------------------------------------------
+
+
+def test_intake_form_mirrors_the_questionnaire(web: Web, kb: Knowledge) -> None:
+    page = web.client.get("/").text
+    names = set(re.findall(r'name="([^"]+)"', page))
+    for link in intake_leaves():
+        assert link in names, link
+    for lab_id in kb.labs:
+        assert f"lab.{lab_id}.value" in names
+    for drug in kb.drugs.values():
+        assert f'<option value="{drug.name}">' in page
+    for concept in kb.concepts:
+        assert f'value="{concept}"' in page
+    # every visible control has a label (explicit, wrapping, or aria-label)
+    ids = set(re.findall(r'<label for="([^"]+)"', page))
+    for tag in re.findall(r"<(?:input|select)\b[^>]*>", page):
+        if 'type="radio"' in tag or 'type="checkbox"' in tag or 'type="hidden"' in tag:
+            continue
+        m = re.search(r'id="([^"]+)"', tag)
+        assert "aria-label=" in tag or (m and m.group(1) in ids), tag
+
+
+def representable() -> list[Path]:
+    return sorted(VIGNETTES.glob("*/case.yaml"))
+
+
+@pytest.mark.parametrize("case_file", representable(), ids=lambda p: p.parent.name)
+def test_the_form_gives_the_engine_s_assessment(web: Web, kb: Knowledge, case_file: Path) -> None:
+    """Each vignette through the web form equals ``evaluate`` on the case file, when the form
+    can hold the case; otherwise the form's case is what the form shows (nothing invented)."""
+    case = load_case(case_file)
+    fields = case_to_form(case, kb)
+    parsed = read_form(fields, kb)
+    assert parsed.errors == {}
+    _, got = assessed(web, submit(web, fields))
+    from legspasm.caseio import parse_case
+
+    formed = parse_case(parsed.data)
+    same(got, evaluate(formed, kb, AS_OF))
+    lossless = all(c.concept for c in case.conditions) and all(lab.name for lab in case.labs)
+    if lossless:
+        same(got, evaluate(case, kb, AS_OF))
+
+
+def test_bad_input_is_shown_next_to_its_field_and_nothing_typed_is_lost(web: Web) -> None:
+    fields = {
+        "patient.age_years": ["seventy"],
+        "patient.sex": ["female"],
+        "symptoms.cramp.present": ["yes"],
+        "lab.ferritin.value": ["40"],
+        "lab.ferritin.unit": ["ng/mL"],
+        "lab.potassium.value": ["4.1"],
+        "lab.potassium.unit": ["furlongs"],
+        "med.1.dose": ["300"],
+        "med.1.unit": ["mg"],
+        "symptoms.rls.irls_items.1": ["3"],
+        "allergies": ["penicillin"],
+    }
+    r = submit(web, fields)
+    assert r.status_code == 422
+    html = r.text
+    assert "is not a number" in field_error(html, "f-patient-age-years")
+    assert "name" in field_error(html, "f-med-1-name")
+    assert "all ten" in field_error(html, "f-symptoms-rls-irls-items-2")
+    # the typed values come back
+    assert 'value="seventy"' in html
+    assert 'value="40"' in html
+    assert 'value="penicillin"' in html
+    assert 'value="300"' in html
+    assert re.search(r'name="symptoms.cramp.present" value="yes" checked', html)
+    # the form-level problems fixed, the engine's checks name the lab field
+    fixed = {
+        **fields,
+        "patient.age_years": ["70"],
+        "med.1.name": ["gabapentin"],
+        "symptoms.rls.irls_items.1": [""],
+    }
+    r = submit(web, fixed)
+    assert r.status_code == 422
+    assert "furlongs" in field_error(r.text, "f-lab-potassium-unit")
+
+
+def test_engine_problems_map_back_to_the_form_field(web: Web) -> None:
+    r = submit(
+        web,
+        {
+            "patient.sex": ["male"],
+            "patient.pregnant": ["yes"],
+            "lab.ferritin.value": ["10000000"],
+            "lab.ferritin.unit": ["ng/mL"],
+        },
+    )
+    assert r.status_code == 422
+    assert "plausible" in field_error(r.text, "f-lab-ferritin-value")
+    assert "male" in field_error(r.text, "f-patient-pregnant")
+
+
+def test_derived_values_are_computed_live_by_the_engine(web: Web) -> None:
+    body = {
+        "patient.age_years": "78",
+        "patient.sex": "male",
+        "patient.weight.value": "60",
+        "patient.weight.unit": "kg",
+        "lab.creatinine.value": "247.5",
+        "lab.creatinine.unit": "umol/L",
+        **{f"symptoms.rls.irls_items.{i}": "3" for i in range(1, 11)},
+    }
+    d = web.client.post("/intake/derived", data=body).json()
+    assert d["irls_total"] == 30
+    assert d["irls_severity"] == "severe"
+    # Cockcroft-Gault by hand: (140-78) * 60 / (72 * 247.5/88.42) = 18.46
+    assert d["crcl_ml_min"] == pytest.approx(18.5, abs=0.1)
+    body["symptoms.rls.irls_items.10"] = "4"
+    assert web.client.post("/intake/derived", data=body).json()["irls_severity"] == "very severe"
+    half = web.client.post("/intake/derived", data={"patient.age_years": "x"}).json()
+    assert half["errors"] == {"patient.age_years": "'x' is not a number"}
+
+
+# --- upload and examples -----------------------------------------------------------------------
+
+
+def test_upload_a_synthea_bundle(web: Web, kb: Knowledge) -> None:
+    path = synthea_bundle()
+    r = web.client.post(
+        "/upload", files={"file": (path.name, path.read_bytes(), "application/json")}
+    )
+    invocation_id, a = assessed(web, r)
+    assert a.derived.age_years == 71
+    assert a.data_used, "the record's data is listed"
+    assert any(i.severity == "avoid" and "diazepam" in i.target for i in a.avoid)
+    page = web.client.get(f"/assessments/{invocation_id}").text
+    assert "From the record" in page
+    assert "upload: " + path.name in page
+    inv = web.store.invocation(invocation_id)
+    assert inv is not None
+    assert inv.patient_id == "Patient/" + path.stem
+
+
+def test_upload_problems_name_the_file(web: Web, tmp_path: Path) -> None:
+    r = web.client.post(
+        "/upload", files={"file": ("broken.json", b"{not json", "application/json")}
+    )
+    assert r.status_code == 422
+    assert "broken.json" in field_error(r.text, "f-file")
+    assert "not valid JSON" in r.text
+    assert "/tmp" not in field_error(r.text, "f-file")
+    r = web.client.post("/upload", files={"file": ("notes.txt", b"hello", "text/plain")})
+    assert r.status_code == 422
+    r = web.client.post(
+        "/upload", files={"file": ("case.yaml", b"patient: {age_years: 300}\n", "text/yaml")}
+    )
+    assert r.status_code == 422
+    assert "patient.age_years" in field_error(r.text, "f-file")
+
+
+def test_upload_with_several_patients_asks_which(web: Web) -> None:
+    patients = [
+        {"resourceType": "Patient", "id": f"p{i}", "gender": "female", "birthDate": "1950-01-01"}
+        for i in range(3)
+    ]
+    ndjson = "\n".join(json.dumps(p) for p in patients).encode()
+    r = web.client.post(
+        "/upload", files={"file": ("Patient.ndjson", ndjson, "application/x-ndjson")}
+    )
+    assert r.status_code == 422
+    assert "3 patients" in field_error(r.text, "f-file")
+    assert re.search(r'<select id="f-patient" name="patient"><option>p0</option>', r.text)
+    r = web.client.post(
+        "/upload",
+        files={"file": ("Patient.ndjson", ndjson, "application/x-ndjson")},
+        data={"patient": "p2"},
+    )
+    _, a = assessed(web, r)
+    assert a.derived.age_years == 76
+
+
+def test_every_example_opens(web: Web) -> None:
+    page = web.client.get("/").text
+    names = re.findall(r'action="/examples/([\w-]+)"', page)
+    assert len(names) >= 6
+    for name in names:
+        _, a = assessed(web, web.client.post(f"/examples/{name}"))
+        assert a.conditions
+    filled = web.client.get("/?example=rls-low-ferritin").text
+    assert 'name="lab.ferritin.value"' in filled
+    assert re.search(r'name="lab.ferritin.value"[^>]*value="40"', filled)
+
+
+# --- the result page ---------------------------------------------------------------------------
+
+
+def test_result_page_red_flags_first_then_plan_avoid_and_numbered_citations(
+    web: Web, kb: Knowledge
+) -> None:
+    fields = form_of(VIGNETTES / "dvt-unilateral-swelling" / "case.yaml", kb)
+    invocation_id, a = assessed(web, submit(web, fields))
+    page = web.client.get(f"/assessments/{invocation_id}").text
+    order = [page.index(h) for h in ("Red flags: act before", "What it probably is", "What to do")]
+    assert order == sorted(order)
+    assert "Possible deep vein thrombosis" in page
+    assert "Withheld" in page
+    for ref in a.citations:
+        assert f'id="ref-{ref.number}"' in page
+        if ref.url:
+            assert f'href="{ref.url}"' in page
+    for s in a.plan:
+        assert s.strength in page
+
+
+def test_missing_data_answered_in_place_reassesses(web: Web) -> None:
+    base = {
+        "patient.age_years": ["62"],
+        "patient.sex": ["male"],
+        "symptoms.cramp.present": ["yes"],
+        "symptoms.cramp.timing": ["night_or_rest"],
+    }
+    first_id, first = assessed(web, submit(web, base))
+    assert not first.red_flags
+    asked = {m.where for m in first.missing_data}
+    assert "red_flags.unilateral_leg_swelling" in asked
+    page = web.client.get(f"/assessments/{first_id}").text
+    assert f'action="/assessments/{first_id}/answers"' in page
+    assert 'name="red_flags.unilateral_leg_swelling"' in page
+    r = web.client.post(
+        f"/assessments/{first_id}/answers",
+        data={
+            "red_flags.unilateral_leg_swelling": "yes",
+            "lab.potassium.value": "3.9",
+            "lab.potassium.unit": "mmol/L",
+        },
+    )
+    second_id, second = assessed(web, r)
+    assert second_id != first_id
+    assert [rf.id for rf in second.red_flags] == ["RF-DVT"]
+    inv = web.store.invocation(second_id)
+    assert inv is not None
+    assert inv.case is not None
+    assert inv.case["labs"] == [{"name": "potassium", "value": 3.9, "unit": "mmol/L"}]
+    assert inv.case["patient"]["age_years"] == 62
+    assert inv.label is not None
+    assert inv.label.endswith("(answers added)")
+    # the first assessment is unchanged
+    again = web.store.invocation(first_id)
+    assert again is not None
+    assert Assessment.model_validate(again.assessment).red_flags == []
+    bad = web.client.post(f"/assessments/{first_id}/answers", data={"lab.sodium.value": "abc"})
+    assert bad.status_code == 422
+    assert "not a number" in field_error(bad.text, "f-lab-sodium-value")
+
+
+def test_print_view_and_pdfs(web: Web, kb: Knowledge) -> None:
+    fields = form_of(VIGNETTES / "nlc-older-woman-on-cyclobenzaprine" / "case.yaml", kb)
+    invocation_id, a = assessed(web, submit(web, fields))
+    page = web.client.get(f"/assessments/{invocation_id}/print").text
+    assert "Clinician summary" in page
+    assert a.handout, "a cramp patient gets a handout"
+    for section in a.handout:
+        assert section.heading in page
+    for name in ("summary", "handout"):
+        r = web.client.get(f"/assessments/{invocation_id}/{name}.pdf")
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/pdf"
+        assert r.content.startswith(b"%PDF-")
+        text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
+        text = " ".join(text.split())
+        if name == "summary":
+            assert "What to do" in text
+            assert "cyclobenzaprine" in text.lower()
+        else:
+            for section in a.handout:
+                assert " ".join(section.heading.split()) in text
+
+
+def test_history_lists_web_and_cds_hooks_assessments(web: Web, kb: Knowledge) -> None:
+    label = f"history-{uuid.uuid4().hex[:8]}"
+    fields = {**form_of(VIGNETTES / "rls-low-ferritin-crcl-25" / "case.yaml", kb), "id": [label]}
+    invocation_id, _ = assessed(web, submit(web, fields))
+    page = web.client.get("/history").text
+    assert f'href="/assessments/{invocation_id}"' in page
+    only = web.client.get("/history", params={"patient": label}).text
+    assert only.count('href="/assessments/') == 1
+    assert web.client.get(f"/assessments/{invocation_id}").status_code == 200
+    edit = web.client.get(f"/assessments/{invocation_id}/edit").text
+    assert re.search(r'name="lab.ferritin.value"[^>]*value="40"', edit)
+
+
+def test_unknown_assessments_are_404_pages(web: Web) -> None:
+    for path in (
+        f"/assessments/{uuid.uuid4()}",
+        "/assessments/not-a-uuid",
+        f"/plan/{uuid.uuid4()}",
+    ):
+        r = web.client.get(path)
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("text/html")
+    assert web.client.get(f"/assessments/{uuid.uuid4()}/handout.pdf").status_code == 404
+
+
+def test_secure_mode_closes_the_pages_that_list_or_create(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    settings = Settings(
+        database_url=url, as_of=AS_OF, issuers=[{"iss": "https://ehr", "jwks_file": jwks}]
+    )
+    with AuditStore.open(url) as store:
+        with (
+            serve(create_app(settings, store=store)) as base,
+            httpx.Client(base_url=base, trust_env=False) as client,
+        ):
+            for path in ("/", "/history"):
+                r = client.get(path)
+                assert r.status_code == 404
+                assert "LEGSPASM_WEB_PAGES" in r.text
+            r = client.post("/assess", data={"symptoms.cramp.present": "yes"})
+            assert r.status_code == 404
+            assert store.count_invocations() == 0
+        opened = Settings(**{**settings.model_dump(), "web_pages": True})
+        with serve(create_app(opened, store=store)) as base:
+            assert httpx.get(base + "/", trust_env=False).status_code == 200

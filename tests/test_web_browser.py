@@ -1,0 +1,314 @@
+"""The web pages in a real browser: Playwright driving Debian's Chromium (/usr/bin/chromium).
+
+A clinician's path by hand: fill the intake form for three vignettes (nocturnal cramps, RLS with
+low ferritin, a red flag), upload a Synthea bundle, print, download the PDFs; axe-core checks
+each page for serious or critical accessibility problems. Screenshots are written to
+``build/screenshots/`` (named in the README) for a reviewer to look at.
+
+The tests skip when Chromium is absent, unless LEGSPASM_REQUIRE_BROWSER=1 (set by ``.ci/run``,
+which installs Chromium), in which case they fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from legspasm.audit import AuditStore
+from legspasm.service.app import create_app
+from legspasm.settings import Settings
+from live_server import serve
+from test_web import synthea_bundle
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright")
+
+CHROMIUM = os.environ.get("LEGSPASM_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
+AS_OF = dt.date(2026, 11, 21)
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("LEGSPASM_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"LEGSPASM_REQUIRE_BROWSER=1 but {CHROMIUM} is missing")
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'audit.sqlite3'}"
+    with AuditStore.open(url) as store:
+        app = create_app(Settings(dev=True, database_url=url, as_of=AS_OF), store=store)
+        with serve(app) as b:
+            yield b
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A tablet-sized page (iPad portrait) that fails the test on any script error."""
+    context = browser.new_context(viewport={"width": 820, "height": 1180}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert errors == []
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def no_serious_axe_violations(page: Any) -> None:
+    result = axe_sync.Axe().run(page)
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in result.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == []
+
+
+def no_horizontal_scroll(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"] + 1
+
+
+def answer(page: Any, question: str, value: str) -> None:
+    """Click Yes / No / Unknown for a question (a fieldset whose legend is the question)."""
+    group = page.locator("fieldset", has=page.locator("legend", has_text=question)).last
+    group.get_by_label(value, exact=True).check()
+
+
+def result_text(page: Any) -> str:
+    return str(page.locator("main").inner_text())
+
+
+def test_nocturnal_cramps_by_hand(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    no_serious_axe_violations(page)
+    shot(page, "01-intake-empty")
+    page.get_by_label("Age (years)").fill("71")
+    page.locator("#f-patient-sex").get_by_label("Female", exact=True).check()
+    page.get_by_label("Weight", exact=True).fill("64")
+    answer(page, "Pregnant", "No")
+    answer(page, "The patient has leg cramps or spasms.", "Yes")
+    answer(page, "Sudden painful contraction", "Yes")
+    answer(page, "Palpable hard muscle", "Yes")
+    page.get_by_label("Timing").select_option("night_or_rest")
+    answer(page, "Relieved by stretching", "Yes")
+    answer(page, "IRLSSG 1: urge to move the legs.", "No")
+    answer(page, "Unilateral leg swelling", "No")
+    answer(page, "Calf tenderness or warmth", "No")
+    page.get_by_label("Medicine 1", exact=True).fill("Flexeril")
+    page.get_by_label("Medicine 1 dose", exact=True).fill("10")
+    page.get_by_label("Medicine 1 times a day", exact=True).fill("1")
+    page.get_by_label("Medicine 1 start date", exact=True).fill("2026-09-01")
+    page.locator("#f-lab-creatinine-value").fill("0.9")
+    page.get_by_label("Creatinine (serum) unit").select_option("mg/dL")
+    page.wait_for_function(
+        "document.getElementById('crcl-out').textContent.includes('mL/min')", timeout=5000
+    )
+    assert "71 years" in page.locator("#age-out").inner_text()
+    shot(page, "02-intake-cramps-filled")
+    page.get_by_role("button", name="Assess", exact=True).click()
+    page.wait_for_url("**/assessments/*")
+    text = result_text(page)
+    assert "Idiopathic nocturnal leg cramps" in text
+    assert "stretching" in text.lower()
+    assert "What not to do" in text
+    assert "cyclobenzaprine" in text.lower()
+    assert "Red flags: act before" not in text
+    no_serious_axe_violations(page)
+    no_horizontal_scroll(page)
+    shot(page, "03-result-cramps")
+
+
+def test_rls_with_low_ferritin_by_hand(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.get_by_label("Age (years)").fill("78")
+    page.locator("#f-patient-sex").get_by_label("Male", exact=True).check()
+    page.get_by_label("Weight", exact=True).fill("60")
+    for q in (
+        "IRLSSG 1: urge to move the legs.",
+        "IRLSSG 2: begins or worsens at rest.",
+        "IRLSSG 3: relieved by movement.",
+        "IRLSSG 4: worse in evening or night.",
+        "IRLSSG 5: not solely accounted for",
+    ):
+        answer(page, q, "Yes")
+    for i, score in enumerate([3, 3, 2, 3, 2, 3, 2, 2, 2, 2], start=1):
+        page.locator(f"#f-symptoms-rls-irls-items-{i}").select_option(str(score))
+    page.wait_for_function(
+        "document.getElementById('irls-out').textContent.startsWith('24')", timeout=5000
+    )
+    assert page.locator("#irls-out").inner_text() == "24 (severe)"
+    page.locator("#f-lab-ferritin-value").fill("40")
+    page.get_by_label("Ferritin (serum) unit").select_option("ng/mL")
+    page.locator("#f-lab-creatinine-value").fill("247.5")
+    page.get_by_label("Creatinine (serum) unit").select_option("umol/L")
+    page.wait_for_function(
+        "document.getElementById('crcl-full').textContent.includes('18.5 mL/min')", timeout=5000
+    )
+    shot(page, "04-intake-rls-filled")
+    page.get_by_role("button", name="Assess", exact=True).click()
+    page.wait_for_url("**/assessments/*")
+    text = result_text(page)
+    assert "Restless legs syndrome" in text
+    assert "ferrous sulfate" in text.lower()
+    derived = page.locator(".derived-values")
+    assert derived.locator("div", has_text="IRLS total").locator("dd").inner_text() == "24 (severe)"
+    assert "18.5 mL/min" in derived.inner_text()
+    # the gabapentinoid is dosed for CrCl 18.5, not the full dose
+    assert "gabapentin" in text.lower()
+    shot(page, "05-result-rls")
+
+
+def test_red_flag_comes_first_and_withholds_self_care(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.get_by_label("Age (years)").fill("58")
+    page.locator("#f-patient-sex").get_by_label("Female", exact=True).check()
+    answer(page, "Pregnant", "No")
+    answer(page, "The patient has leg cramps or spasms.", "Yes")
+    answer(page, "Sudden painful contraction", "Yes")
+    answer(page, "Palpable hard muscle", "Yes")
+    page.get_by_label("Timing").select_option("night_or_rest")
+    answer(page, "Relieved by stretching", "Yes")
+    page.locator("#f-symptoms-cramp-episode-duration-minutes").fill("5")
+    answer(page, "Unilateral leg swelling", "Yes")
+    answer(page, "Calf tenderness or warmth", "Yes")
+    page.get_by_role("button", name="Assess", exact=True).click()
+    page.wait_for_url("**/assessments/*")
+    first = page.locator("main section").first
+    assert "Red flags: act before anything else" in first.inner_text()
+    assert "Possible deep vein thrombosis" in first.inner_text()
+    assert first.evaluate("e => getComputedStyle(e).borderTopStyle") == "solid"
+    assert "Withheld" in result_text(page)
+    shot(page, "06-result-red-flag")
+    page.get_by_role("link", name="Print summary and handout").click()
+    page.wait_for_url("**/print")
+    handout = page.locator("article.handout").inner_text()
+    assert "need checking urgently" in handout
+    assert "Nightly stretching" not in handout  # withheld until DVT is excluded
+    assert "emergency" in handout.lower()
+
+
+def test_missing_data_answered_in_place(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.get_by_label("Age (years)").fill("62")
+    answer(page, "The patient has leg cramps or spasms.", "Yes")
+    page.get_by_role("button", name="Assess", exact=True).click()
+    page.wait_for_url("**/assessments/*")
+    first_url = page.url
+    form = page.locator("form.answers")
+    form.locator(
+        "fieldset", has=page.locator("legend", has_text="Cold pale pulseless limb")
+    ).get_by_label("Yes", exact=True).check()
+    form.get_by_role("button", name="Re-assess with these answers").click()
+    page.wait_for_url("**/assessments/*")
+    assert page.url != first_url
+    assert "Possible acute limb ischaemia" in page.locator("main section").first.inner_text()
+
+
+def test_upload_a_synthea_bundle(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.get_by_label("File", exact=True).set_input_files(str(synthea_bundle()))
+    page.get_by_role("button", name="Upload and assess").click()
+    page.wait_for_url("**/assessments/*")
+    text = result_text(page)
+    assert "71 years" in text
+    assert "From the record" in text
+    assert "benzodiazepine" in text.lower() or "diazepam" in text.lower()
+    shot(page, "07-result-synthea-upload")
+
+
+def test_print_view_handout_and_pdf_downloads(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.locator("form[action='/examples/nocturnal-cramps'] button").click()
+    page.wait_for_url("**/assessments/*")
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Patient handout (PDF)").click()
+    pdf = Path(got.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    text = " ".join("".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
+    assert "During a cramp" in text
+    assert "Nightly stretching" in text
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Clinician summary (PDF)").click()
+    summary = Path(got.value.path()).read_bytes()
+    assert len(PdfReader(io.BytesIO(summary)).pages) >= 1
+    page.get_by_role("link", name="Print summary and handout").click()
+    page.wait_for_url("**/print")
+    no_serious_axe_violations(page)
+    page.emulate_media(media="print")
+    assert page.locator("header.top").is_hidden()
+    assert (
+        page.locator("article.handout").evaluate("e => getComputedStyle(e).breakBefore") == "page"
+    )
+    shot(page, "08-print-summary-and-handout")
+    page.locator("article.handout").screenshot(path=str(SHOTS / "09-handout.png"))
+    printed = page.pdf()
+    assert printed.startswith(b"%PDF-")
+    assert len(PdfReader(io.BytesIO(printed)).pages) >= 2
+
+
+def test_history_reopens_and_keyboard_reaches_the_form(page: Any, base: str) -> None:
+    page.goto(base + "/history")
+    no_serious_axe_violations(page)
+    page.get_by_role("link", name="Open").first.click()
+    page.wait_for_url("**/assessments/*")
+    assert "What to do" in result_text(page)
+    shot(page, "10-history-reopened")
+    page.goto(base + "/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+
+
+def test_validation_errors_show_next_to_the_field(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.locator("#f-lab-ferritin-value").fill("10000000")
+    page.get_by_role("button", name="Assess", exact=True).click()
+    page.wait_for_load_state()
+    summary = page.locator("#error-summary")
+    assert summary.is_visible()
+    error = page.locator("#f-lab-ferritin-value-error")
+    assert "plausible" in error.inner_text()
+    assert page.locator("#f-lab-ferritin-value").input_value() == "10000000"
+    assert page.locator("#f-lab-ferritin-value").get_attribute("aria-invalid") == "true"
+    no_serious_axe_violations(page)
+    shot(page, "11-intake-error")
+
+
+def test_screenshots_folder_is_named_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "build/screenshots/" in readme
+    assert shutil.which("chromium") or Path(CHROMIUM).exists()
