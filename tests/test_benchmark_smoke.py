@@ -39,3 +39,19 @@ def test_service_load_benchmark_quick(tmp_path: Path) -> None:
     assert report["audit"]["ok"]
     assert report["audit"]["rows"] > 0
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_web_pages_benchmark_quick(tmp_path: Path) -> None:
+    out = tmp_path / "web.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "web_pages.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[0]["page"] == "GET /healthz (baseline)"
+    assert {r["page"] for r in rows} >= {"GET / (intake form)", "GET handout.pdf"}
+    assert all(r["p50_ms"] > 0 for r in rows)

@@ -114,6 +114,7 @@ def result_text(page: Any) -> str:
 def test_nocturnal_cramps_by_hand(page: Any, base: str) -> None:
     page.goto(base + "/")
     no_serious_axe_violations(page)
+    no_horizontal_scroll(page)
     shot(page, "01-intake-empty")
     page.get_by_label("Age (years)").fill("71")
     page.locator("#f-patient-sex").get_by_label("Female", exact=True).check()

@@ -36,7 +36,7 @@ EXAMPLES: dict[str, Example] = {
         ),
         Example(
             "rls-low-ferritin",
-            "78-year-old man, restless legs, ferritin 40, CrCl 25",
+            "78-year-old man, restless legs, ferritin 40, creatinine 247.5 µmol/L",
             "rls-low-ferritin.yaml",
         ),
         Example(

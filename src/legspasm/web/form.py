@@ -182,7 +182,14 @@ def _medicine_rows(
         name = _one(form, f"{prefix}.name")
         dose = _quantity(form, prefix, "dose", out)
         times = _number(_one(form, f"{prefix}.times_per_day"), f"{prefix}.times_per_day", out)
-        row: dict[str, Any] = {"name": name or None, "dose": dose, "times_per_day": times}
+        # A number is an RxNorm code (as written by case_to_form for a code-only medicine).
+        code = name if name.isdigit() else None
+        row: dict[str, Any] = {
+            "name": None if code else name or None,
+            "rxnorm": code,
+            "dose": dose,
+            "times_per_day": times,
+        }
         if "start_date" in extra:
             row["start_date"] = _date(
                 _one(form, f"{prefix}.start_date"), f"{prefix}.start_date", out
@@ -307,6 +314,14 @@ def _yes_no(value: Any) -> str:
     return {True: "yes", False: "no"}.get(value, "") if isinstance(value, bool) else str(value)
 
 
+def _medicine_name(kb: Knowledge, name: str | None, rxnorm: str | None) -> str:
+    """What the medicine field shows: the name, else the drug an RxNorm code is, else the code."""
+    if name:
+        return name
+    drug = kb.lookups.match_drug(None, rxnorm)
+    return kb.drugs[drug].name if drug else rxnorm or ""
+
+
 def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
     """The form fields that show ``case`` (to edit an assessment or open an example).
 
@@ -347,7 +362,7 @@ def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
         out["conditions"] = known
     for n, m in enumerate(case.medications, start=1):
         prefix = f"med.{n}"
-        out[f"{prefix}.name"] = [m.name or m.rxnorm or ""]
+        out[f"{prefix}.name"] = [_medicine_name(kb, m.name, m.rxnorm)]
         if m.dose:
             out[f"{prefix}.dose"] = [f"{m.dose.value:g}"]
             out[f"{prefix}.unit"] = [m.dose.unit]
@@ -360,7 +375,7 @@ def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
         out[f"{prefix}.status"] = [m.status]
     for n, o in enumerate(case.orders, start=1):
         prefix = f"order.{n}"
-        out[f"{prefix}.name"] = [o.name or o.rxnorm or ""]
+        out[f"{prefix}.name"] = [_medicine_name(kb, o.name, o.rxnorm)]
         if o.dose:
             out[f"{prefix}.dose"] = [f"{o.dose.value:g}"]
             out[f"{prefix}.unit"] = [o.dose.unit]
