@@ -107,6 +107,16 @@ def answer(page: Any, question: str, value: str) -> None:
     group.get_by_label(value, exact=True).check()
 
 
+def typical_cramp(page: Any) -> None:
+    """The features of an idiopathic nocturnal cramp, answered by clicking."""
+    answer(page, "The patient has leg cramps or spasms.", "Yes")
+    answer(page, "Sudden painful contraction", "Yes")
+    answer(page, "Palpable hard muscle", "Yes")
+    page.get_by_label("Timing").select_option("night_or_rest")
+    answer(page, "Relieved by stretching", "Yes")
+    page.locator("#f-symptoms-cramp-episode-duration-minutes").fill("3")
+
+
 def result_text(page: Any) -> str:
     return str(page.locator("main").inner_text())
 
@@ -120,11 +130,7 @@ def test_nocturnal_cramps_by_hand(page: Any, base: str) -> None:
     page.locator("#f-patient-sex").get_by_label("Female", exact=True).check()
     page.get_by_label("Weight", exact=True).fill("64")
     answer(page, "Pregnant", "No")
-    answer(page, "The patient has leg cramps or spasms.", "Yes")
-    answer(page, "Sudden painful contraction", "Yes")
-    answer(page, "Palpable hard muscle", "Yes")
-    page.get_by_label("Timing").select_option("night_or_rest")
-    answer(page, "Relieved by stretching", "Yes")
+    typical_cramp(page)
     answer(page, "IRLSSG 1: urge to move the legs.", "No")
     answer(page, "Unilateral leg swelling", "No")
     answer(page, "Calf tenderness or warmth", "No")
@@ -197,12 +203,7 @@ def test_red_flag_comes_first_and_withholds_self_care(page: Any, base: str) -> N
     page.get_by_label("Age (years)").fill("58")
     page.locator("#f-patient-sex").get_by_label("Female", exact=True).check()
     answer(page, "Pregnant", "No")
-    answer(page, "The patient has leg cramps or spasms.", "Yes")
-    answer(page, "Sudden painful contraction", "Yes")
-    answer(page, "Palpable hard muscle", "Yes")
-    page.get_by_label("Timing").select_option("night_or_rest")
-    answer(page, "Relieved by stretching", "Yes")
-    page.locator("#f-symptoms-cramp-episode-duration-minutes").fill("5")
+    typical_cramp(page)
     answer(page, "Unilateral leg swelling", "Yes")
     answer(page, "Calf tenderness or warmth", "Yes")
     page.get_by_role("button", name="Assess", exact=True).click()

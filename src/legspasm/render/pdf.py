@@ -29,7 +29,7 @@ from reportlab.platypus import (
 )
 
 from ..assessment import Assessment, PlanStep
-from .report import PHASE_TITLES
+from .report import AVOID_STATUS, PHASE_TITLES
 
 __all__ = ["handout_pdf", "summary_pdf"]
 
@@ -200,7 +200,8 @@ def summary_pdf(a: Assessment) -> bytes:
         story.append(
             _bullets(
                 [
-                    f"<b>{i.severity.upper()}</b>: {_t(i.target)} ({i.status}). {_t(i.reason)} "
+                    f"<b>{i.severity.upper()}</b>: {_t(i.target)} ({AVOID_STATUS[i.status]}). "
+                    f"{_t(i.reason)} "
                     f"{_refs(i.citations, numbers)}"
                     for i in a.avoid
                 ],

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ..assessment import Assessment, AvoidItem, MedicationPlan, PlanStep
 
-__all__ = ["PHASE_TITLES", "render_markdown", "render_text"]
+__all__ = ["AVOID_STATUS", "PHASE_TITLES", "render_markdown", "render_text"]
 
 PHASE_TITLES = {
     "acute": "During an episode",
@@ -24,6 +24,13 @@ PHASE_TITLES = {
     "follow-up": "Follow-up and monitoring",
 }
 _STATE = {"met": "met", "not_met": "not met", "unknown": "unknown"}
+# What an avoid item's status means, in words (every rendering uses these).
+AVOID_STATUS = {
+    "current": "the patient takes it",
+    "proposed": "would have been proposed",
+    "general": "do not start",
+    "ordered": "being ordered now",
+}
 
 
 class _Doc:
@@ -92,12 +99,7 @@ def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
 
 
 def _avoid(doc: _Doc, a: AvoidItem, numbers: dict[str, int]) -> None:
-    where = {
-        "current": "the patient takes it",
-        "proposed": "would have been proposed",
-        "general": "do not start",
-        "ordered": "being ordered now",
-    }[a.status]
+    where = AVOID_STATUS[a.status]
     doc.li(
         f"{doc.b(a.severity.upper())}: {a.target} ({where}). {a.reason} "
         f"{_refs(a.citations, numbers)}"

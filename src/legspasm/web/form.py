@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..case import Case
+from ..case import Case, MedicationEntry, MedicationOrder
 from ..engine.derive import coded_concept
 from ..fhir.intake import Leaf, intake_leaves
 from ..knowledge import Knowledge
@@ -322,6 +322,18 @@ def _medicine_name(kb: Knowledge, name: str | None, rxnorm: str | None) -> str:
     return kb.drugs[drug].name if drug else rxnorm or ""
 
 
+def _medicine_fields(
+    out: dict[str, list[str]], prefix: str, kb: Knowledge, m: MedicationEntry | MedicationOrder
+) -> None:
+    """The fields a medicine and a medicine being considered have in common."""
+    out[f"{prefix}.name"] = [_medicine_name(kb, m.name, m.rxnorm)]
+    if m.dose:
+        out[f"{prefix}.dose"] = [f"{m.dose.value:g}"]
+        out[f"{prefix}.unit"] = [m.dose.unit]
+    if m.times_per_day is not None:
+        out[f"{prefix}.times_per_day"] = [f"{m.times_per_day:g}"]
+
+
 def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
     """The form fields that show ``case`` (to edit an assessment or open an example).
 
@@ -361,28 +373,16 @@ def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
     if known:
         out["conditions"] = known
     for n, m in enumerate(case.medications, start=1):
-        prefix = f"med.{n}"
-        out[f"{prefix}.name"] = [_medicine_name(kb, m.name, m.rxnorm)]
-        if m.dose:
-            out[f"{prefix}.dose"] = [f"{m.dose.value:g}"]
-            out[f"{prefix}.unit"] = [m.dose.unit]
-        if m.times_per_day is not None:
-            out[f"{prefix}.times_per_day"] = [f"{m.times_per_day:g}"]
+        _medicine_fields(out, f"med.{n}", kb, m)
         if m.start_date:
-            out[f"{prefix}.start_date"] = [m.start_date.isoformat()]
+            out[f"med.{n}.start_date"] = [m.start_date.isoformat()]
         if m.end_date:
-            out[f"{prefix}.end_date"] = [m.end_date.isoformat()]
-        out[f"{prefix}.status"] = [m.status]
+            out[f"med.{n}.end_date"] = [m.end_date.isoformat()]
+        out[f"med.{n}.status"] = [m.status]
     for n, o in enumerate(case.orders, start=1):
-        prefix = f"order.{n}"
-        out[f"{prefix}.name"] = [_medicine_name(kb, o.name, o.rxnorm)]
-        if o.dose:
-            out[f"{prefix}.dose"] = [f"{o.dose.value:g}"]
-            out[f"{prefix}.unit"] = [o.dose.unit]
-        if o.times_per_day is not None:
-            out[f"{prefix}.times_per_day"] = [f"{o.times_per_day:g}"]
+        _medicine_fields(out, f"order.{n}", kb, o)
         if o.duration_days is not None:
-            out[f"{prefix}.duration_days"] = [str(o.duration_days)]
+            out[f"order.{n}.duration_days"] = [str(o.duration_days)]
     latest: dict[str, Any] = {}
     for lab in case.labs:
         if lab.name in kb.labs and (

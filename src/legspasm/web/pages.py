@@ -391,19 +391,14 @@ def web_router(
             return not_found(f"assessment {invocation_id!r}")
         return d.pages.print_view(*got)
 
-    @router.get("/assessments/{invocation_id}/summary.pdf", include_in_schema=False)
-    def summary(invocation_id: str) -> Response:
+    @router.get("/assessments/{invocation_id}/{kind}.pdf", include_in_schema=False)
+    def pdf(invocation_id: str, kind: str) -> Response:
+        """The clinician summary (summary.pdf) or the patient handout (handout.pdf)."""
+        build = {"summary": summary_pdf, "handout": handout_pdf}.get(kind)
         got = load(invocation_id)
-        if got is None:
-            return not_found(f"assessment {invocation_id!r}")
-        return _pdf(summary_pdf(got[1]), f"legspasm-summary-{invocation_id[:8]}.pdf")
-
-    @router.get("/assessments/{invocation_id}/handout.pdf", include_in_schema=False)
-    def handout(invocation_id: str) -> Response:
-        got = load(invocation_id)
-        if got is None:
-            return not_found(f"assessment {invocation_id!r}")
-        return _pdf(handout_pdf(got[1]), f"legspasm-handout-{invocation_id[:8]}.pdf")
+        if got is None or build is None:
+            return not_found(f"{kind}.pdf of assessment {invocation_id!r}")
+        return _pdf(build(got[1]), f"legspasm-{kind}-{invocation_id[:8]}.pdf")
 
     @router.get("/history", response_class=HTMLResponse, include_in_schema=False)
     def history(patient: str | None = None) -> HTMLResponse:

@@ -22,18 +22,12 @@ from ..audit import Invocation
 from ..case import Case
 from ..fhir.intake import questionnaire
 from ..knowledge import Knowledge
-from ..render.report import PHASE_TITLES
+from ..render.report import AVOID_STATUS, PHASE_TITLES
 from .examples import Example
 from .form import DOSE_UNITS, MED_ROWS, ORDER_ROWS, WEIGHT_UNITS, lab_units
 
 __all__ = ["AnswerGroup", "Templates", "answer_fields"]
 
-_STATUS = {
-    "current": "the patient takes it",
-    "proposed": "would otherwise have been proposed",
-    "general": "do not start",
-    "ordered": "being considered now",
-}
 _STATE = {"met": "Met", "not_met": "Not met", "unknown": "Unknown"}
 
 
@@ -130,7 +124,7 @@ class Templates:
             refs=_refs,
             days=_days,
             state_text=_STATE,
-            status_text=_STATUS,
+            status_text=AVOID_STATUS,
             phases=PHASE_TITLES,
             kb_version=kb.version,
         )
