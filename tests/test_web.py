@@ -416,3 +416,39 @@ def test_secure_mode_closes_the_pages_that_list_or_create(tmp_path: Path) -> Non
         opened = Settings(**{**settings.model_dump(), "web_pages": True})
         with serve(create_app(opened, store=store)) as base:
             assert httpx.get(base + "/", trust_env=False).status_code == 200
+
+
+def test_upload_the_ndjson_files_of_a_bulk_export(web: Web) -> None:
+    patients = [
+        {"resourceType": "Patient", "id": pid, "gender": "male", "birthDate": "1948-05-01"}
+        for pid in ("a1", "b2")
+    ]
+    ferritin = {
+        "resourceType": "Observation",
+        "id": "fer-1",
+        "status": "final",
+        "subject": {"reference": "Patient/a1"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2276-4"}]},
+        "effectiveDateTime": "2026-11-01",
+        "valueQuantity": {"value": 40, "unit": "ng/mL"},
+    }
+    export = [
+        ("file", ("Patient.000.ndjson", "\n".join(map(json.dumps, patients)).encode())),
+        ("file", ("Observation.000.ndjson", json.dumps(ferritin).encode())),
+    ]
+    r = web.client.post("/upload", files=export)
+    assert r.status_code == 422
+    assert "2 patients" in field_error(r.text, "f-file")
+    _, a = assessed(web, web.client.post("/upload", files=export, data={"patient": "a1"}))
+    assert any(u.field == "labs" and "ferritin" in u.value for u in a.data_used)
+    broken = [*export[:1], ("file", ("Observation.000.ndjson", b'{"resourceType": "Obs\n'))]
+    r = web.client.post("/upload", files=broken, data={"patient": "a1"})
+    assert r.status_code == 422
+    shown = field_error(r.text, "f-file")
+    assert "Observation.000.ndjson" in shown
+    assert "line 1" in shown
+    assert "/tmp" not in shown and "export" not in shown
+    mixed = [*export[:1], ("file", ("case.yaml", b"id: x\n"))]
+    r = web.client.post("/upload", files=mixed)
+    assert r.status_code == 422
+    assert "bulk export" in field_error(r.text, "f-file")

@@ -7,6 +7,7 @@ understands (plus the clinical spellings below) to that canonical unit, or raise
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +48,15 @@ def _registry() -> Any:
     import pint  # imported lazily: keeps CLI start-up fast when no conversion is needed
 
     ureg: Any = pint.UnitRegistry()
-    ureg.define("U = micromole / minute = IU")  # enzyme unit (CK, ALT, AST)
+    # The enzyme unit (CK, ALT, AST) replaces pint's "U" (atomic mass unit) on purpose; pint
+    # logs a warning for every redefinition, which is noise here.
+    pint_log = logging.getLogger("pint.util")
+    level = pint_log.level
+    pint_log.setLevel(logging.ERROR)
+    try:
+        ureg.define("U = micromole / minute = IU")
+    finally:
+        pint_log.setLevel(level)
     return ureg
 
 

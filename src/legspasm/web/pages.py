@@ -63,16 +63,16 @@ class _Upload:
     content: bytes
 
 
-async def _form(request: Request) -> tuple[dict[str, list[str]], dict[str, _Upload]]:
+async def _form(request: Request) -> tuple[dict[str, list[str]], dict[str, list[_Upload]]]:
     """A submitted form: every field with all its values, and the uploaded files' contents."""
     fields: dict[str, list[str]] = {}
-    files: dict[str, _Upload] = {}
+    files: dict[str, list[_Upload]] = {}
     async with request.form() as raw:
         for key, value in raw.multi_items():
             if isinstance(value, str):
                 fields.setdefault(key, []).append(value)
-            else:
-                files[key] = _Upload(value.filename, await value.read())
+            elif value.filename:
+                files.setdefault(key, []).append(_Upload(value.filename, await value.read()))
     return fields, files
 
 
@@ -85,12 +85,29 @@ class _Choose(InputError):
 
 
 def _record_ids(path: Path, name: str) -> list[str]:
-    records = (
-        read_fhir(path)
-        if path.suffix == ".ndjson"
-        else records_from_json(read_document(path), name)
-    )
+    if path.is_dir() or path.suffix == ".ndjson":
+        records = read_fhir(path)
+    else:
+        records = records_from_json(read_document(path), name)
     return [r.patient_id for r in records if r.patient_id]
+
+
+_SUFFIXES = (".json", ".yaml", ".yml", ".ndjson")
+
+
+def _upload_problem(uploads: list[_Upload], limit: int, limit_mb: float) -> tuple[str | None, int]:
+    """Why these uploads cannot be read (and the status to answer), or (None, 200)."""
+    if not uploads or not any(u.content for u in uploads):
+        return "choose a file to upload", 422
+    if sum(len(u.content) for u in uploads) > limit:
+        return f"the upload is larger than {limit_mb:g} MB", 413
+    for u in uploads:
+        name = Path(u.filename or "").name
+        if Path(name).suffix.lower() not in _SUFFIXES:
+            return f"{name}: expected a FHIR .json or .ndjson file or a .yaml/.json case", 422
+        if len(uploads) > 1 and not name.lower().endswith(".ndjson"):
+            return f"{name}: several files must be the .ndjson files of one bulk export", 422
+    return None, 200
 
 
 def _problems(exc: CaseValidationError, parsed: ParsedForm) -> dict[str, str]:
@@ -239,50 +256,45 @@ def web_router(
             return closed()
         started = time.perf_counter()
         fields, files = await _form(request)
-        file = files.get("file")
+        uploads = files.get("file", [])
         patient = (fields.get("patient") or [""])[-1].strip() or None
         limit = int(settings.max_upload_mb * 1024 * 1024)
-        if file is None or not file.filename or not file.content:
-            return intake({}, upload_error="choose a file to upload", status=422)
-        if len(file.content) > limit:
-            return intake(
-                {},
-                upload_error=f"the file is larger than {settings.max_upload_mb:g} MB",
-                status=413,
-            )
-        name = Path(file.filename).name
-        suffix = Path(name).suffix.lower()
-        if suffix not in (".json", ".yaml", ".yml", ".ndjson"):
-            return intake(
-                {},
-                upload_error=f"{name}: expected a FHIR .json or .ndjson file or a .yaml/.json case",
-                status=422,
+        problem, status = _upload_problem(uploads, limit, settings.max_upload_mb)
+        if problem is not None:
+            return intake({}, upload_error=problem, status=status)
+        names = [Path(u.filename or "").name for u in uploads]
+        label = names[0] + (f" and {len(names) - 1} more files" if len(names) > 1 else "")
+
+        def work(tmp: Path) -> str:
+            if len(uploads) == 1:
+                path = tmp / f"upload{Path(names[0]).suffix.lower()}"
+                path.write_bytes(uploads[0].content)
+            else:  # the NDJSON files of one bulk export
+                path = tmp / "export"
+                path.mkdir()
+                for i, (name, u) in enumerate(zip(names, uploads, strict=True)):
+                    (path / f"{i:03d}-{name}").write_bytes(u.content)
+            try:
+                got = load_patient(path, kb, d.today(), patient)
+            except FhirError:
+                ids = _record_ids(path, label) if patient is None else []
+                if len(ids) > 1:
+                    raise _Choose(f"holds {len(ids)} patients: choose one below", ids) from None
+                raise
+            assessment = evaluate(got.case, kb, d.today())
+            if got.mapped is not None:
+                assessment = got.mapped.annotate(assessment)
+            return record(
+                got.case, assessment, "web-upload", f"upload: {label}", started, got.subject
             )
 
-        def work() -> str:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / f"upload{suffix}"
-                path.write_bytes(file.content)
-                try:
-                    got = load_patient(path, kb, d.today(), patient)
-                except FhirError:
-                    ids = _record_ids(path, name) if patient is None else []
-                    if len(ids) > 1:
-                        raise _Choose(f"holds {len(ids)} patients: choose one below", ids) from None
-                    raise
-                assessment = evaluate(got.case, kb, d.today())
-                if got.mapped is not None:
-                    assessment = got.mapped.annotate(assessment)
-                return record(
-                    got.case, assessment, "web-upload", f"upload: {name}", started, got.subject
-                )
-
-        try:
-            invocation_id = await run_in_threadpool(work)
-        except InputError as exc:
-            ids = exc.ids if isinstance(exc, _Choose) else []
-            text = _clean(exc.message, Path(tempfile.gettempdir()), name)
-            return intake({}, upload_error=f"{name}: {text}", upload_patients=ids, status=422)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                invocation_id = await run_in_threadpool(work, Path(tmp))
+            except InputError as exc:
+                ids = exc.ids if isinstance(exc, _Choose) else []
+                text = _clean(exc.message, Path(tmp), names[0])
+                return intake({}, upload_error=f"{label}: {text}", upload_patients=ids, status=422)
         return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
 
     @router.post("/examples/{name}", include_in_schema=False)
@@ -461,7 +473,8 @@ def _pdf(content: bytes, filename: str) -> Response:
 
 
 def _clean(text: str, tmp: Path, name: str) -> str:
-    """An error about the temporary copy of an upload, told about the uploaded file."""
-    return re.sub(re.escape(str(tmp)) + r"/[^/\s:]+/upload\.\w+", name, text).replace(
-        "--patient", "the patient field"
-    )
+    """An error about the temporary copy of an upload, told about the uploaded files."""
+    text = re.sub(re.escape(str(tmp)) + r"/upload\.\w+", name, text)
+    text = re.sub(re.escape(str(tmp)) + r"/export/\d{3}-", "", text)
+    text = text.replace(str(tmp) + "/export", "the uploaded files")
+    return text.replace("--patient", "the patient field")
