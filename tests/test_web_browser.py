@@ -231,7 +231,7 @@ def test_missing_data_answered_in_place(page: Any, base: str) -> None:
     first_url = page.url
     form = page.locator("form.answers")
     form.locator(
-        "fieldset", has=page.locator("legend", has_text="Cold pale pulseless limb")
+        "fieldset", has=page.locator("legend", has_text="Sudden cold, pale, pulseless limb")
     ).get_by_label("Yes", exact=True).check()
     form.get_by_role("button", name="Re-assess with these answers").click()
     page.wait_for_url("**/assessments/*")

@@ -279,7 +279,10 @@ def web_router(
             except FhirError:
                 ids = _record_ids(path, label) if patient is None else []
                 if len(ids) > 1:
-                    raise _Choose(f"holds {len(ids)} patients: choose one below", ids) from None
+                    raise _Choose(
+                        f"holds {len(ids)} patients: pick one below, then choose the file(s) again",
+                        ids,
+                    ) from None
                 raise
             assessment = evaluate(got.case, kb, d.today())
             if got.mapped is not None:
