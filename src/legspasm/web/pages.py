@@ -241,6 +241,9 @@ def web_router(
         if not d.open_pages:
             return JSONResponse({"error": "web pages are off"}, status_code=404)
         fields, _ = await _form(request)
+        return await run_in_threadpool(live_values, fields)
+
+    def live_values(fields: FormData) -> JSONResponse:
         parsed = read_form(fields, kb)
         try:
             a = evaluate(parse_case(parsed.data, "form"), kb, d.today())
@@ -338,13 +341,16 @@ def web_router(
     @router.post("/assessments/{invocation_id}/answers", include_in_schema=False)
     async def answers(invocation_id: str, request: Request) -> Response:
         """Re-assess with the missing data answered on the result page."""
+        fields, _ = await _form(request)
+        return await run_in_threadpool(reassess, invocation_id, fields)
+
+    def reassess(invocation_id: str, fields: FormData) -> Response:
         got = load(invocation_id)
         if got is None:
             return not_found(f"assessment {invocation_id!r}")
         inv, a = got
         if inv.case is None:
             return not_found(f"the case of assessment {invocation_id!r}")
-        fields, _ = await _form(request)
         started = time.perf_counter()
         parsed = read_form(fields, kb)
         merged = _merge(inv.case, parsed.data)
