@@ -328,6 +328,13 @@ def serve(
         f"(audit store {application.state.legspasm.store.url})",
         err=True,
     )
+    typer.echo(
+        f"legspasm web page on http://{settings.host}:{settings.port}/"
+        if settings.web_pages_on
+        else "legspasm web page: intake and history are off (LEGSPASM_WEB_PAGES); "
+        "result pages behind card links are served",
+        err=True,
+    )
     # The audit store records every invocation; a per-request access log would only cost time.
     uvicorn.run(
         application, host=settings.host, port=settings.port, log_level="info", access_log=False

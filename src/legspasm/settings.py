@@ -70,3 +70,8 @@ class Settings(BaseSettings):
     max_upload_mb: Annotated[float, Field(gt=0, le=500)] = 25.0
     # The assessment date: None means the date each request is received (demos and tests fix it).
     as_of: dt.date | None = None
+
+    @property
+    def web_pages_on(self) -> bool:
+        """Whether the intake, upload and history pages are served (``web_pages``, else dev)."""
+        return self.web_pages if self.web_pages is not None else self.dev

@@ -53,8 +53,7 @@ class _Deps:
 
     @property
     def open_pages(self) -> bool:
-        s = self.settings
-        return s.web_pages if s.web_pages is not None else s.dev
+        return self.settings.web_pages_on
 
 
 @dataclass(frozen=True)
