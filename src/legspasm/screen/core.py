@@ -1,0 +1,209 @@
+"""What every screening engine shares: reading a line, finding its patient, assessing a patient.
+
+The local engine and the Spark engine both call these, so they cannot disagree: a line becomes a
+resource (or a problem naming file and line), a resource is keyed by the patient it is about, and
+one patient's resources (plus the export's resources that belong to no patient, such as
+Medication) are mapped and assessed exactly as ``legspasm assess EXPORT --patient ID`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+from ..engine import evaluate
+from ..errors import FhirError
+from ..fhir import to_case
+from ..fhir.read import Entry, Record, subject_reference
+from ..knowledge import Knowledge
+from .findings import Finding, rows_of
+
+__all__ = [
+    "Problem",
+    "assess_patient",
+    "input_files",
+    "is_resource_type",
+    "parse_line",
+    "patient_key",
+    "read_file",
+]
+
+Resource = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """A line or resource that was not used, and why (reported, never silently skipped)."""
+
+    file: str
+    line: int  # 1-based; 0 for the whole file
+    problem: str
+
+
+def parse_line(text: str, file: str, line: int) -> tuple[Resource | None, Problem | None]:
+    """One NDJSON line as a FHIR resource, or the problem with it. Blank lines give neither."""
+    if not text.strip():
+        return None, None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, Problem(file, line, f"not valid JSON: {exc.msg}")
+    if not isinstance(obj, dict):
+        return None, Problem(file, line, "not a JSON object")
+    rt = obj.get("resourceType")
+    if not isinstance(rt, str) or not rt or not rt[0].isupper() or not rt.isalnum():
+        return None, Problem(file, line, "no valid 'resourceType'")
+    return obj, None
+
+
+@lru_cache(maxsize=512)
+def is_resource_type(name: str) -> bool:
+    """Whether ``name`` is a FHIR resource type (R4B's list, a superset of R4's)."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from fhir.resources.R4B.resource import Resource as FhirResource
+
+    try:
+        cls = get_fhir_model_class(name)
+    except ValueError:
+        return False
+    return issubclass(cls, FhirResource)
+
+
+_NDJSON = (".ndjson", ".ndjson.gz")
+_JSON = (".json", ".json.gz")
+
+
+def input_files(folder: Path) -> tuple[list[Path], list[Problem]]:
+    """The files of an export folder to read, in name order, and the files left out (reported).
+
+    NDJSON (``.ndjson``, ``.ndjson.gz``: one resource a line) and JSON (``.json``, ``.json.gz``:
+    a Bundle or one resource each, e.g. a folder of Synthea bundles). Sub-folders are not read.
+    """
+    files, skipped = [], []
+    for p in sorted(folder.iterdir()):
+        name = p.name.lower()
+        if p.is_file() and name.endswith(_NDJSON + _JSON):
+            files.append(p)
+        elif p.is_file() and not name.startswith("."):
+            skipped.append(Problem(p.name, 0, "not .ndjson or .json (optionally .gz): not read"))
+    return files, skipped
+
+
+def _text(path: Path) -> IO[str]:
+    """The file as text (gunzipped when ``.gz``); the caller closes it."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return path.open(encoding="utf-8-sig")
+
+
+def read_file(path: Path) -> Iterator[tuple[Resource | None, Problem | None]]:
+    """Every resource in one export file, or the problem with a line (file name and line number).
+
+    An NDJSON file whose first line is JSON but not a FHIR resource (a bulk-export log) is left
+    out as a whole with one problem. A JSON file's Bundle entries are its resources (nested
+    Bundles flattened); problems inside it are reported against line 0 with the entry path.
+    """
+    name = path.name
+    try:
+        fh = _text(path)
+    except OSError as exc:
+        yield None, Problem(name, 0, f"cannot read: {exc.strerror or exc}")
+        return
+    with fh:
+        try:
+            if name.lower().endswith(_JSON):
+                yield from _bundle_resources(fh.read(), name)
+                return
+            first = True
+            for n, line in enumerate(fh, start=1):
+                res, problem = parse_line(line, name, n)
+                if first and (res is not None or problem is not None):
+                    first = False
+                    if problem is not None and problem.problem == "no valid 'resourceType'":
+                        yield None, Problem(name, 0, "its lines are not FHIR resources: not read")
+                        return
+                if (
+                    problem is None
+                    and res is not None
+                    and not is_resource_type(str(res["resourceType"]))
+                ):
+                    problem = Problem(name, n, f"unknown resource type {res['resourceType']!r}")
+                    res = None
+                if res is not None or problem is not None:
+                    yield res, problem
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, OSError) as exc:
+            yield None, Problem(name, 0, f"cannot read to the end: {exc}")
+
+
+def _bundle_resources(text: str, name: str) -> Iterator[tuple[Resource | None, Problem | None]]:
+    from ..fhir.read import entries_from_resources
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield None, Problem(name, exc.lineno, f"not valid JSON: {exc.msg}")
+        return
+    try:
+        entries = entries_from_resources([data], name)
+    except FhirError as exc:
+        yield None, Problem(name, 0, exc.message)
+        return
+    for e in entries:
+        if is_resource_type(e.type):
+            yield e.resource, None
+        else:
+            yield None, Problem(name, 0, f"{e.where}: unknown resource type {e.type!r}")
+
+
+def patient_key(res: Resource) -> str | None:
+    """The id of the patient a resource is about (a Patient's own id), or None for shared data
+    (Medication, Organization...). ``Patient/1``, ``urn:uuid:1`` and absolute URLs give ``1``."""
+    if res.get("resourceType") == "Patient":
+        rid = res.get("id")
+        return rid if isinstance(rid, str) and rid else None
+    ref = subject_reference(res)
+    if ref is None:
+        return None
+    tail = ref.rstrip("/").split("/")
+    if ref.startswith("urn:uuid:"):
+        return ref.removeprefix("urn:uuid:")
+    if len(tail) >= 2 and tail[-2] == "Patient":
+        return tail[-1]
+    return None
+
+
+def assess_patient(
+    patient_id: str,
+    resources: Sequence[Resource],
+    shared: Sequence[Resource],
+    kb: Knowledge,
+    as_of: dt.date,
+    source: str = "screen",
+) -> list[Finding]:
+    """The findings for one patient from their resources and the export's shared resources.
+
+    Raises FhirError when no Patient resource with ``patient_id`` is among ``resources``.
+    """
+    patient = next(
+        (r for r in resources if r.get("resourceType") == "Patient" and r.get("id") == patient_id),
+        None,
+    )
+    if patient is None:
+        raise FhirError(source, None, f"resources name Patient/{patient_id}, which is not in it")
+    own = tuple(
+        Entry(r, f"{r.get('resourceType')}/{r.get('id')}") for r in resources if r is not patient
+    )
+    record = Record(
+        source,
+        Entry(patient, f"Patient/{patient_id}"),
+        own,
+        tuple(Entry(r, f"{r.get('resourceType')}/{r.get('id')}") for r in shared),
+    )
+    mapped = to_case(record, kb, as_of)
+    return rows_of(evaluate(mapped.case, kb, as_of), patient_id)

@@ -1,0 +1,81 @@
+"""Population-screen findings: the rows one patient's assessment gives.
+
+A finding is one thing a quality or pharmacy team acts on, taken from the same Assessment the
+single-patient surfaces show:
+
+- ``red_flag``: a red flag that fired (severity: its urgency);
+- ``exposure``: an avoid rule hit by a medicine the patient takes (status ``current``) or has on
+  order (``ordered``): the risks the guidelines warn about (severity: contraindicated, avoid or
+  caution);
+- ``condition``: a routing context documented or likely (severity: that status);
+- ``plan``: a plan step for this patient (severity: the recommendation's strength), so a team can
+  find who would benefit from a change (e.g. iron for RLS with low ferritin).
+
+``rows_of(assessment, patient_id)`` is the only place findings are made, so the local engine, the
+Spark engine and a single-patient check give identical rows for identical assessments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields
+
+from ..assessment import Assessment
+
+__all__ = ["COLUMNS", "Finding", "rows_of"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Finding:
+    patient_id: str
+    finding_id: str
+    kind: str  # red_flag | exposure | condition | plan
+    severity: str
+    detail: str
+    citations: str  # citation ids, ";"-separated, in the assessment's order
+    knowledge_version: str
+
+    def as_tuple(self) -> tuple[str, ...]:
+        return astuple(self)
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Finding))
+
+
+def rows_of(a: Assessment, patient_id: str) -> list[Finding]:
+    """The findings of one assessment, sorted (kind order, then id)."""
+    v = a.knowledge_version
+    out: list[Finding] = []
+    for rf in a.red_flags:
+        out.append(
+            Finding(
+                patient_id,
+                rf.id,
+                "red_flag",
+                rf.urgency,
+                f"{rf.name}. {rf.action}",
+                ";".join(rf.citations),
+                v,
+            )
+        )
+    for item in a.avoid:
+        if item.status not in ("current", "ordered"):
+            continue
+        out.append(
+            Finding(
+                patient_id,
+                item.id,
+                "exposure",
+                item.severity,
+                f"{item.target}: {item.reason}",
+                ";".join(item.citations),
+                v,
+            )
+        )
+    for c in a.conditions:
+        if c.status in ("documented", "likely"):
+            out.append(
+                Finding(patient_id, c.id, "condition", c.status, c.name, ";".join(c.citations), v)
+            )
+    for s in a.plan:
+        out.append(Finding(patient_id, s.id, "plan", s.strength, s.text, ";".join(s.citations), v))
+    return sorted(set(out))
