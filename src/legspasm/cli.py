@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -122,6 +123,83 @@ def assess(
         typer.echo(render_markdown(result), nl=False)
     else:
         typer.echo(render_text(result), nl=False)
+
+
+@app.command()
+def synth(
+    out: Annotated[str, typer.Argument(help="Folder to write (created; must be new or empty).")],
+    patients: Annotated[int, typer.Option("--patients", help="Patients in the export.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 1,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Dates are relative to this day, YYYY-MM-DD (2026-11-21)."),
+    ] = None,
+    gz: Annotated[bool, typer.Option("--gzip", help="Write .ndjson.gz files.")] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="A FHIR Bulk Data export (e.g. Synthea) whose patients are copied first and "
+            "partly given the synthetic clinical layer; generated patients fill up to --patients.",
+        ),
+    ] = None,
+) -> None:
+    """Write a synthetic FHIR Bulk Data export (NDJSON) for screening tests and benchmarks."""
+    from .knowledge import load_knowledge
+    from .screen.synth import AS_OF, synthesize
+
+    date = _as_of(as_of) if as_of is not None else AS_OF
+    try:
+        kb = load_knowledge()
+        summary = synthesize(out, patients, seed, kb, as_of=date, gzip_output=gz, source=source)
+    except LegspasmError as exc:
+        _fail(exc)
+    typer.echo(summary.line(), err=True)
+
+
+@app.command()
+def screen(
+    input: Annotated[
+        Path,
+        typer.Argument(help="A FHIR Bulk Data export folder (NDJSON, .gz) or a folder of bundles."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="The findings table: FILE.csv or FILE.parquet.")
+    ],
+    as_of: Annotated[str, typer.Option("--as-of", help="Assessment date, YYYY-MM-DD.")],
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (processes on this machine) or spark.")
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Local worker processes (default: all cores).")
+    ] = None,
+    spill_dir: Annotated[
+        Path | None, typer.Option("--spill-dir", help="Where the local engine groups on disk.")
+    ] = None,
+    master: Annotated[
+        str, typer.Option("--master", help="Spark master URL for --engine spark.")
+    ] = "local[2]",
+) -> None:
+    """Screen every patient of an export: findings table, problems and a summary."""
+    from .screen.run import screen as run_screen
+
+    if engine not in ("local", "spark"):
+        _fail(InputError(f"--engine {engine!r}: give local or spark"))
+    if workers is not None and workers < 1:
+        _fail(InputError("--workers: give 1 or more"))
+    try:
+        run_screen(
+            input,
+            out,
+            _as_of(as_of),
+            engine="spark" if engine == "spark" else "local",
+            workers=workers,
+            spill_dir=spill_dir,
+            master=master,
+            echo=typer.echo,
+        )
+    except LegspasmError as exc:
+        _fail(exc)
 
 
 @fhir_app.command("questionnaire")

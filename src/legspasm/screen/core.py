@@ -27,10 +27,12 @@ from .findings import Finding, rows_of
 __all__ = [
     "Problem",
     "assess_patient",
+    "canonical",
     "input_files",
     "is_resource_type",
     "parse_line",
     "patient_key",
+    "patient_problem",
     "read_file",
 ]
 
@@ -159,6 +161,18 @@ def _bundle_resources(text: str, name: str) -> Iterator[tuple[Resource | None, P
             yield e.resource, None
         else:
             yield None, Problem(name, 0, f"{e.where}: unknown resource type {e.type!r}")
+
+
+def canonical(res: Any) -> str:
+    """A resource as canonical JSON (sorted keys, no spaces): the order resources are assessed
+    in, and the text they travel as. The same text as the local engine's."""
+    return json.dumps(res, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def patient_problem(exc: FhirError) -> Problem:
+    """The problem a patient group that cannot be assessed is reported as (as the local engine:
+    no file, line 0, the error's text without its source)."""
+    return Problem("", 0, exc.problem)
 
 
 def patient_key(res: Resource) -> str | None:

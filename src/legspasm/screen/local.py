@@ -1,0 +1,241 @@
+"""The local screening engine: group a Bulk Data export by patient on disk, assess in parallel.
+
+Memory stays bounded whatever the input size:
+
+1. **Spill.** Every file is streamed once; each resource is written, as one canonical JSON line
+   keyed by its patient, to one of B bucket files chosen by a hash of the patient id. B grows with
+   the input (about 16 MB of input per bucket), so a bucket stays small. Resources that belong to
+   no patient (Medication, Organization...) are kept in memory as the export's shared data (they
+   are reference data, counted per type in the summary); problems are counted and kept.
+2. **Assess.** Buckets go to a pool of worker processes (both cores by default), each with the
+   knowledge base loaded once. A worker groups its bucket by patient, assesses each patient with
+   ``core.assess_patient`` (resources in canonical order) and writes the bucket's findings,
+   sorted, to a result file.
+3. **Merge.** The sorted result files are merged (``heapq.merge``) into one stream in the
+   findings' natural order, so the output is identical for any number of workers, and identical
+   to the Spark engine's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import json
+import multiprocessing
+import os
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import FhirError
+from ..knowledge import Knowledge, load_knowledge
+from .core import (
+    Problem,
+    assess_patient,
+    canonical,
+    input_files,
+    patient_key,
+    patient_problem,
+    read_file,
+)
+from .findings import Finding
+
+__all__ = ["ScreenRun", "screen_local"]
+
+_BUCKET_BYTES = 16 * 1024 * 1024
+_MAX_BUCKETS = 512
+_MAX_PROBLEMS_KEPT = 10_000
+
+
+@dataclass
+class ScreenRun:
+    """What a screen produced. ``findings`` streams in order; read it once."""
+
+    findings: Iterator[Finding]
+    problems: list[Problem]
+    problems_total: int
+    shared: dict[str, int]  # resource type -> resources that name no patient
+    files: int
+    input_bytes: int
+    patients: Callable[[], int]  # patients assessed (final once findings is exhausted)
+    cleanup: Callable[[], None] = field(default=lambda: None)
+
+    def close(self) -> None:
+        self.cleanup()
+
+
+def _bucket_of(key: str, buckets: int) -> int:
+    return zlib.crc32(key.encode()) % buckets
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+_KB: Knowledge | None = None
+_SHARED: list[Any] = []
+
+
+def _init(shared_path: str) -> None:
+    global _KB, _SHARED
+    _KB = load_knowledge()
+    with open(shared_path, encoding="utf-8") as fh:
+        _SHARED = [json.loads(line) for line in fh]
+
+
+def _assess_bucket(args: tuple[str, str, str]) -> tuple[int, list[Problem]]:
+    """Assess one bucket file; write its sorted findings to ``out``. (patients, problems)."""
+    bucket, out, as_of_text = args
+    assert _KB is not None
+    as_of = dt.date.fromisoformat(as_of_text)
+    groups: dict[str, list[str]] = {}
+    with open(bucket, encoding="utf-8") as fh:
+        for line in fh:
+            key, _, text = line.rstrip("\n").partition("\t")
+            groups.setdefault(key, []).append(text)
+    rows: list[Finding] = []
+    problems: list[Problem] = []
+    patients = 0
+    for pid in sorted(groups):
+        resources = [json.loads(t) for t in sorted(groups[pid])]
+        try:
+            rows.extend(assess_patient(pid, resources, _SHARED, _KB, as_of, "export"))
+            patients += 1
+        except FhirError as exc:
+            problems.append(patient_problem(exc))
+    rows.sort()
+    with open(out, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r.as_tuple(), ensure_ascii=False) + "\n")
+    return patients, problems
+
+
+# --- driver side -------------------------------------------------------------------------------
+
+
+def _spill(
+    files: list[Path],
+    tmp: Path,
+    buckets: int,
+    problems: list[Problem],
+    counts: Counter[str],
+    shared: list[Any],
+    on_bytes: Callable[[int], None],
+) -> list[Path]:
+    paths = [tmp / f"bucket-{i:04d}.tsv" for i in range(buckets)]
+    handles: list[IO[str]] = [p.open("w", encoding="utf-8", buffering=1 << 16) for p in paths]
+    try:
+        for f in files:
+            for res, problem in read_file(f):
+                if problem is not None:
+                    counts["problems"] += 1
+                    if len(problems) < _MAX_PROBLEMS_KEPT:
+                        problems.append(problem)
+                    continue
+                assert res is not None
+                key = patient_key(res)
+                if key is None:
+                    shared.append(res)
+                    counts[f"shared:{res['resourceType']}"] += 1
+                    continue
+                handles[_bucket_of(key, buckets)].write(f"{key}\t{canonical(res)}\n")
+            on_bytes(f.stat().st_size)
+    finally:
+        for h in handles:
+            h.close()
+    return paths
+
+
+def _merged(results: list[Path], owner: object) -> Iterator[Finding]:
+    """The sorted result files merged; ``owner`` (their folder) lives as long as the stream."""
+
+    def rows(p: Path) -> Iterator[Finding]:
+        with p.open(encoding="utf-8") as fh:
+            for line in fh:
+                yield Finding(*json.loads(line))
+
+    yield from heapq.merge(*(rows(p) for p in results))
+    del owner
+
+
+def screen_local(
+    folder: Path,
+    as_of: dt.date,
+    *,
+    workers: int | None = None,
+    spill_dir: Path | None = None,
+    bucket_mb: float | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ScreenRun:
+    """Screen the export in ``folder``; ``progress(phase, done, total)`` is told how far it got.
+
+    ``bucket_mb``: input per bucket (default 16 MB); it bounds the memory a worker needs.
+    """
+    files, skipped = input_files(folder)
+    total_bytes = sum(f.stat().st_size for f in files)
+    per_bucket = int(bucket_mb * 1024 * 1024) if bucket_mb else _BUCKET_BYTES
+    buckets = max(1, min(_MAX_BUCKETS, total_bytes // per_bucket + 1))
+    workers = workers or os.cpu_count() or 1
+    tmpdir = tempfile.TemporaryDirectory(prefix="legspasm-screen-", dir=spill_dir)
+    tmp = Path(tmpdir.name)
+    problems: list[Problem] = list(skipped)
+    counts: Counter[str] = Counter(problems=len(skipped))
+    shared: list[Any] = []
+    done = 0
+
+    def read_bytes(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress("read", done, total_bytes)
+
+    try:
+        paths = _spill(files, tmp, buckets, problems, counts, shared, read_bytes)
+        shared_path = tmp / "shared.ndjson"
+        with shared_path.open("w", encoding="utf-8") as fh:
+            for res in sorted(shared, key=canonical):
+                fh.write(canonical(res) + "\n")
+        del shared
+        results = [tmp / f"result-{i:04d}.ndjson" for i in range(buckets)]
+        jobs = [(str(b), str(r), as_of.isoformat()) for b, r in zip(paths, results, strict=True)]
+        patients = 0
+        if workers == 1 or buckets == 1:
+            _init(str(shared_path))
+            outcomes: Iterator[tuple[int, list[Problem]]] = map(_assess_bucket, jobs)
+            pool = None
+        else:
+            ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            pool = ctx.Pool(min(workers, buckets), initializer=_init, initargs=(str(shared_path),))
+            outcomes = pool.imap(_assess_bucket, jobs)
+        try:
+            for i, (n, probs) in enumerate(outcomes, start=1):
+                patients += n
+                counts["problems"] += len(probs)
+                problems.extend(probs[: max(0, _MAX_PROBLEMS_KEPT - len(problems))])
+                if progress:
+                    progress("assess", i, buckets)
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+        for b in paths:
+            b.unlink()
+    except BaseException:
+        tmpdir.cleanup()
+        raise
+    return ScreenRun(
+        findings=_merged(results, tmpdir),
+        problems=sorted(problems),
+        problems_total=counts["problems"],
+        shared={
+            k.removeprefix("shared:"): v
+            for k, v in sorted(counts.items())
+            if k.startswith("shared:")
+        },
+        files=len(files),
+        input_bytes=total_bytes,
+        patients=lambda: patients,
+        cleanup=tmpdir.cleanup,
+    )

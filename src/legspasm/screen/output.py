@@ -1,0 +1,123 @@
+"""Writing a screen: the findings table (CSV or Parquet, by the file's suffix) and its summary.
+
+The table has one row per finding (``findings.COLUMNS``) and is written as the findings stream
+in, in batches, so memory stays bounded. The summary counts patients per finding and per
+condition, the problems (each with file and line), and the resources that name no patient; it is
+printed and saved as JSON next to the table (``FILE.summary.json``), with every problem in
+``FILE.problems.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .core import Problem
+from .findings import COLUMNS, Finding
+
+__all__ = ["Tally", "check_output", "summary_paths", "write_findings", "write_problems"]
+
+_BATCH = 50_000
+
+
+def check_output(path: Path) -> str:
+    """The table format for ``path`` ("csv" or "parquet"); InputError otherwise."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".parquet":
+        return "parquet"
+    raise InputError(f"--out {path}: give a .csv or .parquet file name")
+
+
+def summary_paths(path: Path) -> tuple[Path, Path]:
+    """Where the summary JSON and the problems CSV of a table at ``path`` go."""
+    return path.with_name(path.name + ".summary.json"), path.with_name(path.name + ".problems.csv")
+
+
+@dataclass
+class Tally:
+    """Counts gathered while the findings stream past."""
+
+    rows: int = 0
+    by_finding: Counter[str] = field(default_factory=Counter)  # finding id -> patients
+    by_kind: Counter[str] = field(default_factory=Counter)  # kind -> rows
+    by_condition: Counter[str] = field(default_factory=Counter)  # context id -> patients
+    patients_with_findings: set[str] = field(default_factory=set)
+    flagged: set[str] = field(default_factory=set)  # patients with a red flag or an exposure
+
+    def add(self, f: Finding) -> None:
+        self.rows += 1
+        self.by_kind[f.kind] += 1
+        self.by_finding[f.finding_id] += 1
+        if f.kind == "condition":
+            self.by_condition[f.finding_id] += 1
+        if f.kind in ("red_flag", "exposure"):
+            self.flagged.add(f.patient_id)
+        self.patients_with_findings.add(f.patient_id)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "findings": self.rows,
+            "patients_with_findings": len(self.patients_with_findings),
+            "patients_with_red_flag_or_exposure": len(self.flagged),
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "by_finding": dict(sorted(self.by_finding.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "by_condition": dict(sorted(self.by_condition.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+
+
+def write_findings(rows: Iterable[Finding], path: Path) -> Tally:
+    """Write the findings to ``path`` (CSV or Parquet) and count them."""
+    kind = check_output(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tally = Tally()
+    if kind == "csv":
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(COLUMNS)
+            for f in rows:
+                tally.add(f)
+                w.writerow(f.as_tuple())
+        return tally
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, pa.string()) for c in COLUMNS])
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        batch: list[Finding] = []
+
+        def flush() -> None:
+            cols = list(zip(*(b.as_tuple() for b in batch), strict=True)) if batch else []
+            arrays = [pa.array(list(c), pa.string()) for c in cols] or [
+                pa.array([], pa.string()) for _ in COLUMNS
+            ]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            batch.clear()
+
+        for f in rows:
+            tally.add(f)
+            batch.append(f)
+            if len(batch) >= _BATCH:
+                flush()
+        if batch or tally.rows == 0:
+            flush()
+    return tally
+
+
+def write_problems(problems: Iterable[Problem], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(("file", "line", "problem"))
+        for p in problems:
+            w.writerow((p.file, p.line, p.problem))
+
+
+def write_summary(summary: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

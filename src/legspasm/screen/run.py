@@ -1,0 +1,165 @@
+"""``legspasm screen``: run an engine over an export, write the table, the problems and the summary.
+
+The command-line surface calls :func:`screen`; everything it prints goes through ``echo`` so a
+test can read it. Problems never stop a run: each is listed with its file and line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import __version__
+from ..errors import InputError
+from ..knowledge import load_knowledge
+from .local import ScreenRun, screen_local
+from .output import check_output, summary_paths, write_findings, write_problems, write_summary
+
+__all__ = ["screen"]
+
+Engine = Literal["local", "spark"]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                label = "reading and grouping" if phase == "read" else "assessing buckets"
+                tasks[phase] = bar.add_task(label, total=total)
+            bar.update(tasks[phase], completed=done)
+
+        yield update
+
+
+def _run(
+    engine: Engine,
+    folder: Path,
+    as_of: dt.date,
+    workers: int | None,
+    spill_dir: Path | None,
+    bucket_mb: float | None,
+    master: str,
+    progress: Callable[[str, int, int], None] | None,
+) -> ScreenRun:
+    if engine == "local":
+        return screen_local(
+            folder,
+            as_of,
+            workers=workers,
+            spill_dir=spill_dir,
+            bucket_mb=bucket_mb,
+            progress=progress,
+        )
+    from .spark import spark_screen
+
+    run = spark_screen(folder, as_of, master=master)
+    return ScreenRun(
+        findings=run.findings,
+        problems=run.problems,
+        problems_total=run.problems_total,
+        shared=run.shared,
+        files=run.files,
+        input_bytes=run.input_bytes,
+        patients=lambda: run.patients,
+        cleanup=run.close,
+    )
+
+
+def screen(
+    folder: Path,
+    out: Path,
+    as_of: dt.date,
+    *,
+    engine: Engine = "local",
+    workers: int | None = None,
+    spill_dir: Path | None = None,
+    bucket_mb: float | None = None,
+    master: str = "local[2]",
+    echo: Callable[[str], None] = print,
+    show_progress: bool | None = None,
+) -> dict[str, Any]:
+    """Screen ``folder`` into ``out``; return the summary (also saved as JSON). InputError for
+    an unusable folder or output name."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder (give a Bulk Data export or a folder of bundles)")
+    check_output(out)
+    kb = load_knowledge()
+    started = time.perf_counter()
+    tty = sys.stderr.isatty() if show_progress is None else show_progress
+    with _progress(tty) as progress:
+        run = _run(engine, folder, as_of, workers, spill_dir, bucket_mb, master, progress)
+        try:
+            tally = write_findings(run.findings, out)
+            patients = run.patients()
+        finally:
+            run.close()
+    seconds = time.perf_counter() - started
+    summary_json, problems_csv = summary_paths(out)
+    write_problems(run.problems, problems_csv)
+    summary: dict[str, Any] = {
+        "engine": engine,
+        "input": str(folder),
+        "output": str(out),
+        "as_of": as_of.isoformat(),
+        "knowledge_version": kb.version,
+        "legspasm_version": __version__,
+        "files": run.files,
+        "input_bytes": run.input_bytes,
+        "patients": patients,
+        **tally.as_json(),
+        "problems": run.problems_total,
+        "problems_file": str(problems_csv),
+        "resources_without_patient": run.shared,
+        "seconds": round(seconds, 3),
+        "patients_per_second": round(patients / seconds, 1) if seconds else None,
+    }
+    write_summary(summary, summary_json)
+    _report(summary, run, echo)
+    return summary
+
+
+def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> None:
+    echo(
+        f"screened {s['patients']:,} patients from {s['files']} files "
+        f"({s['input_bytes'] / 1e6:.1f} MB) in {s['seconds']:.1f} s: {s['findings']:,} findings, "
+        f"{s['patients_with_red_flag_or_exposure']:,} patients with a red flag or an exposure"
+    )
+    if s["by_condition"]:
+        echo("patients per condition (documented or likely):")
+        for cid, n in s["by_condition"].items():
+            echo(f"  {cid:<24} {n:>9,}")
+    flagged = {k: v for k, v in s["by_finding"].items() if k.startswith(("RF-", "AV-"))}
+    if flagged:
+        echo("patients per red flag or exposure:")
+        for fid, n in flagged.items():
+            echo(f"  {fid:<24} {n:>9,}")
+    if s["resources_without_patient"]:
+        shared = ", ".join(f"{k} {v:,}" for k, v in s["resources_without_patient"].items())
+        echo(f"resources naming no patient (kept as shared reference data): {shared}")
+    if s["problems"]:
+        echo(f"{s['problems']:,} problems (every one in {s['problems_file']}):")
+        for p in run.problems[:10]:
+            where = f"{p.file}:{p.line}" if p.line else (p.file or "export")
+            echo(f"  {where}: {p.problem}")
+        if s["problems"] > 10:
+            echo(f"  ... and {s['problems'] - 10:,} more")
+    echo(f"table: {s['output']}; summary: {summary_paths(Path(s['output']))[0]}")

@@ -1,0 +1,296 @@
+"""The Spark screening engine: the same reading and assessment as the local engine, on a cluster.
+
+1. **Read.** The list of input files is distributed, one file a task; each task streams its file
+   through ``core.read_file`` and emits one record per line: a patient's resource (keyed by
+   ``core.patient_key``, as canonical JSON), a resource that names no patient (shared reference
+   data: Medication, Organization...) or a problem with its file and line.
+2. **Share.** The shared resources (few) are collected to the driver, sorted and broadcast; the
+   problems are collected to the driver (at most ``MAX_PROBLEMS_KEPT``, the first in order, and
+   the total counted).
+3. **Assess.** The patients' resources are grouped by patient id; each partition loads the
+   knowledge base once (once per Python worker, which Spark reuses) and assesses every patient
+   with ``core.assess_patient``: resources sorted by their canonical JSON, so the order lines
+   arrive in cannot change a finding. A group without its Patient resource is a problem.
+4. **Stream.** The findings are sorted by Spark in their natural order (patient, finding id,
+   kind...) and streamed to the driver a partition at a time (``toLocalIterator``): the driver
+   never holds the whole table, and the rows are identical to the local engine's.
+
+PySpark is an optional extra (``pip install 'legspasm[spark]'``) and is imported only here, only
+when the engine runs. Spark needs Java 17 or later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import FhirError, InputError
+from ..knowledge import Knowledge, load_knowledge
+from .core import (
+    Problem,
+    assess_patient,
+    canonical,
+    input_files,
+    patient_key,
+    patient_problem,
+    read_file,
+)
+from .findings import Finding
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["MAX_PROBLEMS_KEPT", "SparkRun", "spark_screen", "spark_session"]
+
+MAX_PROBLEMS_KEPT = 10_000
+"""Problems brought to the driver (the first in (file, line) order); all are counted."""
+
+SHUFFLE_PARTITIONS = 8
+"""``spark.sql.shuffle.partitions`` in a session this module starts (its own shuffles are sized
+by the input and by the findings, below)."""
+
+SOURCE = "export"
+"""The source name assessments are made under (as the local engine)."""
+
+NEEDS_EXTRA = "the Spark engine needs the 'spark' extra: pip install 'legspasm[spark]'"
+
+FINDINGS_PER_PARTITION = 200_000
+"""Findings per partition of the final sort: the most the driver holds at once (tens of MB)."""
+
+INPUT_BYTES_PER_PARTITION = 64 * 1024 * 1024
+"""Input per partition of the per-patient grouping (at least Spark's default parallelism)."""
+
+# The records the stages emit, (kind, key, payload): a patient's resource (patient id, json), a
+# shared resource ("", json), a problem ("", (file, line, problem)), a finding ("", row tuple),
+# and a partition's tally ("", (patients assessed, findings)).
+_OWN, _SHARED, _PROBLEM, _FINDING, _TALLY = range(5)
+
+
+@dataclass
+class SparkRun:
+    """What a Spark screen produced. ``findings`` streams in order from the cluster: read it once,
+    before ``close()``. Use as a context manager, or call ``close()``."""
+
+    findings: Iterator[Finding]
+    problems: list[Problem]  # sorted; at most MAX_PROBLEMS_KEPT
+    problems_total: int
+    patients: int  # patients assessed
+    shared: dict[str, int]  # resource type -> resources that name no patient
+    files: int
+    input_bytes: int
+    _close: list[Any] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Release the cached data and stop the SparkSession (when this run started it)."""
+        while self._close:
+            self._close.pop()()
+
+    def __enter__(self) -> SparkRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --- executor side -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _knowledge(kb_dir: str | None) -> Knowledge:
+    """The knowledge base, loaded once per Python worker process (Spark reuses workers)."""
+    return load_knowledge(Path(kb_dir) if kb_dir else None)
+
+
+def _read_records(path: str) -> Iterator[tuple[int, str, Any]]:
+    """One export file as records: (_OWN, patient id, json), (_SHARED, "", json) or
+    (_PROBLEM, "", (file, line, problem))."""
+    for res, problem in read_file(Path(path)):
+        if problem is not None:
+            yield _PROBLEM, "", (problem.file, problem.line, problem.problem)
+            continue
+        if res is None:
+            continue
+        key = patient_key(res)
+        if key is None:
+            yield _SHARED, "", canonical(res)
+        else:
+            yield _OWN, key, canonical(res)
+
+
+def _assess_partition(
+    groups: Iterable[tuple[str, Iterable[str]]],
+    shared: Any,  # a Broadcast of the shared resources, parsed and sorted
+    as_of: dt.date,
+    kb_dir: str | None,
+) -> Iterator[tuple[int, str, Any]]:
+    """Assess every patient group of one partition: its findings and problems, then its tally."""
+    kb = _knowledge(kb_dir)
+    shared_resources = shared.value
+    assessed = findings = 0
+    for pid, texts in groups:
+        resources = [json.loads(t) for t in sorted(texts)]
+        try:
+            rows = assess_patient(pid, resources, shared_resources, kb, as_of, SOURCE)
+        except FhirError as exc:
+            p = patient_problem(exc)
+            yield _PROBLEM, "", (p.file, p.line, p.problem)
+            continue
+        assessed += 1
+        findings += len(rows)
+        for row in rows:
+            yield _FINDING, "", row.as_tuple()
+    yield _TALLY, "", (assessed, findings)
+
+
+def _summarize(
+    records: Iterable[tuple[int, str, Any]],
+) -> Iterator[tuple[int, list[Any], int, int]]:
+    """One partition's problems (counted, the first MAX_PROBLEMS_KEPT kept) and tallies."""
+    problems: list[Any] = []
+    n_problems = patients = findings = 0
+    for kind, _, payload in records:
+        if kind == _PROBLEM:
+            n_problems += 1
+            problems.append(tuple(payload))
+            if len(problems) >= 2 * MAX_PROBLEMS_KEPT:
+                problems = heapq.nsmallest(MAX_PROBLEMS_KEPT, problems)
+        elif kind == _TALLY:
+            patients += payload[0]
+            findings += payload[1]
+    yield n_problems, heapq.nsmallest(MAX_PROBLEMS_KEPT, problems), patients, findings
+
+
+# --- driver side -------------------------------------------------------------------------------
+
+
+def _import_pyspark() -> None:
+    try:
+        import pyspark.sql  # noqa: F401
+    except ImportError:
+        raise InputError(NEEDS_EXTRA) from None
+
+
+def spark_session(master: str = "local[2]") -> SparkSession:
+    """A quiet SparkSession for screening (no UI, no progress bar, WARN logs, few shuffle
+    partitions); its Python workers run this interpreter when ``master`` is local."""
+    _import_pyspark()
+    from pyspark.sql import SparkSession
+
+    if master.startswith("local"):
+        # Workers must import legspasm: use this very interpreter (e.g. the venv's).
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    else:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder: Any = SparkSession.builder
+    spark: SparkSession = (
+        builder.master(master)
+        .appName("legspasm screen")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.log.level", "WARN")
+        .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
+        .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def spark_screen(
+    folder: Path,
+    as_of: dt.date,
+    *,
+    master: str = "local[2]",
+    kb_dir: Path | None = None,
+    session: SparkSession | None = None,
+) -> SparkRun:
+    """Screen the export in ``folder`` on Spark (``master``, e.g. ``local[2]``), or in ``session``
+    when given (then ``master`` is not used and ``close()`` leaves the session running).
+
+    InputError when PySpark is not installed; KnowledgeError (on the driver, before any job)
+    when the knowledge base in ``kb_dir`` does not load.
+    """
+    _import_pyspark()
+    from pyspark import StorageLevel
+    from pyspark.sql import SparkSession
+
+    load_knowledge(kb_dir)  # fail here, clearly, rather than inside a task
+    files, skipped = input_files(folder)
+    input_bytes = sum(f.stat().st_size for f in files)
+
+    closers: list[Any] = []
+    if session is None:
+        owned = SparkSession.getActiveSession() is None
+        session = spark_session(master)
+        if owned:
+            closers.append(session.stop)
+    spark = session
+    run = SparkRun(iter(()), [], 0, 0, {}, len(files), input_bytes, closers)
+    try:
+        sc = spark.sparkContext
+        level = StorageLevel.MEMORY_AND_DISK
+
+        # 1. read every file (one task each), keep the records; the shared resources to all
+        records = (
+            sc.parallelize([str(p) for p in files], max(1, len(files)))
+            .flatMap(_read_records)
+            .persist(level)
+        )
+        closers.append(records.unpersist)
+        texts = sorted(records.filter(lambda r: r[0] == _SHARED).map(lambda r: r[2]).collect())
+        shared = [json.loads(t) for t in texts]
+        run.shared = dict(sorted(Counter(str(r["resourceType"]) for r in shared).items()))
+        shared_bc = sc.broadcast(shared)
+        closers.append(shared_bc.destroy)
+        del texts, shared
+
+        # 2. group by patient and assess; bring the problems and the tallies to the driver
+        groups = max(sc.defaultParallelism, -(-input_bytes // INPUT_BYTES_PER_PARTITION))
+        kb_text = str(kb_dir) if kb_dir else None
+        assessed = (
+            records.filter(lambda r: r[0] == _OWN)
+            .map(lambda r: (r[1], r[2]))
+            .groupByKey(groups)
+            .mapPartitions(lambda g: _assess_partition(g, shared_bc, as_of, kb_text))
+            .persist(level)
+        )
+        closers.append(assessed.unpersist)
+        parts = (
+            records.filter(lambda r: r[0] == _PROBLEM)
+            .union(assessed.filter(lambda r: r[0] != _FINDING))
+            .mapPartitions(_summarize)
+            .collect()
+        )
+        run.patients = sum(p[2] for p in parts)
+        findings = sum(p[3] for p in parts)
+        run.problems_total = len(skipped) + sum(p[0] for p in parts)
+        kept = heapq.nsmallest(MAX_PROBLEMS_KEPT, (t for p in parts for t in p[1]))
+        run.problems = sorted(skipped + [Problem(*t) for t in kept])[:MAX_PROBLEMS_KEPT]
+
+        # 3. sort the findings and stream them to the driver, a partition at a time
+        rows = (
+            assessed.filter(lambda r: r[0] == _FINDING)
+            .map(lambda r: tuple(r[2]))
+            .sortBy(lambda t: t, numPartitions=max(1, -(-findings // FINDINGS_PER_PARTITION)))
+        )
+        run.findings = (Finding(*t) for t in rows.toLocalIterator())
+    except BaseException:
+        run.close()
+        raise
+    return run
