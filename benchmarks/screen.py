@@ -62,7 +62,9 @@ def duckdb_scan(folder: Path) -> tuple[float, int]:
 
     con = duckdb.connect()
     t0 = time.perf_counter()
-    (rows,) = con.sql(f"SELECT count(*) FROM read_ndjson_objects('{folder}/*.ndjson*')").fetchone()  # type: ignore[misc]
+    row = con.execute(f"SELECT count(*) FROM read_ndjson_objects('{folder}/*.ndjson*')").fetchone()
+    assert row is not None
+    rows = row[0]
     return time.perf_counter() - t0, int(rows)
 
 

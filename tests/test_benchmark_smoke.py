@@ -55,3 +55,29 @@ def test_web_pages_benchmark_quick(tmp_path: Path) -> None:
     assert rows[0]["page"] == "GET /healthz (baseline)"
     assert {r["page"] for r in rows} >= {"GET / (intake form)", "GET handout.pdf"}
     assert all(r["p50_ms"] > 0 for r in rows)
+
+
+def test_screen_benchmark_quick(tmp_path: Path) -> None:
+    out = tmp_path / "screen.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "screen.py"),
+            "--patients",
+            "200",
+            "--engines",
+            "local",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    assert report["duckdb"]["lines"] > 200
+    [local] = report["engines"]
+    assert local["patients"] == 200
+    assert local["peak_rss_mb"] > 0

@@ -318,3 +318,26 @@ def test_synthetic_population_parity_and_stability(tmp_path: Path, kb: Knowledge
     assert {f.kind for f in got} >= {"exposure", "condition", "plan"}
     exposures = {f.finding_id for f in got if f.kind == "exposure"}
     assert len(exposures) >= 5, exposures
+
+
+def test_summary_counts_patients_not_rows() -> None:
+    from legspasm.screen.output import Tally
+
+    t = Tally()
+    rows = [
+        Finding("a", "AV-BENZO-BEERS", "exposure", "avoid", "diazepam", "S28", "1"),
+        Finding("a", "AV-BENZO-BEERS", "exposure", "avoid", "lorazepam", "S28", "1"),
+        Finding("a", "rls", "condition", "likely", "RLS", "S1", "1"),
+        Finding("b", "rls", "condition", "documented", "RLS", "S1", "1"),
+        Finding("c", "RLS-IRON", "plan", "strong for", "iron", "S1", "1"),
+    ]
+    for r in sorted(rows):
+        t.add(r)
+    j = t.as_json()
+    assert j["findings"] == 5
+    assert j["patients_with_findings"] == 3
+    assert j["patients_with_red_flag_or_exposure"] == 1
+    assert j["by_finding"] == {"rls": 2, "AV-BENZO-BEERS": 1, "RLS-IRON": 1}
+    assert j["by_condition"] == {"rls": 2}
+    with pytest.raises(ValueError, match="sorted"):
+        t.add(Finding("a", "x", "plan", "s", "d", "", "1"))

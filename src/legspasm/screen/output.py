@@ -43,30 +43,45 @@ def summary_paths(path: Path) -> tuple[Path, Path]:
 
 @dataclass
 class Tally:
-    """Counts gathered while the findings stream past."""
+    """Counts gathered while the findings stream past, in memory that does not grow with the
+    number of patients: the rows arrive sorted by patient, so a patient ends when the id changes.
+    """
 
     rows: int = 0
     by_finding: Counter[str] = field(default_factory=Counter)  # finding id -> patients
     by_kind: Counter[str] = field(default_factory=Counter)  # kind -> rows
     by_condition: Counter[str] = field(default_factory=Counter)  # context id -> patients
-    patients_with_findings: set[str] = field(default_factory=set)
-    flagged: set[str] = field(default_factory=set)  # patients with a red flag or an exposure
+    patients_with_findings: int = 0
+    flagged: int = 0  # patients with a red flag or an exposure
+    _current: str | None = None
+    _current_flagged: bool = False
+    _seen: set[str] = field(default_factory=set)  # the current patient's finding ids
 
     def add(self, f: Finding) -> None:
+        if f.patient_id != self._current:
+            if self._current is not None and f.patient_id < self._current:
+                raise ValueError("findings must arrive sorted by patient")  # an engine bug
+            self._current = f.patient_id
+            self._current_flagged = False
+            self._seen.clear()
+            self.patients_with_findings += 1
         self.rows += 1
         self.by_kind[f.kind] += 1
-        self.by_finding[f.finding_id] += 1
-        if f.kind == "condition":
-            self.by_condition[f.finding_id] += 1
-        if f.kind in ("red_flag", "exposure"):
-            self.flagged.add(f.patient_id)
-        self.patients_with_findings.add(f.patient_id)
+        # A rule can give a patient two rows (e.g. two benzodiazepines): count the patient once.
+        if f.finding_id not in self._seen:
+            self._seen.add(f.finding_id)
+            self.by_finding[f.finding_id] += 1
+            if f.kind == "condition":
+                self.by_condition[f.finding_id] += 1
+        if f.kind in ("red_flag", "exposure") and not self._current_flagged:
+            self._current_flagged = True
+            self.flagged += 1
 
     def as_json(self) -> dict[str, Any]:
         return {
             "findings": self.rows,
-            "patients_with_findings": len(self.patients_with_findings),
-            "patients_with_red_flag_or_exposure": len(self.flagged),
+            "patients_with_findings": self.patients_with_findings,
+            "patients_with_red_flag_or_exposure": self.flagged,
             "by_kind": dict(sorted(self.by_kind.items())),
             "by_finding": dict(sorted(self.by_finding.items(), key=lambda kv: (-kv[1], kv[0]))),
             "by_condition": dict(sorted(self.by_condition.items(), key=lambda kv: (-kv[1], kv[0]))),
