@@ -281,10 +281,28 @@ def test_without_pyspark_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_spark_and_local_engines_write_identical_tables(tmp_path: Path) -> None:
     """The whole command path (``legspasm screen``) with each engine: the same bytes."""
+    from legspasm import load_knowledge
     from legspasm.screen.run import screen
+    from legspasm.screen.synth import synthesize
     from test_screen import small_export
 
     folder = small_export(tmp_path / "export")
+    population = tmp_path / "population"
+    synthesize(str(population), 300, 2026, load_knowledge())
+    pops = {}
+    for engine in ("local", "spark"):
+        out = tmp_path / f"pop-{engine}.csv"
+        screen(
+            population,
+            out,
+            dt.date(2026, 11, 21),
+            engine=engine,  # type: ignore[arg-type]
+            echo=lambda _: None,
+            show_progress=False,
+        )
+        pops[engine] = out.read_bytes()
+    assert pops["local"] == pops["spark"]
+    assert pops["local"].count(b"\n") > 100
     tables = {}
     for engine in ("local", "spark"):
         out = tmp_path / f"{engine}.csv"
