@@ -146,12 +146,12 @@ def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> N
     if s["by_condition"]:
         echo("patients per condition (documented or likely):")
         for cid, n in s["by_condition"].items():
-            echo(f"  {cid:<24} {n:>9,}")
+            echo(f"  {cid:<32} {n:>9,}")
     flagged = {k: v for k, v in s["by_finding"].items() if k.startswith(("RF-", "AV-"))}
     if flagged:
         echo("patients per red flag or exposure:")
         for fid, n in flagged.items():
-            echo(f"  {fid:<24} {n:>9,}")
+            echo(f"  {fid:<32} {n:>9,}")
     if s["resources_without_patient"]:
         shared = ", ".join(f"{k} {v:,}" for k, v in s["resources_without_patient"].items())
         echo(f"resources naming no patient (kept as shared reference data): {shared}")
