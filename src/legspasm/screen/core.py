@@ -25,6 +25,7 @@ from ..knowledge import Knowledge
 from .findings import Finding, rows_of
 
 __all__ = [
+    "MAX_PROBLEMS_KEPT",
     "Problem",
     "assess_patient",
     "canonical",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 Resource = Mapping[str, Any]
+
+# Problems are all counted; this many are kept for the report (each engine keeps the first).
+MAX_PROBLEMS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -34,6 +34,7 @@ from typing import IO, Any
 from ..errors import FhirError
 from ..knowledge import Knowledge, load_knowledge
 from .core import (
+    MAX_PROBLEMS_KEPT,
     Problem,
     assess_patient,
     canonical,
@@ -48,7 +49,6 @@ __all__ = ["ScreenRun", "screen_local"]
 
 _BUCKET_BYTES = 16 * 1024 * 1024
 _MAX_BUCKETS = 512
-_MAX_PROBLEMS_KEPT = 10_000
 
 
 @dataclass
@@ -131,7 +131,7 @@ def _spill(
             for res, problem in read_file(f):
                 if problem is not None:
                     counts["problems"] += 1
-                    if len(problems) < _MAX_PROBLEMS_KEPT:
+                    if len(problems) < MAX_PROBLEMS_KEPT:
                         problems.append(problem)
                     continue
                 assert res is not None
@@ -213,7 +213,7 @@ def screen_local(
             for i, (n, probs) in enumerate(outcomes, start=1):
                 patients += n
                 counts["problems"] += len(probs)
-                problems.extend(probs[: max(0, _MAX_PROBLEMS_KEPT - len(problems))])
+                problems.extend(probs[: max(0, MAX_PROBLEMS_KEPT - len(problems))])
                 if progress:
                     progress("assess", i, buckets)
         finally:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FhirError, InputError
 from ..knowledge import Knowledge, load_knowledge
 from .core import (
+    MAX_PROBLEMS_KEPT,
     Problem,
     assess_patient,
     canonical,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_PROBLEMS_KEPT", "SparkRun", "spark_screen", "spark_session"]
 
-MAX_PROBLEMS_KEPT = 10_000
 """Problems brought to the driver (the first in (file, line) order); all are counted."""
 
 SHUFFLE_PARTITIONS = 8
