@@ -453,3 +453,22 @@ def test_upload_the_ndjson_files_of_a_bulk_export(web: Web) -> None:
     r = web.client.post("/upload", files=mixed)
     assert r.status_code == 422
     assert "bulk export" in field_error(r.text, "f-file")
+
+
+def test_cross_site_form_posts_are_refused(web: Web) -> None:
+    before = web.store.count_invocations()
+    form = {"symptoms.cramp.present": "yes"}
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.example"},
+    ):
+        for path in ("/assess", "/upload", "/examples/nocturnal-cramps", "/intake/derived"):
+            r = web.client.post(path, data=form, headers=headers)
+            assert r.status_code == 403, (path, headers)
+    assert web.store.count_invocations() == before
+    host = web.base.removeprefix("http://")
+    ok = web.client.post(
+        "/assess", data=form, headers={"Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}
+    )
+    assert ok.status_code == 303

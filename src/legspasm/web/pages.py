@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..assessment import Assessment
 from ..audit import AuditStore, Invocation
@@ -107,6 +109,18 @@ def _upload_problem(uploads: list[_Upload], limit: int, limit_mb: float) -> tupl
         if len(uploads) > 1 and not name.lower().endswith(".ndjson"):
             return f"{name}: several files must be the .ndjson files of one bulk export", 422
     return None, 200
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a form post another site's page made the browser send (cross-site request
+    forgery), by the browser's own Fetch Metadata and Origin headers; clients that send neither
+    (curl, tests) are let through."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise StarletteHTTPException(403, f"cross-site form post refused (Sec-Fetch-Site: {site})")
+    origin = request.headers.get("origin")
+    if origin not in (None, "null") and urlsplit(origin).netloc != request.headers.get("host"):
+        raise StarletteHTTPException(403, f"form post from another origin refused ({origin})")
 
 
 def _problems(exc: CaseValidationError, parsed: ParsedForm) -> dict[str, str]:
@@ -222,7 +236,7 @@ def web_router(
             case_to_form(case, kb), note=f"Example filled in: {ex.title}. Review, then assess."
         )
 
-    @router.post("/assess", include_in_schema=False)
+    @router.post("/assess", include_in_schema=False, dependencies=[Depends(same_origin)])
     async def assess(request: Request) -> Response:
         if not d.open_pages:
             return closed()
@@ -234,7 +248,7 @@ def web_router(
             return page
         return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
 
-    @router.post("/intake/derived", include_in_schema=False)
+    @router.post("/intake/derived", include_in_schema=False, dependencies=[Depends(same_origin)])
     async def derived(request: Request) -> JSONResponse:
         """Age, creatinine clearance and IRLS total for a form being filled in (live)."""
         if not d.open_pages:
@@ -252,7 +266,7 @@ def web_router(
         out["errors"] = parsed.errors
         return JSONResponse(out)
 
-    @router.post("/upload", include_in_schema=False)
+    @router.post("/upload", include_in_schema=False, dependencies=[Depends(same_origin)])
     async def upload(request: Request) -> Response:
         if not d.open_pages:
             return closed()
@@ -302,7 +316,7 @@ def web_router(
                 return intake({}, upload_error=f"{label}: {text}", upload_patients=ids, status=422)
         return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
 
-    @router.post("/examples/{name}", include_in_schema=False)
+    @router.post("/examples/{name}", include_in_schema=False, dependencies=[Depends(same_origin)])
     async def example(name: str) -> Response:
         if not d.open_pages:
             return closed()
@@ -337,7 +351,11 @@ def web_router(
         responses={404: {"description": "No such assessment (HTML page)"}},
     )
 
-    @router.post("/assessments/{invocation_id}/answers", include_in_schema=False)
+    @router.post(
+        "/assessments/{invocation_id}/answers",
+        include_in_schema=False,
+        dependencies=[Depends(same_origin)],
+    )
     async def answers(invocation_id: str, request: Request) -> Response:
         """Re-assess with the missing data answered on the result page."""
         fields, _ = await _form(request)
