@@ -89,7 +89,6 @@ def assess(
     ] = None,
 ) -> None:
     """Assess one patient and print the plan (and, for FHIR input, the data used and not)."""
-    from .engine import evaluate
     from .inputs import load_patient
     from .knowledge import load_knowledge
     from .render import render_markdown, render_text
@@ -99,13 +98,11 @@ def assess(
         kb = load_knowledge()
         loaded = load_patient(case, kb, date, patient)
         try:
-            result = evaluate(loaded.case, kb, date)
+            result = loaded.assess(kb, date)
         except CaseValidationError as exc:  # name the file, not only the case id
             raise CaseValidationError(exc.problems, source=case) from None
     except LegspasmError as exc:
         _fail(exc)
-    if loaded.mapped is not None:
-        result = loaded.mapped.annotate(result)
     if fmt is Format.fhir:
         from .fhir import assessment_bundle, check_bundle
 

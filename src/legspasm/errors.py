@@ -32,6 +32,7 @@ __all__ = [
     "InputError",
     "KnowledgeError",
     "LegspasmError",
+    "SeveralPatients",
     "StoreError",
 ]
 
@@ -97,6 +98,14 @@ class FhirError(InputError):
         self.source = source
         self.location = location
         self.problem = problem
+
+
+class SeveralPatients(FhirError):
+    """FHIR input that holds several patients when one was expected; ``ids`` names them all."""
+
+    def __init__(self, source: str, problem: str, ids: Sequence[str]) -> None:
+        super().__init__(source, None, problem)
+        self.ids = list(ids)
 
 
 class DataUnavailable(InputError):

@@ -10,9 +10,11 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from .assessment import Assessment
 from .case import Case
 from .caseio import parse_case, read_document
-from .errors import FhirError
+from .engine import evaluate
+from .errors import FhirError, SeveralPatients
 from .fhir import MappedCase, Record, is_fhir, read_fhir, records_from_json, to_case
 from .knowledge import Knowledge
 
@@ -28,6 +30,11 @@ class PatientInput:
     mapped: MappedCase | None = None
     subject: str | None = None  # e.g. "Patient/123" when read from FHIR
 
+    def assess(self, kb: Knowledge, as_of: dt.date) -> Assessment:
+        """The assessment, with what the record contributed when it was read from FHIR."""
+        result = evaluate(self.case, kb, as_of)
+        return self.mapped.annotate(result) if self.mapped is not None else result
+
 
 def pick_record(records: list[Record], source: str, patient: str | None) -> Record:
     """The record of ``patient`` (a Patient id), or the only one; FhirError otherwise."""
@@ -40,8 +47,10 @@ def pick_record(records: list[Record], source: str, patient: str | None) -> Reco
         raise FhirError(source, None, f"no Patient with id {patient!r} (ids: {known})")
     if len(records) > 1:
         shown = ", ".join(i for i in ids[:5] if i) + (", ..." if len(ids) > 5 else "")
-        raise FhirError(
-            source, None, f"holds {len(records)} patients ({shown}); choose one with --patient ID"
+        raise SeveralPatients(
+            source,
+            f"holds {len(records)} patients ({shown}); choose one with --patient ID",
+            [i for i in ids if i],
         )
     return records[0]
 

@@ -29,7 +29,7 @@ from reportlab.platypus import (
 )
 
 from ..assessment import Assessment, PlanStep
-from .report import AVOID_STATUS, PHASE_TITLES
+from .report import AVOID_STATUS, CRITERION_STATE, PHASE_TITLES
 
 __all__ = ["handout_pdf", "summary_pdf"]
 
@@ -46,7 +46,6 @@ _SYMBOLS = str.maketrans(
         "δ": "delta",
     }
 )
-_STATE = {"met": "met", "not_met": "not met", "unknown": "unknown"}
 
 
 def _t(text: str) -> str:
@@ -175,7 +174,7 @@ def summary_pdf(a: Assessment) -> bytes:
     if not shown:
         story.append(Paragraph("No condition is established yet; see what is missing.", st.body))
     for c in shown:
-        crit = "; ".join(f"{_STATE[k.state]}: {k.text}" for k in c.criteria)
+        crit = "; ".join(f"{CRITERION_STATE[k.state]}: {k.text}" for k in c.criteria)
         story.append(
             Paragraph(f"<b>{_t(c.name)}</b>: {c.status} {_refs(c.citations, numbers)}", st.body)
         )

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ..assessment import Assessment, AvoidItem, MedicationPlan, PlanStep
 
-__all__ = ["AVOID_STATUS", "PHASE_TITLES", "render_markdown", "render_text"]
+__all__ = ["AVOID_STATUS", "CRITERION_STATE", "PHASE_TITLES", "render_markdown", "render_text"]
 
 PHASE_TITLES = {
     "acute": "During an episode",
@@ -23,7 +23,7 @@ PHASE_TITLES = {
     "prevention": "Prevention",
     "follow-up": "Follow-up and monitoring",
 }
-_STATE = {"met": "met", "not_met": "not met", "unknown": "unknown"}
+CRITERION_STATE = {"met": "met", "not_met": "not met", "unknown": "unknown"}
 # What an avoid item's status means, in words (every rendering uses these).
 AVOID_STATUS = {
     "current": "the patient takes it",
@@ -159,7 +159,7 @@ def _render(a: Assessment, md: bool) -> str:
     for c in shown:
         doc.li(f"{doc.b(c.name)}: {c.status} {_refs(c.citations, numbers)}")
         for k in c.criteria:
-            doc.li(f"{_STATE[k.state]}: {k.text}", 1)
+            doc.li(f"{CRITERION_STATE[k.state]}: {k.text}", 1)
     ruled = [c.name for c in a.conditions if c.status == "unlikely"]
     if ruled:
         doc.p(("Unlikely: " if not md else "_Unlikely:_ ") + ", ".join(ruled) + ".")

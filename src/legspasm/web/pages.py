@@ -30,8 +30,7 @@ from ..audit import AuditStore, Invocation
 from ..case import Case
 from ..caseio import parse_case, read_document
 from ..engine import evaluate
-from ..errors import CaseValidationError, FhirError, InputError
-from ..fhir import read_fhir, records_from_json
+from ..errors import CaseValidationError, InputError, SeveralPatients
 from ..inputs import load_patient
 from ..knowledge import Knowledge
 from ..render.pdf import handout_pdf, summary_pdf
@@ -75,22 +74,6 @@ async def _form(request: Request) -> tuple[dict[str, list[str]], dict[str, list[
             elif value.filename:
                 files.setdefault(key, []).append(_Upload(value.filename, await value.read()))
     return fields, files
-
-
-class _Choose(InputError):
-    """An upload that holds several patients and no patient was chosen."""
-
-    def __init__(self, message: str, ids: list[str]) -> None:
-        super().__init__(message)
-        self.ids = ids
-
-
-def _record_ids(path: Path, name: str) -> list[str]:
-    if path.is_dir() or path.suffix == ".ndjson":
-        records = read_fhir(path)
-    else:
-        records = records_from_json(read_document(path), name)
-    return [r.patient_id for r in records if r.patient_id]
 
 
 _SUFFIXES = (".json", ".yaml", ".yml", ".ndjson")
@@ -290,19 +273,8 @@ def web_router(
                 path.mkdir()
                 for i, (name, u) in enumerate(zip(names, uploads, strict=True)):
                     (path / f"{i:03d}-{name}").write_bytes(u.content)
-            try:
-                got = load_patient(path, kb, d.today(), patient)
-            except FhirError:
-                ids = _record_ids(path, label) if patient is None else []
-                if len(ids) > 1:
-                    raise _Choose(
-                        f"holds {len(ids)} patients: pick one below, then choose the file(s) again",
-                        ids,
-                    ) from None
-                raise
-            assessment = evaluate(got.case, kb, d.today())
-            if got.mapped is not None:
-                assessment = got.mapped.annotate(assessment)
+            got = load_patient(path, kb, d.today(), patient)
+            assessment = got.assess(kb, d.today())
             return record(
                 got.case, assessment, "web-upload", f"upload: {label}", started, got.subject
             )
@@ -311,8 +283,12 @@ def web_router(
             try:
                 invocation_id = await run_in_threadpool(work, Path(tmp))
             except InputError as exc:
-                ids = exc.ids if isinstance(exc, _Choose) else []
-                text = _clean(exc.message, Path(tmp), names[0])
+                ids = exc.ids if isinstance(exc, SeveralPatients) else []
+                text = (
+                    f"holds {len(ids)} patients: pick one below, then choose the file(s) again"
+                    if ids
+                    else _clean(exc.message, Path(tmp), names[0])
+                )
                 return intake({}, upload_error=f"{label}: {text}", upload_patients=ids, status=422)
         return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
 
@@ -453,9 +429,7 @@ def _assess_example(
 ) -> str:
     started = time.perf_counter()
     got = load_patient(ex.path, d.kb, d.today())
-    assessment = evaluate(got.case, d.kb, d.today())
-    if got.mapped is not None:
-        assessment = got.mapped.annotate(assessment)
+    assessment = got.assess(d.kb, d.today())
     return record(got.case, assessment, "web-example", f"example: {ex.title}", started, got.subject)
 
 
