@@ -82,14 +82,17 @@ LAB_UNITS = {
 }
 DOSE_UNITS = {"mg": "mg", "g": "g", "mcg": "ug", "ug": "ug"}
 WEIGHT_UNITS = {"kg": "kg", "lb": "[lb_av]", "kgs": "kg", "lbs": "[lb_av]"}
+HEIGHT_UNITS = {"cm": "cm", "m": "m", "in": "[in_i]"}
+NO_KNOWN_ALLERGY = ("716186003", "No known allergy (situation)")  # US Core allergy value set
 
 # Intake answers, in the order the fields are declared in src/legspasm/case.py.
 # Kinds: bool -> valueBoolean, choice -> valueCoding, choices -> one valueCoding per element,
 # int -> valueInteger, decimal -> valueDecimal, items -> a group of valueInteger items (1-based).
-PATIENT_RESOURCE_FIELDS = ("age_years", "birth_date", "sex", "weight")
+PATIENT_RESOURCE_FIELDS = ("age_years", "birth_date", "sex", "weight", "height")
 PATIENT_INTAKE = {
     "pregnant": "bool",
     "trimester": "int",
+    "gestational_weeks": "decimal",
     "postpartum": "bool",
     "lactating": "bool",
     "dialysis": "choice",
@@ -181,6 +184,7 @@ CASE_KEYS = {
     "medications",
     "labs",
     "allergies",
+    "none_known",
 }
 
 
@@ -313,6 +317,12 @@ def _dosage(med: dict[str, Any], where: str) -> dict[str, Any]:
         dosage["timing"] = {"repeat": _timing_repeat(med["times_per_day"], where)}
     if med.get("dose") is not None:
         dosage["doseAndRate"] = [{"doseQuantity": _quantity(med["dose"], DOSE_UNITS, where)}]
+    if med.get("as_needed") is not None:
+        dosage["asNeededBoolean"] = bool(med["as_needed"])
+    if med.get("timing") is not None:
+        dosage["text"] = str(med["timing"])
+    if med.get("route") is not None:
+        dosage["route"] = {"text": str(med["route"])}
     return dosage
 
 
@@ -323,7 +333,7 @@ def _conditions(case: dict[str, Any], kb: dict[str, Any], subject: dict[str, str
     out: list[tuple[str, dict[str, Any]]] = []
     for i, entry in enumerate(case.get("conditions") or []):
         where = f"conditions[{i}]"
-        entry = _check_keys(entry, {"concept", "code", "status", "onset"}, where)
+        entry = _check_keys(entry, {"concept", "code", "status", "onset", "abatement"}, where)
         concept_id = entry.get("concept")
         code = entry.get("code")
         if code is not None:
@@ -353,6 +363,8 @@ def _conditions(case: dict[str, Any], kb: dict[str, Any], subject: dict[str, str
         }
         if entry.get("onset") is not None:
             resource["onsetDateTime"] = _date(entry["onset"], where + ".onset")
+        if entry.get("abatement") is not None:
+            resource["abatementDateTime"] = _date(entry["abatement"], where + ".abatement")
         out.append((f"condition/{i}", resource))
     for i, concept_id in enumerate(case.get("conditions_ruled_out") or []):
         if not isinstance(concept_id, str):
@@ -391,7 +403,18 @@ def _medication_codeable(med: dict[str, Any], kb: dict[str, Any]) -> dict[str, A
 
 
 def _medications(case: dict[str, Any], kb: dict[str, Any], subject: dict[str, str]) -> list[Any]:
-    keys = {"name", "rxnorm", "dose", "times_per_day", "start_date", "end_date", "status"}
+    keys = {
+        "name",
+        "rxnorm",
+        "dose",
+        "times_per_day",
+        "start_date",
+        "end_date",
+        "status",
+        "as_needed",
+        "timing",
+        "route",
+    }
     out: list[tuple[str, dict[str, Any]]] = []
     for i, med in enumerate(case.get("medications") or []):
         where = f"medications[{i}]"
@@ -627,6 +650,37 @@ def case_to_bundle(
             "valueQuantity": _quantity(patient_data["weight"], WEIGHT_UNITS, "patient.weight"),
         }
         resources.append(("weight", weight))
+
+    if patient_data.get("height") is not None:
+        height = {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [{"coding": [{"system": OBS_CATEGORY, "code": "vital-signs"}]}],
+            "code": {"coding": [_coding(LOINC, "8302-2", "Body height")]},
+            "subject": subject,
+            "effectiveDateTime": as_of.isoformat(),
+            "valueQuantity": _quantity(patient_data["height"], HEIGHT_UNITS, "patient.height"),
+        }
+        resources.append(("height", height))
+    none_known = case.get("none_known") or []
+    unsupported = sorted(set(none_known) - {"allergies"})
+    if unsupported:
+        raise FixtureError(f"none_known: {unsupported} has no FHIR form in the fixture contract")
+    if "allergies" in none_known:
+        resources.append(
+            (
+                "no-known-allergy",
+                {
+                    "resourceType": "AllergyIntolerance",
+                    "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+                    "verificationStatus": {
+                        "coding": [{"system": ALLERGY_VER, "code": "confirmed"}]
+                    },
+                    "code": {"coding": [_coding(SNOMED, *NO_KNOWN_ALLERGY)]},
+                    "patient": subject,
+                },
+            )
+        )
 
     resources += _conditions(case, kb, subject)
     resources += _medications(case, kb, subject)

@@ -375,6 +375,8 @@ def case_dicts(draw: st.DrawFn, as_of: dt.date = AS_OF) -> dict[str, Any]:
             st.lists(st.sampled_from([{"substance": "penicillin", "reaction": "rash"}]), max_size=1)
         ),
     }
+    if not case["allergies"] and draw(st.booleans()):
+        case["none_known"] = ["allergies"]  # no known allergy: the allergy gate is known
     return _drop_none(case)
 
 

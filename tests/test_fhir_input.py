@@ -439,11 +439,11 @@ def test_dispense_counts_as_current_while_its_supply_lasts(kb: Knowledge) -> Non
 
 def test_unknown_medicine_is_listed_not_dropped(kb: Knowledge) -> None:
     m = mapped(kb, med("Warfarin Sodium 5 MG Oral Tablet"))
-    assert m.case.medications == []
-    assert reasons(m) == [
-        "Warfarin Sodium 5 MG Oral Tablet: "
-        "not in the knowledge base: its interactions were not checked"
-    ]
+    # Kept by name: the medicine list is known, and the assessment says it was not checked.
+    assert [x.name for x in m.case.medications] == ["Warfarin Sodium 5 MG Oral Tablet"]
+    assert reasons(m) == []
+    a = evaluate(m.case, kb, AS_OF)
+    assert any("Warfarin" in n.text and n.kind == "unmapped" for n in a.notes)
 
 
 # --- Observations ----------------------------------------------------------------------------
@@ -541,10 +541,11 @@ def test_allergies(kb: Knowledge) -> None:
             "baclofen", verificationStatus=status("allergyintolerance-verification", "refuted")
         ),
     )
-    assert [a.substance for a in m.case.allergies] == ["Neurontin", "opioids"]
+    # Every recorded allergy is kept, so the allergy list is known; mould matches no drug.
+    assert [a.substance for a in m.case.allergies] == ["Neurontin", "opioids", "Allergy to mould"]
     rs = reasons(m)
-    assert any("Allergy to mould: not a knowledge-base drug" in r for r in rs)
     assert any("refuted" in r for r in rs)
+    assert any("mould" in d.value and d.matched_by == "text" for d in m.data_used)
 
 
 # --- QuestionnaireResponse -------------------------------------------------------------------

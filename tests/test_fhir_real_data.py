@@ -49,6 +49,7 @@ READ_TYPES = frozenset(
     }
 )
 NOT_IN_KB = "not in the knowledge base"
+NOT_CHECKED = "not in the knowledge base: interactions not checked"
 BENZO_WORDS = re.compile(r"azepam|azolam|chlordiazepoxide|clobazam|clorazepate", re.IGNORECASE)
 
 
@@ -153,10 +154,11 @@ def _check_known_or_reported(
     if known is not None:
         assert known in _drug_ids(kb, mapped), (display, _drug_ids(kb, mapped))
         assert drug_class is None or drug_class in kb.drugs[known].classes
-    else:
-        hits = [u for u in mapped.unmapped if u.item == display]
-        assert hits, (display, mapped.unmapped)
-        assert all(NOT_IN_KB in u.reason for u in hits), hits
+    else:  # kept by name, and said not to be checked
+        hits = [d for d in mapped.data_used if d.field == "medications" and display in d.value]
+        assert hits, (display, mapped.data_used)
+        assert all(NOT_CHECKED in d.value and d.matched_by == "text" for d in hits), hits
+        assert display in [m.name for m in mapped.case.medications]
 
 
 # -- Synthea: every patient of three exports ------------------------------------------------------
@@ -468,10 +470,11 @@ def test_us_core_contained_and_referenced_medication(kb: Knowledge) -> None:
         mapped = _one(kb, resources)
         if known:
             assert _drug_ids(kb, mapped) == [known]
-        else:  # the item is the Medication's own text: proof the Medication was found
-            ((u,),) = [[u for u in mapped.unmapped if u.resource_type == "MedicationRequest"]]
-            assert (u.item, u.sources) == (text, [f"MedicationRequest/{resources[0]['id']}"])
-            assert NOT_IN_KB in u.reason
+        else:  # kept by the Medication's own text: proof the Medication was found
+            (d,) = [d for d in mapped.data_used if d.field == "medications"]
+            assert d.source == f"MedicationRequest/{resources[0]['id']}"
+            assert text in d.value
+            assert NOT_CHECKED in d.value
     alone = _one(kb, [referenced])
     (u,) = alone.unmapped
     assert u.item == "MedicationRequest.medicationReference"
@@ -695,12 +698,16 @@ def test_pddi_warfarin_nsaid_test_patient(kb: Knowledge) -> None:
     ],
 )
 def test_pddi_warfarin_nsaid_request(name: str, kb: Knowledge) -> None:
-    """Warfarin on file, ketorolac drafted: neither is a knowledge-base drug; both are listed."""
+    """Warfarin on file, ketorolac drafted: neither is a knowledge-base drug. Warfarin is kept
+    by name (the medicine list is known; its interactions are not checked); the draft order is
+    listed as not used."""
     mapped = _one(kb, _request(name), dt.date(2020, 3, 2))
     assert match_drug(kb, "Ketorolac Tromethamine 10 MG Oral Tablet", None) is None
-    assert not mapped.case.medications
+    assert [m.name for m in mapped.case.medications] == ["Warfarin Sodium 0.5 MG Oral Tablet"]
+    kept = [d for d in mapped.data_used if d.field == "medications"]
+    assert [d.matched_by for d in kept] == ["text"]
     listed = [u for u in mapped.unmapped if u.resource_type == "MedicationRequest"]
-    assert sum(u.count for u in listed) == 2
+    assert sum(u.count for u in listed) == 1
 
 
 def test_pddi_digoxin_magnesium(kb: Knowledge) -> None:

@@ -160,7 +160,9 @@ def test_gabapentin_dose_boundary_at_the_renal_band() -> None:
     case = vignette("boundary-crcl-59-gabapentin-band-30-59")
     assert ordered(assess(case, order("gabapentin", **mg(700, 2))), "AV-A2D-RENAL-DOSE") == []
     (item,) = ordered(assess(case, order("gabapentin", **mg(500, 3))), "AV-A2D-RENAL-DOSE")
-    assert item.rationale[0].startswith("ordered daily dose 1500 mg > 1400 mg allowed at CrCl 59")
+    assert item.rationale[0].startswith(
+        "ordered daily dose 1500 mg > 1400 mg allowed at renal function 59"
+    )
     # The same medicine at the plan's renal dose comes first among the alternatives.
     a = assess(case, order("gabapentin", **mg(500, 3)))
     steps = {s.id: s for s in a.plan}

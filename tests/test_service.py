@@ -530,7 +530,7 @@ def test_gabapentin_above_the_renal_band_offers_the_plan_dose(live_dev: Live) ->
     card = one_warning(
         sign(live_dev, CRCL_59, med_request("gp-1", pid, GABAPENTIN, 900, 3)), "AV-A2D-RENAL-DOSE"
     )
-    assert "2700 mg > 1400 mg allowed at CrCl 59" in card["detail"]
+    assert "2700 mg > 1400 mg allowed at renal function 59" in card["detail"]
     first = card["suggestions"][0]
     kinds = {a["type"]: a for a in first["actions"]}
     assert kinds["delete"]["resourceId"] == "MedicationRequest/gp-1"
@@ -774,7 +774,7 @@ def test_paged_search_results_are_all_read(live_dev: Live, fhir: FhirServer) -> 
         fhirServer=fhir.url,
     )
     card = one_warning(cards_for(live_dev, SIGN, body), "AV-A2D-RENAL-DOSE")
-    assert "at CrCl 59" in card["detail"]  # needs the creatinine on the last page
+    assert "at renal function 59" in card["detail"]  # needs the creatinine on the last page
     pages = [p for p in fhir.requests if p.startswith("/fhir/Observation")]
     assert len(pages) == observations
     assert any(f"_page={observations - 1}" in p for p in pages)

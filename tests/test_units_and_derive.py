@@ -235,7 +235,7 @@ def test_missing_creatinine_is_reported_when_a_dose_needs_it(kb: Knowledge) -> N
     a = evaluate(c, kb, AS_OF)
     assert a.derived.crcl_ml_min is None
     assert "serum creatinine" in a.derived.crcl_note
-    assert "crcl" in {m.fact for m in a.missing_data}
+    assert "renal_function" in {m.fact for m in a.missing_data}
     ge = next(s for s in a.plan if s.id == "RLS-GABAPENTIN-ENACARBIL")
     assert ge.medication is not None
     assert ge.medication.dose is None  # no band, no dose

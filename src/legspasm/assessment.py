@@ -12,6 +12,7 @@ __all__ = [
     "AvoidItem",
     "CitationRef",
     "ConditionResult",
+    "Confirmation",
     "CriterionResult",
     "DataUsed",
     "Derived",
@@ -23,6 +24,7 @@ __all__ = [
     "Note",
     "PlanStep",
     "RedFlagResult",
+    "Stopping",
     "Unmapped",
     "Withheld",
 ]
@@ -30,6 +32,23 @@ __all__ = [
 CriterionState = Literal["met", "not_met", "unknown"]
 ConditionStatus = Literal["documented", "likely", "possible", "unlikely", "unknown"]
 Severity = Literal["contraindicated", "avoid", "caution"]
+# The safety gates every medication proposal passes (engine.gates): each is known and passing,
+# known and failing (the proposal is withheld), or unknown (the proposal is conditional).
+GateKind = Literal[
+    "age",
+    "renal",
+    "hepatic",
+    "pregnancy",
+    "lactation",
+    "interactions",
+    "allergies",
+    "red-flag",
+    "weight",
+    "safety",
+]
+# recommended: every gate known and passing; conditional: at least one gate unknown, so the step
+# reads "before prescribing, confirm: ..." and no surface counts it as a recommendation.
+ProposalStatus = Literal["recommended", "conditional"]
 
 
 class _Out(BaseModel):
@@ -49,6 +68,9 @@ class ConditionResult(_Out):
     status: ConditionStatus
     criteria: list[CriterionResult]
     citations: list[str]
+    # The diagnosis is on the record. It establishes the condition, not today's complaint: a
+    # required criterion recorded as absent today makes the status "unlikely" for this visit.
+    on_record: bool = False
 
 
 class RedFlagResult(_Out):
@@ -57,6 +79,28 @@ class RedFlagResult(_Out):
     urgency: Literal["emergency", "urgent", "same-day"]
     action: str
     rationale: list[str]
+    basis: str
+    citations: list[str]
+    # present: its features are recorded; possible: not excluded and a risk factor or a partial
+    # feature is recorded. Both withhold the advice the red flag makes unsafe.
+    status: Literal["present", "possible"] = "present"
+    order: str | None = None  # the order to place (a ServiceRequest in the FHIR output)
+
+
+class Confirmation(_Out):
+    """A safety fact to confirm before acting on a proposal: its gate is unknown."""
+
+    gate: GateKind
+    question: str  # what to confirm, in a clinician's words
+    because: str  # what it would change
+    facts: list[str]  # the unknown facts (as in missing_data)
+    by: str  # the gate, rule or recommendation that asks
+
+
+class Stopping(_Out):
+    """How to stop a current medicine (taper, cross-taper, withdrawal cautions)."""
+
+    text: str
     basis: str
     citations: list[str]
 
@@ -99,6 +143,8 @@ class PlanStep(_Out):
     citations: list[str]
     medication: MedicationPlan | None
     warnings: list[str]
+    status: ProposalStatus = "recommended"
+    confirm: list[Confirmation] = []  # non-empty exactly when status is conditional
 
 
 class Withheld(_Out):
@@ -106,6 +152,7 @@ class Withheld(_Out):
     text: str
     reason: str
     by: str  # red-flag or avoid-rule id
+    gate: GateKind | None = None  # the safety gate that failed, when one did
 
 
 class AvoidItem(_Out):
@@ -123,6 +170,10 @@ class AvoidItem(_Out):
     order_id: str | None = None
     # For an ordered medicine: plan steps (ids) offered in its place, safest first.
     alternatives: list[str] = []
+    # Non-empty: the rule applies unless these unknown facts turn out otherwise (fail closed).
+    confirm: list[Confirmation] = []
+    # For a medicine the patient takes and should stop: how to stop it safely.
+    stopping: Stopping | None = None
 
 
 class MissingDatum(_Out):
@@ -142,6 +193,9 @@ class Derived(_Out):
     crcl_ml_min: float | None
     crcl_note: str
     egfr: float | None
+    # The renal function doses use: CrCl or eGFR, the lower when both are known; none on dialysis.
+    renal_function_ml_min: float | None = None
+    renal_function_note: str = ""
     irls_total: int | None
     irls_severity: str | None
 

@@ -73,6 +73,10 @@ class Patient(_Model):
     lactating: Tri = None
     dialysis: Literal["none", "haemodialysis", "peritoneal"] | None = None
     history_of_falls_or_fractures: Tri = None
+    height: Quantity | None = Field(None, description="Body height, e.g. {value: 170, unit: cm}.")
+    gestational_weeks: Annotated[float | None, Field(ge=0, le=45)] = Field(
+        None, description="Completed weeks of gestation, when pregnant."
+    )
 
 
 class CrampFeatures(_Model):
@@ -190,11 +194,14 @@ class ConditionEntry(_Model):
     code: Code | None = None
     status: Literal["active", "resolved", "inactive"] = "active"
     onset: dt.date | None = None
+    abatement: dt.date | None = Field(None, description="When it resolved, if it has.")
 
     @model_validator(mode="after")
     def _needs_identity(self) -> ConditionEntry:
         if self.concept is None and self.code is None:
             raise ValueError("give 'concept' or 'code'")
+        if self.onset and self.abatement and self.abatement < self.onset:
+            raise ValueError("abatement is before onset")
         return self
 
 
@@ -208,6 +215,13 @@ class MedicationEntry(_Model):
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     status: Literal["active", "stopped"] = "active"
+    as_needed: Tri = Field(None, description="Taken as needed (PRN) rather than regularly.")
+    timing: str | None = Field(
+        None, max_length=200, description="When it is taken, e.g. 'at bedtime'."
+    )
+    route: (
+        Literal["oral", "intrathecal", "intravenous", "transdermal", "inhaled", "other"] | None
+    ) = None
 
     @model_validator(mode="after")
     def _check(self) -> MedicationEntry:
@@ -276,3 +290,15 @@ class Case(_Model):
     )
     labs: list[LabResult] = []
     allergies: list[Allergy] = []
+    none_known: list[Literal["conditions", "medications", "allergies"]] = Field(
+        [],
+        description="Lists documented as having no entries (e.g. no known drug allergies). A "
+        "list that is empty and not named here is unknown, never 'none'.",
+    )
+
+    @model_validator(mode="after")
+    def _none_means_empty(self) -> Case:
+        for name in self.none_known:
+            if getattr(self, name):
+                raise ValueError(f"none_known names {name!r} but {name} has entries")
+        return self

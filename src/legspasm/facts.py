@@ -62,6 +62,24 @@ STATIC_FACTS: dict[str, FactSpec] = {
         "patient.age_years, patient.sex, patient.weight and a serum creatinine lab",
     ),
     "egfr": _n("eGFR (mL/min/1.73 m²)", "labs: egfr"),
+    "renal_function": _n(
+        "renal function (creatinine clearance or eGFR, the lower when both are known; mL/min)",
+        "labs: creatinine (with age, sex and weight), egfr or creatinine_clearance",
+    ),
+    "allergies_known": _b(
+        "allergies recorded (or recorded as none)", "allergies, or none_known: [allergies]"
+    ),
+    "medications_known": _b(
+        "current medicines recorded (or recorded as none)",
+        "medications, or none_known: [medications]",
+    ),
+    "unmapped_medicines": _n(
+        "current medicines legspasm does not know (interactions not checked)", "medications"
+    ),
+    "liver_disease": _b(
+        "liver disease (hepatic impairment, cirrhosis or active liver disease)",
+        "conditions, or none_known: [conditions]",
+    ),
     "calcium_corrected": _n("albumin-corrected calcium (mg/dL)", "labs: calcium and albumin"),
     "cns_active_count": _n("number of CNS-active drugs taken", "medications"),
     "cramp.present": _b("leg cramps or spasms present", _C + "present"),
@@ -184,8 +202,11 @@ STATIC_FACTS: dict[str, FactSpec] = {
 FAMILIES: dict[str, tuple[Kind, str, str]] = {
     "condition": ("bool", "concepts", "documented diagnosis: {}"),
     "takes": ("bool", "drugs_or_classes", "currently takes {}"),
+    "intrathecal": ("bool", "drugs", "receives {} intrathecally (pump)"),
     "stopped_days_ago": ("number", "drugs_or_classes", "days since {} was stopped"),
     "days_on": ("number", "drugs", "days on {} so far"),
     "lab": ("number", "labs", "recent {} result"),
+    "low": ("bool", "labs", "{} below the reference range"),
+    "high": ("bool", "labs", "{} above the reference range"),
     "context": ("text", "contexts", "status of {}"),
 }

@@ -1,13 +1,15 @@
 """The pure core: ``evaluate(case, knowledge, as_of) -> Assessment``.
 
 No I/O, no clock, no globals; the case is never mutated (it is frozen). Order of passes:
-derive facts -> red-flag screen -> routing -> plan drafts with doses -> avoid rules (which
-withhold proposals) -> red-flag withholding of unsafe advice -> patient handout -> numbered
-citations.
+derive facts -> red-flag screen -> routing -> plan drafts with doses -> the safety gates (red
+flags, the knowledge base's medication gates, avoid rules), which leave each proposal
+recommended, conditional or withheld -> orders being placed -> patient handout -> numbered
+citations. The passes share one frozen EvalContext.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from ..assessment import (
@@ -19,13 +21,14 @@ from ..assessment import (
     HandoutSection,
     PlanStep,
     RedFlagResult,
-    Withheld,
 )
 from ..case import Case
 from ..knowledge import Knowledge
 from ..knowledge.model import Citation
-from .avoid import apply_avoid_rules, dedupe
+from .avoid import dedupe
+from .context import EvalContext
 from .derive import derive
+from .gates import judge
 from .handout import handout
 from .missing import Missing
 from .orders import check_orders, offer_alternatives
@@ -44,34 +47,10 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
     red_flags = triage(kb, d.facts, missing)
     conditions = route(kb, d.facts, missing)
     facts = d.facts.with_overlay({f"context.{c.id}": c.status for c in conditions})
-    withheld: list[tuple[str, str, str, str]] = []
-    drafts = draft_plan(
-        kb, facts, conditions, d.crcl, as_of, {c.drug_id for c in d.current}, missing, withheld
-    )
-    drafts, avoid = apply_avoid_rules(
-        kb, facts, d.crcl, d.current, drafts, missing, withheld, d.allergies
-    )
-    unsafe = {t: rf.id for rf in red_flags for t in kb.red_flags[rf.id].withhold_tags}
-    plan: list[PlanStep] = []
-    for draft in drafts:
-        tags = [*draft.rec.tags, "medication"] if draft.rec.medication else draft.rec.tags
-        hit = next((unsafe[t] for t in tags if t in unsafe), None)
-        if hit is not None:
-            withheld.append(
-                (
-                    draft.rec.id,
-                    draft.rec.statement,
-                    f"withheld until {kb.red_flags[hit].name.lower()} is excluded",
-                    hit,
-                )
-            )
-            continue
-        plan.append(
-            draft.step.model_copy(update={"warnings": draft.warnings})
-            if draft.warnings
-            else draft.step
-        )
-    ordered = check_orders(kb, facts, d.crcl, d.current, d.orders, missing, d.allergies)
+    ctx = dataclasses.replace(EvalContext.of(kb, d, as_of), facts=facts)
+    drafts = draft_plan(ctx, conditions, missing)
+    plan, withheld, avoid = judge(ctx, drafts, red_flags, missing)
+    ordered = check_orders(ctx, missing)
     if ordered:
         avoid = dedupe(
             [
@@ -95,7 +74,7 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
         red_flags=red_flags,
         conditions=conditions,
         plan=plan,
-        withheld=[Withheld(id=i, text=t, reason=r, by=b) for i, t, r, b in withheld],
+        withheld=withheld,
         avoid=avoid,
         missing_data=missing.result(),
         derived=Derived(
@@ -103,6 +82,8 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
             crcl_ml_min=d.crcl.value,
             crcl_note=d.crcl.note,
             egfr=egfr if isinstance(egfr, float) else None,
+            renal_function_ml_min=d.renal.value,
+            renal_function_note=d.renal.note,
             irls_total=d.irls_total,
             irls_severity=irls_label,
         ),
@@ -134,6 +115,7 @@ def _number(
     groups = [rf.citations for rf in red_flags]
     groups += [c.citations for c in conditions if c.status in ("documented", "likely", "possible")]
     groups += [s.citations for s in plan] + [a.citations for a in avoid]
+    groups += [a.stopping.citations for a in avoid if a.stopping is not None]
     if irls:
         groups.append(kb.scales["irls"].citations)
     if any(s.medication and s.medication.renal_band for s in plan):

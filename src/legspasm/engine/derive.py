@@ -12,15 +12,29 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..assessment import Note
-from ..case import Case, Code, LabResult, MedicationEntry, MedicationOrder, Quantity
+from ..case import (
+    Case,
+    Code,
+    ConditionEntry,
+    LabResult,
+    MedicationEntry,
+    MedicationOrder,
+    Quantity,
+)
 from ..errors import CaseValidationError
 from ..facts import FactValue
 from ..knowledge import Knowledge
 from ..units import UnitError, normalise
 
-__all__ = ["CrCl", "Derivation", "FactMap", "derive"]
+__all__ = ["CrCl", "Derivation", "FactMap", "Renal", "derive"]
 
-_TWO_VALUED = ("condition.", "takes.")
+_TWO_VALUED = ("condition.", "takes.", "intrathecal.")
+_LIVER = (
+    "hepatic_impairment_mild",
+    "hepatic_impairment_moderate_severe",
+    "cirrhosis",
+    "active_liver_disease",
+)
 _SYSTEMS = {
     "http://snomed.info/sct": "snomed",
     "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
@@ -90,6 +104,50 @@ class CrCl:
 
 
 @dataclass(frozen=True, slots=True)
+class Renal:
+    """Renal function for dosing: CrCl or eGFR, whichever is known, the lower when both are.
+
+    A measured creatinine clearance is used in place of Cockcroft-Gault when recorded. On
+    dialysis neither estimate means anything, so ``value`` is None and the dialysis band applies.
+    """
+
+    value: float | None
+    note: str
+    crcl: CrCl
+    egfr: float | None
+    dialysis: bool | None
+    haemodialysis: bool | None
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None or self.dialysis is True
+
+
+def renal_function(
+    crcl: CrCl, egfr: float | None, dialysis: bool | None, haemodialysis: bool | None
+) -> Renal:
+    if dialysis is True:
+        kind = "haemodialysis" if haemodialysis else "dialysis"
+        return Renal(
+            None,
+            f"on {kind}: creatinine clearance and eGFR are not used for dosing",
+            crcl,
+            egfr,
+            dialysis,
+            haemodialysis,
+        )
+    options = [(v, n) for v, n in ((crcl.value, "CrCl"), (egfr, "eGFR")) if v is not None]
+    if not options:
+        return Renal(None, "unknown: " + crcl.note, crcl, egfr, dialysis, haemodialysis)
+    value, name = min(options)
+    if len(options) == 2:
+        note = f"{value:g} mL/min ({name}: the lower of CrCl {crcl.value:g} and eGFR {egfr:g})"
+    else:
+        note = f"{value:g} mL/min ({name})"
+    return Renal(value, note, crcl, egfr, dialysis, haemodialysis)
+
+
+@dataclass(frozen=True, slots=True)
 class CurrentMed:
     drug_id: str
     entry: MedicationEntry
@@ -110,8 +168,10 @@ class OrderedMed:
 class Derivation:
     facts: FactMap
     crcl: CrCl
+    renal: Renal
     current: list[CurrentMed]
     orders: list[OrderedMed]
+    unmapped_current: list[str] = field(default_factory=list)  # current medicines not known
     allergies: frozenset[str] = frozenset()  # drug and class ids the patient is allergic to
     notes: list[Note] = field(default_factory=list)
     stale: dict[str, str] = field(default_factory=dict)  # lab id -> explanation
@@ -283,6 +343,12 @@ def _irls(case: Case, problems: list[tuple[str, str]]) -> int | None:
     return total if total is not None else r.irls_total
 
 
+def _is_current(m: MedicationEntry, as_of: dt.date) -> bool:
+    started = m.start_date is None or m.start_date <= as_of
+    ended = m.status == "stopped" or (m.end_date is not None and m.end_date < as_of)
+    return started and not ended
+
+
 def _medicines(
     kb: Knowledge,
     case: Case,
@@ -290,6 +356,7 @@ def _medicines(
     v: dict[str, FactValue],
     notes: list[Note],
     why: dict[str, str],
+    unmapped: list[str],
 ) -> list[CurrentMed]:
     current: list[CurrentMed] = []
     for m in case.medications:
@@ -303,13 +370,25 @@ def _medicines(
                     "base: interactions and cautions for it were not checked",
                 )
             )
+            if _is_current(m, as_of) and label not in unmapped:
+                unmapped.append(label)
             continue
+        if m.start_date is not None and m.start_date > as_of:
+            notes.append(
+                Note(
+                    kind="data",
+                    text=f"medicine {label!r} starts on {m.start_date}, after as_of {as_of}: "
+                    "not counted as taken yet",
+                )
+            )
         drug = kb.drugs[drug_id]
         groups = (drug_id, *drug.classes)
         started = m.start_date is None or m.start_date <= as_of
         ended = m.status == "stopped" or (m.end_date is not None and m.end_date < as_of)
         if started and not ended:
             current.append(CurrentMed(drug_id, m, _daily_mg(m.dose, m.times_per_day)))
+            if m.route == "intrathecal":
+                v[f"intrathecal.{drug_id}"] = True
             for g in groups:
                 v[f"takes.{g}"] = True
                 if g != drug_id:
@@ -371,9 +450,19 @@ def _orders(kb: Knowledge, case: Case, notes: list[Note]) -> list[OrderedMed]:
     return out
 
 
+def _active(c: ConditionEntry, as_of: dt.date) -> bool:
+    """Active on ``as_of``: clinical status active, begun, and not abated."""
+    if c.status != "active":
+        return False
+    if c.onset is not None and c.onset > as_of:
+        return False
+    return c.abatement is None or c.abatement > as_of
+
+
 def _conditions(
     kb: Knowledge,
     case: Case,
+    as_of: dt.date,
     v: dict[str, FactValue],
     problems: list[tuple[str, str]],
     notes: list[Note],
@@ -401,7 +490,7 @@ def _conditions(
                     )
                 )
                 continue
-        if concept is not None and c.status == "active":
+        if concept is not None and _active(c, as_of):
             v[f"condition.{concept}"] = True
     for i, name in enumerate(case.conditions_ruled_out):
         if name not in kb.concepts:
@@ -456,9 +545,10 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
 
     age = _age(case, as_of, problems)
     weight = _weight(case, problems)
-    _conditions(kb, case, v, problems, notes)
+    _conditions(kb, case, as_of, v, problems, notes)
     why: dict[str, str] = {}
-    current = _medicines(kb, case, as_of, v, notes, why)
+    unmapped: list[str] = []
+    current = _medicines(kb, case, as_of, v, notes, why, unmapped)
     orders = _orders(kb, case, notes)
     labs = _labs(kb, case, as_of, problems, notes, stale)
     irls = _irls(case, problems)
@@ -478,7 +568,24 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
         dialysis = True
         haemo = None if p.dialysis in (None, "none") else haemo
 
-    crcl = cockcroft_gault(age, weight, p.sex, labs.get("creatinine"))
+    crcl = _crcl(age, weight, p.sex, labs, dialysis)
+    renal = renal_function(crcl, labs.get("egfr"), dialysis, haemo)
+    trimester = p.trimester
+    if trimester is None and p.gestational_weeks is not None:
+        second, third = kb.threshold("trimester_2_week"), kb.threshold("trimester_3_week")
+        weeks = p.gestational_weeks
+        trimester = 1 if weeks < second else 2 if weeks < third else 3
+    if pregnant is None and p.sex == "female" and age is not None:
+        lo, hi = kb.threshold("reproductive_age_min"), kb.threshold("reproductive_age_max")
+        if not lo <= age <= hi:
+            pregnant = False
+            notes.append(
+                Note(
+                    kind="derived",
+                    text=f"pregnancy not considered: age {age:g} is outside reproductive age "
+                    f"({lo:g}-{hi:g} years)",
+                )
+            )
     r, c = s.rls, s.cramp
     sp, fn, nf, rf = s.spasticity, s.functional, case.neuro, case.red_flags
     v.update(
@@ -487,7 +594,7 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "sex": p.sex,
             "weight_kg": weight,
             "pregnant": pregnant,
-            "trimester": None if p.trimester is None else float(p.trimester),
+            "trimester": None if trimester is None else float(trimester),
             "postpartum": p.postpartum,
             "lactating": p.lactating,
             "dialysis": dialysis,
@@ -496,6 +603,11 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "falls_history": p.history_of_falls_or_fractures,
             "crcl": crcl.value,
             "egfr": labs.get("egfr"),
+            "renal_function": renal.value,
+            "allergies_known": bool(case.allergies) or "allergies" in case.none_known,
+            "medications_known": bool(case.medications) or "medications" in case.none_known,
+            "unmapped_medicines": float(len(unmapped)),
+            "liver_disease": _liver(v, case),
             "cramp.present": c.present,
             "cramp.sudden_painful_contraction": c.sudden_painful_contraction,
             "cramp.palpable_hard_muscle": c.palpable_hard_muscle,
@@ -556,6 +668,59 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
         v[f"lab.{lab_id}"] = value
     if "calcium" in labs:
         v["calcium_corrected"] = _corrected_calcium(labs["calcium"], labs.get("albumin"), notes)
+    _reference(kb, labs, v)
     return Derivation(
-        FactMap(v, why), crcl, current, orders, _allergies(kb, case, notes), notes, stale, irls
+        FactMap(v, why),
+        crcl,
+        renal,
+        current,
+        orders,
+        unmapped,
+        _allergies(kb, case, notes),
+        notes,
+        stale,
+        irls,
     )
+
+
+def _crcl(
+    age: float | None,
+    weight: float | None,
+    sex: str | None,
+    labs: Mapping[str, float],
+    dialysis: bool | None,
+) -> CrCl:
+    """A measured creatinine clearance when recorded, else Cockcroft-Gault; none on dialysis."""
+    if dialysis is True:
+        return CrCl(None, "not used on dialysis (Cockcroft-Gault is not valid)")
+    measured = labs.get("creatinine_clearance")
+    if measured is not None:
+        return CrCl(round(measured, 1), f"measured creatinine clearance {measured:g} mL/min")
+    return cockcroft_gault(age, weight, sex, labs.get("creatinine"))
+
+
+def _liver(v: Mapping[str, FactValue], case: Case) -> bool | None:
+    """Liver disease: documented (True); none on a recorded problem list (False); else unknown."""
+    if any(v.get(f"condition.{c}") is True for c in _LIVER):
+        return True
+    if case.conditions or "conditions" in case.none_known:
+        return False
+    return None
+
+
+def _reference(kb: Knowledge, labs: Mapping[str, float], v: dict[str, FactValue]) -> None:
+    """``low.<lab>`` / ``high.<lab>`` against the reference range (known values only).
+
+    Calcium uses the albumin-corrected value when albumin is known.
+    """
+    for lab_id, value in labs.items():
+        ref = kb.labs[lab_id].reference
+        if ref is None:
+            continue
+        if lab_id == "calcium":
+            corrected = v.get("calcium_corrected")
+            value = corrected if isinstance(corrected, float) else value
+        if ref.low is not None:
+            v[f"low.{lab_id}"] = value < ref.low
+        if ref.high is not None:
+            v[f"high.{lab_id}"] = value > ref.high

@@ -1,15 +1,16 @@
-"""Patient-specific dosing: renal band from CrCl (or haemodialysis), start, maximum, stop date."""
+"""Patient-specific dosing: renal band (renal function or haemodialysis), weight band, start,
+maximum, stop date; and which dosing facts are unknown (they make the proposal conditional)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..assessment import DrugRef, MedicationPlan
-from ..knowledge.model import Dose, Drug, Regimen, RenalBand
-from .derive import CrCl, FactMap
+from ..assessment import Confirmation, DrugRef, MedicationPlan
+from ..knowledge.model import Dose, Drug, Regimen, RenalBand, WeightBand
+from .context import EvalContext
 
-__all__ = ["DoseResult", "band_for", "drug_ref", "plan_medication"]
+__all__ = ["DoseResult", "band_for", "daily_limit_mg", "drug_ref", "plan_medication"]
 
 _FREQ = {
     0.5: "every other day",
@@ -18,13 +19,14 @@ _FREQ = {
     3.0: "three times daily",
     4.0: "four times daily",
 }
+_RENAL_FACTS = ["renal_function"]
 
 
 @dataclass(frozen=True, slots=True)
 class DoseResult:
     plan: MedicationPlan | None
     not_recommended: str | None  # reason when the band says the drug is not recommended
-    needs_crcl: bool
+    confirm: list[Confirmation] = field(default_factory=list)
 
 
 def drug_ref(drug: Drug) -> DrugRef:
@@ -46,28 +48,41 @@ def _max_daily(reg: Regimen, band: RenalBand | None) -> Dose | None:
     return min(limits, key=_mg) if limits else None
 
 
-def band_for(reg: Regimen, facts: FactMap, crcl: CrCl) -> tuple[RenalBand | None, bool]:
-    """The renal band for this patient, and whether CrCl was needed but unknown."""
-    if facts["haemodialysis"] is True and reg.haemodialysis is not None:
-        return reg.haemodialysis, False
+def band_for(reg: Regimen, ctx: EvalContext) -> tuple[RenalBand | None, bool]:
+    """The renal band for this patient, and whether renal function was needed but unknown.
+
+    On haemodialysis the regimen's haemodialysis band applies; on dialysis of another or unknown
+    kind, a regimen with renal bands cannot be placed (unknown)."""
+    renal = ctx.renal
+    if renal.dialysis is True:
+        if renal.haemodialysis is True and reg.haemodialysis is not None:
+            return reg.haemodialysis, False
+        return None, bool(reg.renal_bands or reg.haemodialysis)
     if not reg.renal_bands:
         return None, False
-    if crcl.value is None:
+    if renal.value is None:
         return None, True
-    for b in reg.renal_bands:
-        lo = b.crcl_min if b.crcl_min is not None else float("-inf")
-        hi = b.crcl_max if b.crcl_max is not None else float("inf")
-        if lo <= crcl.value < hi:
-            return b, False
-    return None, False
+    return next((b for b in reg.renal_bands if b.holds(renal.value)), None), False
 
 
-def plan_medication(
-    drug: Drug, reg: Regimen, facts: FactMap, crcl: CrCl, as_of: dt.date
-) -> DoseResult:
-    band, needs_crcl = band_for(reg, facts, crcl)
+def _weight_band(reg: Regimen, weight: float | None) -> WeightBand | None:
+    if weight is None:
+        return None
+    for b in reg.weight_bands:
+        lo = b.weight_min if b.weight_min is not None else float("-inf")
+        hi = b.weight_max if b.weight_max is not None else float("inf")
+        if lo <= weight < hi:
+            return b
+    return None
+
+
+def plan_medication(drug: Drug, reg: Regimen, ctx: EvalContext, by: str) -> DoseResult:
+    """The regimen for this patient; ``by`` names the proposal in confirmations."""
+    facts = ctx.facts
+    band, renal_unknown = band_for(reg, ctx)
     if band is not None and band.not_recommended:
-        return DoseResult(None, f"{band.label}: {band.dosing}", False)
+        return DoseResult(None, f"{band.label}: {band.dosing}")
+    confirm: list[Confirmation] = []
     notes: list[str] = []
     max_daily = _max_daily(reg, band)
     start, times = reg.start, reg.times_per_day
@@ -84,23 +99,50 @@ def plan_medication(
             and _mg(dose) * times > _mg(max_daily)
         ):
             dose, times = None, None
-    any_band_limits = any(b.daily_max is not None for b in reg.renal_bands)
-    if needs_crcl and any_band_limits:
-        dose, times = None, None
-        start_text = (
-            "Renal function unknown, so no dose band can be chosen: "
-            + crcl.note
-            + ". Obtain serum creatinine, weight, age and sex before dosing."
+    if renal_unknown:
+        dialysis = ctx.renal.dialysis is True
+        confirm.append(
+            Confirmation(
+                gate="renal",
+                question="the dialysis modality and its dose"
+                if dialysis
+                else "renal function (serum creatinine with age, sex and weight, or an eGFR)",
+                because=f"the {drug.name} dose depends on it ({ctx.renal.note})",
+                facts=["dialysis"] if dialysis else list(_RENAL_FACTS),
+                by=by,
+            )
         )
-        max_daily = None
-    elif needs_crcl:
-        notes.append("CrCl unknown (" + crcl.note + "): check the renal band before titrating.")
-    if crcl.value is not None and band is not None:
-        notes.append(f"CrCl {crcl.value:g} mL/min ({crcl.note}).")
+        if any(b.daily_max is not None for b in reg.renal_bands) or dialysis:
+            dose, times, max_daily = None, None, None
+            start_text = (
+                "No dose until renal function is known: the dose band depends on it "
+                f"({ctx.renal.note})."
+            )
+    weight = facts["weight_kg"]
+    if reg.weight_bands:
+        wb = _weight_band(reg, weight if isinstance(weight, float) else None)
+        if wb is None:
+            confirm.append(
+                Confirmation(
+                    gate="weight",
+                    question="body weight",
+                    because=f"the {drug.name} dose depends on weight",
+                    facts=["weight_kg"],
+                    by=by,
+                )
+            )
+            dose, times = None, None
+            start_text = "No dose until body weight is known: " + "; ".join(
+                f"{b.label}: {b.dosing}" for b in reg.weight_bands
+            )
+        else:
+            start_text = f"{wb.dosing} ({wb.label})"
+    if ctx.renal.value is not None and band is not None:
+        notes.append(f"Renal function {ctx.renal.note}.")
     for st in (
         drug.boxed_warning,
-        drug.hepatic if _hepatic(facts) else None,
-        drug.renal if _renal(facts, crcl) and not reg.renal_bands else None,
+        drug.hepatic if facts["liver_disease"] is True else None,
+        drug.renal if _renal_impaired(ctx) and not reg.renal_bands else None,
     ):
         if st is not None:
             notes.append(st.text)
@@ -109,7 +151,7 @@ def plan_medication(
     if reg.max_duration_days is not None:
         taken = facts[f"days_on.{drug.id}"]
         taken_days = int(taken) if isinstance(taken, float) else 0
-        stop_date = as_of + dt.timedelta(days=max(reg.max_duration_days - taken_days, 0))
+        stop_date = ctx.as_of + dt.timedelta(days=max(reg.max_duration_days - taken_days, 0))
         if taken_days:
             notes.append(
                 f"Already taken for {taken_days} days: the {reg.max_duration_days}-day "
@@ -130,7 +172,7 @@ def plan_medication(
         else None,
         start=start_text
         + (f"; {reg.timing}" if reg.timing and reg.timing not in start_text else ""),
-        titration=None if needs_crcl and any_band_limits else reg.titration,
+        titration=None if dose is None and start_text.startswith("No dose") else reg.titration,
         max_daily_dose=_fmt(max_daily) if max_daily is not None else None,
         max_daily_dose_mg=_mg(max_daily) if max_daily is not None else None,
         renal_band=band.label if band is not None else None,
@@ -138,27 +180,15 @@ def plan_medication(
         stop_date=stop_date,
         notes=notes,
     )
-    return DoseResult(plan, None, needs_crcl)
+    return DoseResult(plan, None, confirm)
 
 
-def _hepatic(facts: FactMap) -> bool:
-    return any(
-        facts[f"condition.{c}"]
-        for c in (
-            "hepatic_impairment_mild",
-            "hepatic_impairment_moderate_severe",
-            "cirrhosis",
-            "active_liver_disease",
-        )
-    )
+def _renal_impaired(ctx: EvalContext) -> bool:
+    return ctx.renal.dialysis is True or (ctx.renal.value is not None and ctx.renal.value < 60)
 
 
-def _renal(facts: FactMap, crcl: CrCl) -> bool:
-    return bool(facts["dialysis"]) or (crcl.value is not None and crcl.value < 60)
-
-
-def daily_limit_mg(reg: Regimen, facts: FactMap, crcl: CrCl) -> float | None:
+def daily_limit_mg(reg: Regimen, ctx: EvalContext) -> float | None:
     """The highest daily dose this patient's renal band (or the regimen) allows, in mg."""
-    band, _ = band_for(reg, facts, crcl)
+    band, _ = band_for(reg, ctx)
     limit = _max_daily(reg, band)
     return _mg(limit) if limit is not None else None

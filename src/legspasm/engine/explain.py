@@ -24,8 +24,11 @@ def where(name: str) -> str:
     prefix, _, rest = name.partition(".")
     return {
         "lab": f"labs: {rest}",
+        "low": f"labs: {rest}",
+        "high": f"labs: {rest}",
         "condition": f"conditions: {rest}",
         "takes": "medications",
+        "intrathecal": "medications (route: intrathecal)",
         "stopped_days_ago": "medications (end_date)",
         "days_on": "medications (start_date)",
         "context": "symptoms",

@@ -12,8 +12,9 @@ from ..assessment import AvoidItem, PlanStep
 from ..facts import FactValue
 from ..knowledge import Knowledge
 from ..knowledge.model import AvoidRule
-from .avoid import BLOCKING, avoid_item, dose_excess
-from .derive import CrCl, CurrentMed, FactMap, OrderedMed
+from .avoid import BLOCKING, avoid_item, dose_excess, rule_confirmation
+from .context import EvalContext
+from .derive import CurrentMed, FactMap, OrderedMed
 from .explain import ORDERED, unknown_facts
 from .missing import Missing
 
@@ -23,7 +24,7 @@ _MAX_ALTERNATIVES = 3
 
 
 def _overlay(
-    kb: Knowledge, facts: FactMap, orders: list[OrderedMed]
+    kb: Knowledge, facts: FactMap, orders: list[OrderedMed] | tuple[OrderedMed, ...]
 ) -> tuple[dict[str, FactValue], dict[str, str]]:
     """Facts as if every ordered medicine were started today."""
     extra: dict[str, FactValue] = {}
@@ -59,8 +60,8 @@ def _rule_items(
     kb: Knowledge,
     facts: FactMap,
     with_orders: FactMap,
-    current: list[CurrentMed],
-    orders: list[OrderedMed],
+    current: tuple[CurrentMed, ...],
+    orders: tuple[OrderedMed, ...],
     missing: Missing,
 ) -> list[AvoidItem]:
     cond = rule.compiled
@@ -72,8 +73,18 @@ def _rule_items(
         return []
     result = True if cond is None else cond(with_orders)
     if result is None:
-        missing.add(unknown_facts(cond, with_orders), rule.id)
-        return []
+        unknown = unknown_facts(cond, with_orders)
+        missing.add(unknown, rule.id)
+        if rule.severity not in BLOCKING:
+            return []
+        # Fail closed: the order is flagged unless the unknown facts say otherwise.
+        ask = [rule_confirmation(rule, unknown, rule.id)]
+        return [
+            avoid_item(
+                rule, kb, "ordered", with_orders, o.drug_id, order_id=o.order.id, confirm=ask
+            )
+            for o in hit_orders
+        ]
     if result is not True:
         return []
     items = [
@@ -98,30 +109,25 @@ def _rule_items(
 
 
 def _dose_items(
-    rule: AvoidRule,
-    kb: Knowledge,
-    facts: FactMap,
-    crcl: CrCl,
-    orders: list[OrderedMed],
-    missing: Missing,
+    rule: AvoidRule, ctx: EvalContext, missing: Missing
 ) -> list[tuple[OrderedMed, str]]:
     """(order, why) for orders above the drug's daily ceiling for this patient."""
     hits = []
-    for o in orders:
+    for o in ctx.orders:
         if o.drug_id not in rule.targets:
             continue
         if o.daily_mg is None:
-            if any(r.renal_bands for r in kb.drugs[o.drug_id].regimens):
+            if any(r.renal_bands for r in ctx.kb.drugs[o.drug_id].regimens):
                 missing.add(["order_dose"], rule.id)
             continue
-        why = dose_excess(kb, facts, crcl, o.drug_id, o.daily_mg, missing, rule.id)
+        why = dose_excess(ctx, o.drug_id, o.daily_mg, missing, rule.id)
         if why is not None:
             hits.append((o, f"ordered {why}"))
     return hits
 
 
 def _allergy_items(
-    kb: Knowledge, orders: list[OrderedMed], allergies: frozenset[str]
+    kb: Knowledge, orders: tuple[OrderedMed, ...], allergies: frozenset[str]
 ) -> list[tuple[OrderedMed, str]]:
     hits = []
     for o in orders:
@@ -131,16 +137,9 @@ def _allergy_items(
     return hits
 
 
-def check_orders(
-    kb: Knowledge,
-    facts: FactMap,
-    crcl: CrCl,
-    current: list[CurrentMed],
-    orders: list[OrderedMed],
-    missing: Missing,
-    allergies: frozenset[str],
-) -> list[AvoidItem]:
+def check_orders(ctx: EvalContext, missing: Missing) -> list[AvoidItem]:
     """Avoid items (status ``ordered``) for the medicines being ordered now."""
+    kb, facts, orders, current = ctx.kb, ctx.facts, ctx.orders, ctx.current
     if not orders:
         return []
     with_orders = facts.with_overlay(*_overlay(kb, facts, orders))
@@ -148,9 +147,9 @@ def check_orders(
     for rule in kb.avoid_rules.values():
         if rule.check in ("dose", "allergy"):
             hits = (
-                _dose_items(rule, kb, facts, crcl, orders, missing)
+                _dose_items(rule, ctx, missing)
                 if rule.check == "dose"
-                else _allergy_items(kb, orders, allergies)
+                else _allergy_items(kb, orders, ctx.allergies)
             )
             items.extend(
                 avoid_item(rule, kb, "ordered", facts, o.drug_id, extra=[why], order_id=o.order.id)

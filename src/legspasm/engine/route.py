@@ -27,7 +27,10 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
         required = ctx.required or [k.id for k in ctx.criteria]
         req = [states[i] for i in required]
         status: ConditionStatus
-        if any(facts[f"condition.{c}"] for c in ctx.documented_by):
+        # A diagnosis on the record establishes the condition, not today's complaint: what the
+        # patient reports now (a required criterion recorded as absent) outranks the code.
+        on_record = any(facts[f"condition.{c}"] for c in ctx.documented_by)
+        if on_record and not any(r is False for r in req):
             status = "documented"
         elif all(r is True for r in req):
             status = "likely"
@@ -53,6 +56,7 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
                     status=status,
                     criteria=crits,
                     citations=list(ctx.citations),
+                    on_record=on_record,
                 ),
             )
         )

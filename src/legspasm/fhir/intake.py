@@ -28,6 +28,7 @@ __all__ = ["Leaf", "intake_leaves", "questionnaire", "read_answers"]
 _PATIENT_ITEMS = (
     "pregnant",
     "trimester",
+    "gestational_weeks",
     "postpartum",
     "lactating",
     "dialysis",

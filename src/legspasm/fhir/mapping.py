@@ -114,6 +114,7 @@ class _Mapper:
         self.ruled_out: list[str] = []
         self.medications: list[MedicationEntry] = []
         self.allergies: list[Allergy] = []
+        self.no_known_allergy = False
         self.labs: dict[str, list[_Dated]] = defaultdict(list)
         self.observations: dict[str, list[_Dated]] = defaultdict(list)
         self.intake: list[_Dated] = []
@@ -127,8 +128,12 @@ class _Mapper:
             "QuestionnaireResponse": self._questionnaire_response,
         }
         rec = kb.record
-        self.weight_codes = {c.code for c in rec["body_weight"].codes if c.verified}
+        self.measure_codes = {
+            key: {c.code for c in rec[key].codes if c.verified}
+            for key in ("body_weight", "body_height")
+        }
         self.pregnancy_codes = {c.code for c in rec["pregnancy_status"].codes if c.verified}
+        self.no_allergy_codes = {c.code for c in rec["no_known_allergy"].codes if c.verified}
 
     # -- bookkeeping ------------------------------------------------------------------------
     def use(self, e: Entry, fld: str, value: str, how: MatchedBy) -> None:
@@ -208,6 +213,8 @@ class _Mapper:
         values["orders"] = self.orders
         values["labs"] = [d.payload for ds in self.labs.values() for d in ds]
         values["allergies"] = self.allergies
+        if self.no_known_allergy and not self.allergies:
+            values["none_known"] = ["allergies"]
         try:
             return Case.model_validate(values)
         except ValidationError as exc:  # every part was validated on its own: a mapping bug
@@ -303,8 +310,18 @@ class _Mapper:
             period = obj(res, "onsetPeriod", path)
             if period is not None:
                 onset = fhir_date(period.get("start"), f"{path}.onsetPeriod.start")
+        abatement = fhir_date(res.get("abatementDateTime"), f"{path}.abatementDateTime")
+        if abatement is None:
+            aperiod = obj(res, "abatementPeriod", path)
+            if aperiod is not None:
+                abatement = fhir_date(aperiod.get("end"), f"{path}.abatementPeriod.end")
+        if onset is not None and abatement is not None and abatement < onset:
+            self.skip(e, label, "abatement before onset: dates not used")
+            onset = abatement = None
         for c in concepts:
-            self.conditions.append(ConditionEntry(concept=c, status=status, onset=onset))
+            self.conditions.append(
+                ConditionEntry(concept=c, status=status, onset=onset, abatement=abatement)
+            )
             self.use(e, "conditions", f"{c} ({status}; {label})", "code")
 
     # -- Medications ------------------------------------------------------------------------
@@ -375,10 +392,28 @@ class _Mapper:
         state = self._med_state(e, status, label)
         if state is None:
             return
-        if not drugs:
-            self.skip(e, label, "not in the knowledge base: its interactions were not checked")
-            return
         active, start, end, dosage = state
+        if not drugs:
+            # Kept by name, so the medicine list is known and nothing is lost: legspasm cannot
+            # check its interactions, which makes every proposal wait for that check.
+            try:
+                kept = MedicationEntry(
+                    name=label[:200],
+                    start_date=start,
+                    end_date=end,
+                    status="active" if active else "stopped",
+                )
+            except ValidationError:
+                kept = MedicationEntry(name=label[:200], status="active" if active else "stopped")
+            self.medications.append(kept)
+            self.use(
+                e,
+                "medications",
+                f"{label} ({'current' if active else 'stopped'}; not in the knowledge base: "
+                "interactions not checked)",
+                "text",
+            )
+            return
         for part in self._unknown_components(label):
             self.skip(
                 e,
@@ -386,6 +421,7 @@ class _Mapper:
                 "ingredient not in the knowledge base: its interactions were not checked",
             )
         dose, times = self._dosage(dosage) if len(drugs) == 1 else (None, None)
+        as_needed, timing, route = _dosage_extras(dosage, f"{path}.dosage")
         for d in drugs:
             drug = self.kb.drugs[d]
             try:
@@ -397,6 +433,9 @@ class _Mapper:
                     start_date=start,
                     end_date=end,
                     status="active" if active else "stopped",
+                    as_needed=as_needed,
+                    timing=timing,
+                    route=route,
                 )
             except ValidationError as exc:
                 self.skip(e, label, "unusable: " + exc.errors()[0]["msg"])
@@ -550,9 +589,12 @@ class _Mapper:
             ),
             None,
         )
-        is_weight = any(c in self.weight_codes for c, _ in loincs)
+        measure = next(
+            (k for k, codes in self.measure_codes.items() if any(c in codes for c, _ in loincs)),
+            None,
+        )
         is_preg = any(c in self.pregnancy_codes for c, _ in loincs)
-        if lab_id is None and not is_weight and not is_preg:
+        if lab_id is None and measure is None and not is_preg:
             self.skip(e, label, "code not used by the knowledge base")
             return
         if status not in ("final", "amended", "corrected", "preliminary"):
@@ -585,7 +627,8 @@ class _Mapper:
         if value is None or unit is None:
             raise Malformed(qpath, "a result needs a value and a unit")
         spec = self.kb.labs[lab_id] if lab_id else None
-        canonical = spec.unit if spec else self.kb.record["body_weight"].unit or "kg"
+        rule = self.kb.record[measure] if measure else None
+        canonical = spec.unit if spec else (rule.unit if rule and rule.unit else "kg")
         try:
             v = normalise(
                 value,
@@ -597,7 +640,9 @@ class _Mapper:
         except UnitError as exc:
             self.skip(e, f"{label} in {unit!r}", f"unit not usable: {exc.message}")
             return
-        lo, hi = spec.plausible if spec else (self.kb.record["body_weight"].plausible or (0, 1e9))
+        lo, hi = (
+            spec.plausible if spec else (rule.plausible if rule and rule.plausible else (0, 1e9))
+        )
         if not lo <= v <= hi:
             self.skip(
                 e, f"{label} {value:g} {unit}", f"implausible (plausible {lo:g}-{hi:g} {canonical})"
@@ -605,8 +650,8 @@ class _Mapper:
             return
         if value < 0:
             raise Malformed(f"{qpath}.value", "negative result")
-        if is_weight:
-            self.observations["body_weight"].append(
+        if measure is not None:
+            self.observations[measure].append(
                 _Dated(when, len(self.used), e, Quantity(value=value, unit=unit))
             )
             return
@@ -648,13 +693,16 @@ class _Mapper:
         return True
 
     def _pick_weight(self) -> None:
-        rule = self.kb.record["body_weight"]
-        latest = self._latest(self.observations["body_weight"], rule.name)
-        if latest is None or not self._window(rule, latest, rule.name):
-            return
-        q: Quantity = latest.payload
-        self.patient["weight"] = q
-        self.use(latest.entry, "patient.weight", f"{q.value:g} {q.unit} ({latest.date})", "code")
+        for key, fld in (("body_weight", "weight"), ("body_height", "height")):
+            rule = self.kb.record[key]
+            latest = self._latest(self.observations[key], rule.name)
+            if latest is None or not self._window(rule, latest, rule.name):
+                continue
+            q: Quantity = latest.payload
+            self.patient[fld] = q
+            self.use(
+                latest.entry, f"patient.{fld}", f"{q.value:g} {q.unit} ({latest.date})", "code"
+            )
 
     def _pick_pregnancy(self) -> None:
         rule = self.kb.record["pregnancy_status"]
@@ -710,9 +758,17 @@ class _Mapper:
             ),
             None,
         )
+        if any(
+            s == SNOMED and c in self.no_allergy_codes for s, c, _ in codings(cc, f"{path}.code")
+        ):
+            self.no_known_allergy = True
+            self.use(e, "none_known", f"allergies ({label})", "code")
+            return
         substance = self.kb.drugs[drug].name if drug else label
         if self.kb.allergy_target(substance) is None:
-            self.skip(e, label, "not a knowledge-base drug or drug class")
+            # Recorded, so the allergy list is known; not a drug legspasm checks against.
+            self.allergies.append(Allergy(substance=substance[:200]))
+            self.use(e, "allergies", f"{label} (not a drug or class legspasm checks)", "text")
             return
         reactions = [
             concept_text(m, f"{rp}.manifestation")
@@ -775,6 +831,29 @@ class _Mapper:
                 f"{len(answers.answered)} answers ({latest.date}): " + ", ".join(shown),
                 "answer",
             )
+
+
+_ROUTES = ("oral", "intrathecal", "intravenous", "transdermal", "inhaled")
+
+
+def _dosage_extras(
+    dosage: Mapping[str, Any] | None, path: str
+) -> tuple[bool | None, str | None, Any]:
+    """As-needed use, the timing text and the route of a Dosage (route by its words)."""
+    if dosage is None:
+        return None, None, None
+    prn = dosage.get("asNeededBoolean")
+    as_needed = (
+        prn if isinstance(prn, bool) else (True if "asNeededCodeableConcept" in dosage else None)
+    )
+    text = string(dosage, "text", path)
+    timing = text[:200] if text else None
+    route = None
+    rc = obj(dosage, "route", path)
+    if rc is not None:
+        words = " ".join(w.lower() for w in [concept_text(rc, f"{path}.route") or ""] if w)
+        route = next((r for r in _ROUTES if r in words), "other" if words else None)
+    return as_needed, timing, route
 
 
 def _dose_text(dose: Quantity | None, times: float | None) -> list[str]:

@@ -18,9 +18,11 @@ from .model import (
     AvoidRule,
     Citation,
     Concept,
+    Confirm,
     Context,
     Drug,
     DrugClass,
+    Gate,
     HandoutSection,
     Knowledge,
     Lab,
@@ -30,9 +32,18 @@ from .model import (
     RecordObservation,
     RedFlag,
     Scale,
+    Threshold,
 )
 
 __all__ = ["DATA_DIR", "load_knowledge"]
+
+# Thresholds the engine reads by name from policy.yaml.
+_POLICY = (
+    "reproductive_age_min",
+    "reproductive_age_max",
+    "trimester_2_week",
+    "trimester_3_week",
+)
 
 DATA_DIR = Path(__file__).parent / "data"
 M = TypeVar("M", bound=BaseModel)
@@ -134,7 +145,12 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
     sc_rel, scales = load("scales.yaml", "scales", Scale, "scale")
     rec_rel, record = load("record.yaml", "record", RecordObservation, "record rule")
     ho_rel, handouts = load("handouts.yaml", "handouts", HandoutSection, "handout section")
-    for want in ("body_weight", "pregnancy_status", "intake"):
+    gate_rel, gates = load("gates.yaml", "gates", Gate, "gate", "rule")
+    pol_rel, policy = load("policy.yaml", "policy", Threshold, "threshold")
+    for want in _POLICY:
+        if want not in policy:
+            raise KnowledgeError(pol_rel, want, None, "missing: the engine needs this threshold")
+    for want in ("body_weight", "body_height", "pregnancy_status", "no_known_allergy", "intake"):
         if want not in record:
             raise KnowledgeError(rec_rel, want, None, "missing: the FHIR mapping needs it")
     recs: dict[str, Recommendation] = {}
@@ -171,13 +187,40 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
     def cites(rel: str, entry: str, field: str, refs: Iterable[str]) -> None:
         _check_refs(rel, entry, field, refs, citations, "citation id")
 
+    def confirms(rel: str, entry: str, field: str, items: list[Confirm]) -> list[Confirm]:
+        out = []
+        for i, conf in enumerate(items):
+            if (conf.fact is None) == (conf.when is None):
+                raise KnowledgeError(rel, entry, f"{field}[{i}]", "give exactly one of fact, when")
+            src = {"known": conf.fact} if conf.fact is not None else conf.when
+            out.append(
+                conf.model_copy(update={"compiled": compiled(rel, entry, f"{field}[{i}]", src)})
+            )
+        return out
+
+    for pol in policy.values():
+        cites(pol_rel, pol.id, "citations", pol.citations)
+    new_gates = {}
+    for g in gates.values():
+        cites(gate_rel, g.id, "citations", g.citations)
+        new_gates[g.id] = g.model_copy(
+            update={"compiled": compiled(gate_rel, g.id, "passes_when", g.passes_when)}
+        )
+    for lab in labs.values():
+        if lab.reference is not None:
+            cites(_lab_rel, lab.id, "reference.citations", lab.reference.citations)
+
     for sc in scales.values():
         cites(sc_rel, sc.id, "citations", sc.citations)
 
+    for cl in classes.values():
+        if cl.stopping is not None:
+            cites(drug_rel, cl.id, "stopping.citations", cl.stopping.citations)
     # Drugs: classes and every statement's citations.
+    new_drugs = {}
     for d in drugs.values():
         _check_refs(drug_rel, d.id, "classes", d.classes, classes, "drug class")
-        for fname in ("beers", "pregnancy", "hepatic", "renal", "boxed_warning"):
+        for fname in ("beers", "pregnancy", "hepatic", "renal", "boxed_warning", "stopping"):
             st = getattr(d, fname)
             if st is not None:
                 cites(drug_rel, d.id, f"{fname}.citations", st.citations)
@@ -185,16 +228,29 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             for i, st in enumerate(getattr(d, fname)):
                 cites(drug_rel, d.id, f"{fname}[{i}].citations", st.citations)
         reg_ids: set[str] = set()
+        new_regs = []
         for reg in d.regimens:
             if reg.id in reg_ids:
                 raise KnowledgeError(drug_rel, d.id, f"regimens.{reg.id}", "duplicate regimen id")
             reg_ids.add(reg.id)
             cites(drug_rel, d.id, f"regimens.{reg.id}.citations", reg.citations)
             _check_bands(drug_rel, d.id, reg.id, reg.renal_bands, reg.max_daily)
+            new_regs.append(
+                reg.model_copy(
+                    update={
+                        "confirm": confirms(
+                            drug_rel, d.id, f"regimens.{reg.id}.confirm", reg.confirm
+                        )
+                    }
+                )
+            )
+        new_drugs[d.id] = d.model_copy(update={"regimens": new_regs})
+    drugs = new_drugs
 
     new_ctx = {}
     for c in contexts.values():
         _check_refs(ctx_rel, c.id, "documented_by", c.documented_by, concepts, "concept")
+        _check_refs(ctx_rel, c.id, "exclude_first", c.exclude_first, red_flags, "red flag")
         cites(ctx_rel, c.id, "citations", c.citations)
         crit_ids = [k.id for k in c.criteria]
         if len(set(crit_ids)) != len(crit_ids):
@@ -213,7 +269,12 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
     new_rf = {}
     for rf in red_flags.values():
         cites(rf_rel, rf.id, "citations", rf.citations)
-        new_rf[rf.id] = rf.model_copy(update={"compiled": compiled(rf_rel, rf.id, "when", rf.when)})
+        new_rf[rf.id] = rf.model_copy(
+            update={
+                "compiled": compiled(rf_rel, rf.id, "when", rf.when),
+                "compiled_possible": compiled(rf_rel, rf.id, "possible_when", rf.possible_when),
+            }
+        )
         if new_rf[rf.id].compiled is None:
             raise KnowledgeError(rf_rel, rf.id, "when", "a red flag needs a 'when' expression")
 
@@ -222,11 +283,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
         rel = rec_files[r.id]
         cites(rel, r.id, "citations", r.citations)
         _check_refs(rel, r.id, "context", [r.context], contexts, "context")
-        for i, conf in enumerate(r.confirm):
-            try:
-                compile_expr({"known": conf.fact}, ids)
-            except ExprError as exc:
-                raise KnowledgeError(rel, r.id, f"confirm[{i}].fact", str(exc)) from None
+        _check_refs(rel, r.id, "also_in", r.also_in, contexts, "context")
         if r.medication is not None:
             _check_refs(rel, r.id, "medication.drug", [r.medication.drug], drugs, "drug")
             regs = {g.id: g for g in drugs[r.medication.drug].regimens}
@@ -235,6 +292,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             update={
                 "compiled_when": compiled(rel, r.id, "applies_when", r.applies_when),
                 "compiled_unless": compiled(rel, r.id, "unless", r.unless),
+                "confirm": confirms(rel, r.id, "confirm", r.confirm),
             }
         )
 
@@ -297,6 +355,8 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
         scales=scales,
         record=record,
         handouts=handouts,
+        gates=new_gates,
+        policy=policy,
         changelog=text,
         lookups=_lookups(drugs, concepts, labs),
     )

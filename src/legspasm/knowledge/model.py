@@ -56,6 +56,19 @@ class Concept(_Entry):
     note: str | None = None
 
 
+class ReferenceRange(_Entry):
+    """An adult reference interval in the lab's canonical unit: a default for local policy.
+
+    ``low`` / ``high`` make the facts ``low.<lab>`` / ``high.<lab>`` (value < low, value > high).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    citations: CitationIds
+    basis: Basis
+    note: str | None = None
+
+
 class Lab(_Entry):
     id: Id
     name: Text
@@ -66,6 +79,7 @@ class Lab(_Entry):
     plausible: tuple[float, float]  # canonical-unit range outside which a value is an error
     max_age_days: Annotated[int, Field(gt=0)]
     max_age_basis: Basis
+    reference: ReferenceRange | None = None
 
 
 class RecordObservation(_Entry):
@@ -76,7 +90,7 @@ class RecordObservation(_Entry):
     ``intake``: how old intake answers (a QuestionnaireResponse) may be.
     """
 
-    id: Literal["body_weight", "pregnancy_status", "intake"]
+    id: Literal["body_weight", "body_height", "pregnancy_status", "no_known_allergy", "intake"]
     name: Text
     codes: list[Coding] = []
     unit: str | None = None
@@ -99,15 +113,68 @@ class Statement(_Entry):
 
 
 class RenalBand(_Entry):
+    """A renal dose band as the label writes it (Cockcroft-Gault CrCl, mL/min).
+
+    The engine places a patient by renal function: CrCl or eGFR, whichever is known, and the
+    stricter (lower) when both are. Boundaries are inclusive or exclusive as the label's headings
+    say (">30-59" is ``crcl_min: 30, min_inclusive: false``).
+    """
+
     label: Text
-    crcl_min: float | None = None  # inclusive, mL/min
-    crcl_max: float | None = None  # exclusive, mL/min
+    crcl_min: float | None = None
+    crcl_max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = False
     daily_min: Dose | None = None
     daily_max: Dose | None = None
     start: Dose | None = None  # band-specific starting dose, when the label gives one
     times_per_day: float | None = None
     dosing: Text
     not_recommended: bool = False
+
+    def holds(self, value: float) -> bool:
+        lo, hi = self.crcl_min, self.crcl_max
+        above = lo is None or (value >= lo if self.min_inclusive else value > lo)
+        below = hi is None or (value <= hi if self.max_inclusive else value < hi)
+        return above and below
+
+
+class WeightBand(_Entry):
+    """Weight-based dosing as the label writes it (kg: weight_min inclusive, weight_max not)."""
+
+    label: Text
+    weight_min: float | None = None
+    weight_max: float | None = None
+    dosing: Text
+
+
+GateName = Literal[
+    "age",
+    "renal",
+    "hepatic",
+    "pregnancy",
+    "lactation",
+    "interactions",
+    "allergies",
+    "red-flag",
+    "weight",
+    "safety",
+]
+
+
+class Confirm(_Entry):
+    """A safety fact to confirm before a proposal stands: unknown makes the proposal conditional.
+
+    ``fact``: confirmed when that fact is known. ``when``: confirmed when the expression is true
+    (false or unknown both leave the proposal conditional). ``text`` says what to confirm and why.
+    """
+
+    fact: str | None = None
+    when: Any = None
+    text: Text
+    gate: GateName = "safety"
+    compiled: Compiled | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
 class Regimen(_Entry):
@@ -124,6 +191,8 @@ class Regimen(_Entry):
     duration_text: str | None = None
     renal_bands: list[RenalBand] = []
     haemodialysis: RenalBand | None = None
+    weight_bands: list[WeightBand] = []
+    confirm: list[Confirm] = []  # facts to confirm before this regimen is prescribed
     citations: CitationIds
     basis: Basis
 
@@ -131,6 +200,7 @@ class Regimen(_Entry):
 class DrugClass(_Entry):
     id: Id
     name: Text
+    stopping: Statement | None = None  # how to stop a member the patient takes
 
 
 class Drug(_Entry):
@@ -147,6 +217,7 @@ class Drug(_Entry):
     contraindications: list[Statement] = []
     interactions: list[Statement] = []
     monitoring: list[Statement] = []
+    stopping: Statement | None = None  # how to stop it (taper, cross-taper); else the class's
     regimens: list[Regimen] = []
 
 
@@ -167,20 +238,30 @@ class Context(_Entry):
     documented_by: list[Id] = []  # concept ids whose documentation establishes the context
     criteria: Annotated[list[Criterion], Field(min_length=1)]
     required: list[Id] | None = None  # criterion ids; default: all
+    # Red flags the pathway's algorithm excludes before any medicine (evidence §3.5 step 1): while
+    # one is neither present nor excluded, the pathway's medication proposals are conditional.
+    exclude_first: list[Id] = []
     citations: CitationIds
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
 class RedFlag(_Entry):
+    """A dangerous mimic. ``when`` (its features) makes it present; ``possible_when`` (a risk
+    factor or a partial feature, while ``when`` is not false) makes it possible. Both withhold the
+    advice in ``withhold_tags``. ``order`` is what to order (a ServiceRequest in FHIR output)."""
+
     id: Id
     name: Text
     urgency: Literal["emergency", "urgent", "same-day"]
     when: Any
+    possible_when: Any = None
     action: Text
+    order: str | None = None
     withhold_tags: list[str] = []
     citations: CitationIds
     basis: Basis
     compiled: Compiled | None = None
+    compiled_possible: Compiled | None = None
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
@@ -206,13 +287,6 @@ PHASES: tuple[str, ...] = (
 )
 
 
-class Confirm(_Entry):
-    """A fact that should be confirmed before acting: shown as a caution when unknown."""
-
-    fact: str
-    text: Text
-
-
 class MedicationRef(_Entry):
     drug: Id
     regimen: Id
@@ -221,6 +295,7 @@ class MedicationRef(_Entry):
 class Recommendation(_Entry):
     id: Id
     context: Id
+    also_in: list[Id] = []  # further contexts in which the same step applies
     context_status: list[Literal["documented", "likely", "possible"]] = ["documented", "likely"]
     phase: Phase
     statement: Text
@@ -231,6 +306,7 @@ class Recommendation(_Entry):
     citations: CitationIds
     applies_when: Any = None
     unless: Any = None
+    unless_text: str | None = None  # the exclusion in words, for "confirm" when it is unknown
     tags: list[str] = []
     medication: MedicationRef | None = None
     confirm: list[Confirm] = []
@@ -251,6 +327,7 @@ class AvoidRule(_Entry):
     # When an order hits this rule, the plan steps of these contexts are offered in its place
     # (CDS Hooks suggestions). Empty: the order is only flagged (the drug is not a leg treatment).
     replace_with: list[Id] = []
+    label: str | None = None  # how an advice rule names its target ("adult medicine doses")
     targets: frozenset[str] = frozenset()  # drug ids named by `drugs`, expanded at load time
     severity: Literal["contraindicated", "avoid", "caution"]
     reason: Text
@@ -258,6 +335,37 @@ class AvoidRule(_Entry):
     basis: Basis
     compiled: Compiled | None = None
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class Gate(_Entry):
+    """A gate every medication proposal passes (``gates.yaml``).
+
+    ``passes_when`` true: the gate passes. False: the proposal is withheld with ``fails`` when
+    that is given, and otherwise conditional; unknown: conditional, asking ``question``.
+    ``{unmapped}`` in the question is replaced by the current medicines legspasm does not know.
+    """
+
+    id: Id
+    gate: GateName
+    passes_when: Any
+    question: Text
+    because: Text
+    fails: str | None = None
+    citations: CitationIds
+    basis: Basis
+    compiled: Compiled | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class Threshold(_Entry):
+    """A number the engine uses outside an expression (``policy.yaml``), with its source."""
+
+    id: Id
+    value: float
+    unit: str
+    text: Text
+    citations: CitationIds
+    basis: Basis
 
 
 class Band(_Entry):
@@ -351,6 +459,8 @@ class Knowledge(_Entry):
     scales: dict[str, Scale]
     record: dict[str, RecordObservation]
     handouts: dict[str, HandoutSection]
+    gates: dict[str, Gate]
+    policy: dict[str, Threshold]
     changelog: str
     lookups: Lookups
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -358,6 +468,18 @@ class Knowledge(_Entry):
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    def threshold(self, key: str) -> float:
+        return self.policy[key].value
+
+    def stopping(self, drug_id: str) -> Statement | None:
+        """How to stop a drug: its own statement, else its first class's."""
+        drug = self.drugs[drug_id]
+        if drug.stopping is not None:
+            return drug.stopping
+        return next(
+            (self.classes[c].stopping for c in drug.classes if self.classes[c].stopping), None
+        )
 
     def drug_classes(self, drug_id: str) -> frozenset[str]:
         return frozenset(self.drugs[drug_id].classes)

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..assessment import Assessment, AvoidItem, MedicationPlan, PlanStep
+from ..assessment import Assessment, AvoidItem, Confirmation, MedicationPlan, PlanStep
 
-__all__ = ["AVOID_STATUS", "CRITERION_STATE", "PHASE_TITLES", "render_markdown", "render_text"]
+__all__ = [
+    "AVOID_STATUS",
+    "CRITERION_STATE",
+    "PHASE_TITLES",
+    "confirm_line",
+    "render_markdown",
+    "render_text",
+]
 
 PHASE_TITLES = {
     "acute": "During an episode",
@@ -57,14 +64,21 @@ class _Doc:
         return f"**{text}**" if self.md else text
 
 
+def confirm_line(items: Iterable[Confirmation], lead: str = "Before prescribing, confirm") -> str:
+    """'Before prescribing, confirm: age (...); allergies (...)' in one sentence."""
+    parts = [f"{c.question}: {c.because}" if c.because else c.question for c in items]
+    return f"{lead}: " + "; ".join(parts) + "."
+
+
 def _refs(ids: Iterable[str], numbers: dict[str, int]) -> str:
     return "".join(f"[{numbers[i]}]" for i in ids if i in numbers)
 
 
-def _med(doc: _Doc, m: MedicationPlan, depth: int) -> None:
+def _med(doc: _Doc, m: MedicationPlan, depth: int, conditional: bool = False) -> None:
     name = m.drug.name + (f" (RxNorm {m.drug.rxnorm})" if m.drug.rxnorm else "")
     dose = f"{m.dose} {m.frequency}" if m.dose and m.frequency else m.start
-    doc.li(f"{doc.b(name)}, {m.form}: {dose}", depth)
+    lead = "only once confirmed: " if conditional else ""
+    doc.li(f"{lead}{doc.b(name)}, {m.form}: {dose}", depth)
     if m.dose and m.frequency:
         doc.li(f"start: {m.start}", depth + 1)
     if m.titration:
@@ -84,15 +98,18 @@ def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
     grade = f"{s.strength}; certainty {s.certainty}"
     if s.basis in ("M", "UNVERIFIED"):
         grade += "; not verified against the primary source"
+    lead = doc.b("CONDITIONAL") + ": " if s.status == "conditional" else ""
     doc.li(
-        f"{s.text} {_refs(s.citations, numbers)} _({grade})_"
+        f"{lead}{s.text} {_refs(s.citations, numbers)} _({grade})_"
         if doc.md
-        else f"{s.text} {_refs(s.citations, numbers)} ({grade})"
+        else f"{lead}{s.text} {_refs(s.citations, numbers)} ({grade})"
     )
+    if s.confirm:
+        doc.li(doc.b(confirm_line(s.confirm)), 1)
     if s.grade_note:
         doc.li(f"evidence: {s.grade_note}", 1)
     if s.medication:
-        _med(doc, s.medication, 1)
+        _med(doc, s.medication, 1, s.status == "conditional")
     for w in s.warnings:
         doc.li(f"{doc.b('caution')}: {w}", 1)
     doc.li("why: " + "; ".join(s.rationale), 1)
@@ -100,10 +117,15 @@ def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
 
 def _avoid(doc: _Doc, a: AvoidItem, numbers: dict[str, int]) -> None:
     where = AVOID_STATUS[a.status]
+    unless = " unless confirmed otherwise" if a.confirm else ""
     doc.li(
-        f"{doc.b(a.severity.upper())}: {a.target} ({where}). {a.reason} "
+        f"{doc.b(a.severity.upper())}{unless}: {a.target} ({where}). {a.reason} "
         f"{_refs(a.citations, numbers)}"
     )
+    if a.confirm:
+        doc.li(confirm_line(a.confirm, "Not recorded, so assumed to apply"), 1)
+    if a.stopping is not None:
+        doc.li(f"how to stop: {a.stopping.text} {_refs(a.stopping.citations, numbers)}", 1)
     if a.rationale:
         doc.li("why: " + "; ".join(a.rationale), 1)
 
@@ -147,11 +169,14 @@ def _render(a: Assessment, md: bool) -> str:
     if a.red_flags:
         doc.h(2, "Red flags: act before anything else")
         for rf in a.red_flags:
-            doc.li(
-                f"{doc.b(rf.urgency.upper())}: {rf.name}. {rf.action} "
-                f"{_refs(rf.citations, numbers)}"
+            head = rf.urgency.upper() + (
+                " (possible: exclude it)" if rf.status == "possible" else ""
             )
-            doc.li("why: " + "; ".join(rf.rationale), 1)
+            doc.li(f"{doc.b(head)}: {rf.name}. {rf.action} {_refs(rf.citations, numbers)}")
+            if rf.order:
+                doc.li(f"order: {rf.order}", 1)
+            if rf.rationale:
+                doc.li("why: " + "; ".join(rf.rationale), 1)
     shown = [c for c in a.conditions if c.status in ("documented", "likely", "possible")]
     doc.h(2, "What it probably is")
     if not shown:
@@ -184,6 +209,8 @@ def _render(a: Assessment, md: bool) -> str:
     doc.h(2, "Derived values")
     doc.li(f"age: {d.age_years:g} years" if d.age_years is not None else "age: unknown")
     doc.li(f"creatinine clearance: {d.crcl_note}")
+    if d.renal_function_note:
+        doc.li(f"renal function used for dosing: {d.renal_function_note}")
     if d.egfr is not None:
         doc.li(f"eGFR: {d.egfr:g} mL/min/1.73 m²")
     if d.irls_total is not None:
