@@ -79,6 +79,8 @@ LAB_UNITS = {
     "mU/L": "mU/L",
     "uIU/mL": "u[IU]/mL",
     "g/L": "g/L",
+    "pg/mL": "pg/mL",
+    "10*3/uL": "10*3/uL",
 }
 DOSE_UNITS = {"mg": "mg", "g": "g", "mcg": "ug", "ug": "ug"}
 WEIGHT_UNITS = {"kg": "kg", "lb": "[lb_av]", "kgs": "kg", "lbs": "[lb_av]"}
@@ -132,6 +134,8 @@ SPASTICITY = {
     "distribution": "choice",
     "causes_pain_hygiene_or_function_problem": "bool",
     "refractory_to_oral_agents": "bool",
+    "sustains_posture_or_function": "bool",
+    "modified_ashworth": "choice",
 }
 FUNCTIONAL = {
     "positive_signs": "bool",
@@ -143,18 +147,25 @@ SYMPTOMS_DIRECT = {
     "exertional_calf_pain_relieved_by_rest": "bool",
     "presyncope_warning_symptoms": "bool",
     "carpopedal_spasm_or_perioral_paraesthesia": "bool",
+    "duration_weeks": "decimal",
 }
 NEURO = {
     "new_focal_deficit": "bool",
     "upper_motor_neuron_signs": "bool",
     "progressive_weakness_or_wasting": "bool",
     "fasciculations": "bool",
+    "bulbar_signs": "bool",
     "exam_normal": "bool",
 }
 RED_FLAGS = dict.fromkeys(
     (
         "unilateral_leg_swelling",
         "calf_tenderness_or_warmth",
+        "pitting_oedema_one_leg",
+        "persistent_unilateral_calf_pain",
+        "recent_immobility_surgery_or_long_travel",
+        "active_cancer",
+        "previous_dvt",
         "pain_on_passive_stretch",
         "pain_out_of_proportion",
         "tense_compartment",
@@ -162,6 +173,10 @@ RED_FLAGS = dict.fromkeys(
         "dark_urine",
         "myalgia_weakness_after_exertion_heat_or_crush",
         "cold_pale_pulseless_limb",
+        "paraesthesia_or_weakness_of_the_limb",
+        "absent_or_reduced_foot_pulses",
+        "ischaemic_rest_pain",
+        "nonhealing_foot_wound_or_gangrene",
         "saddle_anaesthesia",
         "bladder_or_bowel_dysfunction",
         "bilateral_leg_weakness",
@@ -170,6 +185,9 @@ RED_FLAGS = dict.fromkeys(
         "sustained_twisting_posture_after_drug",
         "bleeding_or_bruising",
         "laryngospasm_seizure_or_arrhythmia",
+        "confusion_collapse_or_high_temperature_in_heat",
+        "trismus_or_generalised_spasms",
+        "fever_confusion_or_rebound_spasticity",
     ),
     "bool",
 )
@@ -241,10 +259,20 @@ def _concept_codeable(kb: dict[str, Any], concept_id: str) -> dict[str, Any]:
     concept = kb["concepts"].get(concept_id)
     if concept is None:
         raise FixtureError(f"unknown concept id {concept_id!r}")
+    # One verified code per system (a value set such as stroke holds 140 ICD-10-CM codes), and
+    # one that means only this concept (K70.31 is both cirrhosis and ascites).
+    shared = {
+        (c["system"], c["code"])
+        for other in kb["concepts"].values()
+        if other["id"] != concept_id
+        for c in other.get("codes") or []
+    }
+    first: dict[str, dict[str, Any]] = {}
+    for c in _verified(concept):
+        if c["system"] in ("snomed", "icd10cm") and (c["system"], c["code"]) not in shared:
+            first.setdefault(c["system"], c)
     codings = [
-        _coding(KB_SYSTEMS[c["system"]], c["code"], c.get("display"))
-        for c in _verified(concept)
-        if c["system"] in ("snomed", "icd10cm")
+        _coding(KB_SYSTEMS[c["system"]], c["code"], c.get("display")) for c in first.values()
     ]
     if not codings:
         codings = [_coding(CONCEPT, concept_id, concept["name"])]

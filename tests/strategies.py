@@ -55,10 +55,18 @@ LAB_UNITS: dict[str, list[tuple[str, float, float]]] = {
     "ck": [("U/L", 20, 30000), ("IU/L", 20, 30000)],
     "tsh": [("mU/L", 0.01, 30), ("mIU/L", 0.01, 30), ("uIU/mL", 0.01, 30)],
     "albumin": [("g/dL", 1.5, 5.5), ("g/L", 15, 55)],
+    "calcium_ionised": [("mmol/L", 0.6, 1.6)],
+    "phosphate": [("mg/dL", 0.5, 8.0), ("mmol/L", 0.2, 2.6)],
+    "pth": [("pg/mL", 5, 500)],
+    "platelets": [("10*3/uL", 10, 600)],
+    "haemoglobin": [("g/dL", 5, 18)],
+    "alt": [("U/L", 5, 500)],
+    "ast": [("U/L", 5, 500)],
+    "creatinine_clearance": [("mL/min", 5, 150)],
 }
 
 # Medicines not in the knowledge base: they must be reported as unmapped, never rejected.
-UNMAPPED_MEDICINES = ["aspirin", "paracetamol", "metformin 500 mg", "levothyroxine"]
+UNMAPPED_MEDICINES = ["aspirin", "metoprolol", "metformin 500 mg", "levothyroxine"]
 
 tri = st.sampled_from([None, True, False])
 # Red-flag findings: mostly absent or negative so that plans are not always withheld.
@@ -273,7 +281,7 @@ def _conditions(draw: st.DrawFn, as_of: dt.date) -> tuple[list[dict[str, Any]], 
         ):
             entries.append({"code": {"system": SYSTEM_URLS[system], "code": code}})
             # A code resolves to whatever concept the knowledge base maps it to.
-            active.add(KB.lookups.concept_by_code[(system, code)])
+            active.update(KB.lookups.concept_by_code[(system, code)])
     if draw(st.booleans()):  # a code the knowledge base does not know: reported as unmapped
         entries.append(
             {"code": {"system": SYSTEM_URLS["snomed"], "code": "1234567", "display": "other"}}
@@ -359,8 +367,8 @@ def case_dicts(draw: st.DrawFn, as_of: dt.date = AS_OF) -> dict[str, Any]:
     if renal and "creatinine" not in lab_ids:
         lab_ids.append("creatinine")
     labs = [draw(_lab(lab_id, as_of, fresh=renal and lab_id == "creatinine")) for lab_id in lab_ids]
-    if draw(st.integers(0, 5)) == 0:  # a LOINC the knowledge base does not use (haemoglobin)
-        labs.append({"loinc": "718-7", "value": 13.5, "unit": "g/dL", "date": as_of})
+    if draw(st.integers(0, 5)) == 0:  # a LOINC the knowledge base does not use (HbA1c)
+        labs.append({"loinc": "4548-4", "value": 6.1, "unit": "%", "date": as_of})
     case: dict[str, Any] = {
         "id": draw(st.one_of(st.none(), st.sampled_from(["case-1", "random-case"]))),
         "patient": draw(_patient(as_of, renal)),

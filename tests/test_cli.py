@@ -235,7 +235,8 @@ def test_assess_text() -> None:
     assert f"As of {AS_OF}" in out
     for heading in ("WHAT IT PROBABLY IS", "WHAT TO DO", "WHAT NOT TO DO", "REFERENCES"):
         assert heading in out
-    assert "Idiopathic nocturnal leg cramps: likely" in out
+    # On hydrochlorothiazide: the cramps have a drug cause, so they are not "idiopathic".
+    assert "Leg cramps with an electrolyte or drug cause: likely" in out
     # The 71-year-old takes cyclobenzaprine (Flexeril): Beers says avoid it.
     assert "cyclobenzaprine (the patient takes it)" in out
     assert "CONTRAINDICATED: quinine" in out
@@ -248,7 +249,7 @@ def test_assess_markdown() -> None:
     assert out.startswith("# legspasm assessment: example-nocturnal-cramps")
     assert "## What to do" in out
     assert "## References" in out
-    assert "**Idiopathic nocturnal leg cramps**: likely" in out
+    assert "**Leg cramps with an electrolyte or drug cause**: likely" in out
 
 
 def test_assess_json() -> None:
@@ -270,7 +271,8 @@ def test_assess_json() -> None:
     assert doc["as_of"] == AS_OF
     assert doc["red_flags"] == []
     status = {c["id"]: c["status"] for c in doc["conditions"]}
-    assert status["nocturnal_cramps"] == "likely"
+    assert status["secondary_cramps"] == "likely"
+    assert status["nocturnal_cramps"] == "unlikely"
     assert "NLC-STRETCH" in {s["id"] for s in doc["plan"]}
     # Born 1955-03-02: 71 on 2026-11-21.
     assert doc["derived"]["age_years"] == 71

@@ -332,7 +332,10 @@ def test_ingredient_code_and_brand_text(kb: Knowledge) -> None:
         ("Haldol 5 MG", ["haloperidol"]),
         ("Reglan 10 MG", ["metoclopramide"]),
         ("Qualaquin 324 MG", ["quinine"]),
-        ("Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet", ["oxycodone"]),
+        (
+            "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet",
+            ["acetaminophen", "oxycodone"],
+        ),
     ],
 )
 def test_brand_and_product_names_are_matched_and_reported_as_text(

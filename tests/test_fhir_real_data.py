@@ -606,7 +606,15 @@ def test_cds_hooks_request_maps(name: str, resources: list[Any], kb: Knowledge) 
     }
     meds = [r for r in flat if r["resourceType"] == "MedicationRequest"]
     assert all(f"MedicationRequest/{r['id']}" in labels for r in meds)
-    assert sum(len(m.case.medications) for m in mapped) + sum(
+    # A combination product gives one medicine per recognised ingredient: count it once.
+    per_source = Counter(
+        (d.source, d.value.rsplit("from ", 1)[-1])
+        for m in mapped
+        for d in m.data_used
+        if d.field == "medications"
+    )
+    extra = sum(n - 1 for n in per_source.values())
+    assert sum(len(m.case.medications) for m in mapped) - extra + sum(
         u.count
         for m in mapped
         for u in m.unmapped

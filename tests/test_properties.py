@@ -122,8 +122,23 @@ def on_dialysis(case: Case) -> bool:
     return case.patient.dialysis in ("haemodialysis", "peritoneal") or coded
 
 
+def measured_crcl(case: Case) -> float | None:
+    codes = {c.code for c in KB.labs["creatinine_clearance"].codes}
+    for lab in case.labs:
+        fresh = lab.date is None or 0 <= (AS_OF - lab.date).days <= 90
+        if (lab.name == "creatinine_clearance" or lab.loinc in codes) and fresh:
+            return lab.value
+    return None
+
+
 def crcl(case: Case) -> float | None:
-    """Cockcroft-Gault (1976) computed here, independently of the engine; not on dialysis."""
+    """A measured creatinine clearance when recorded, else Cockcroft-Gault (1976) computed here,
+    independently of the engine; none on dialysis."""
+    if on_dialysis(case):
+        return None
+    measured = measured_crcl(case)
+    if measured is not None:
+        return measured
     age, wt, scr, sex = age_years(case), weight_kg(case), creatinine_mg_dl(case), case.patient.sex
     if age is None or wt is None or scr is None or sex is None or age < 18 or on_dialysis(case):
         return None
@@ -251,6 +266,9 @@ def test_every_cited_id_exists_and_is_numbered(case: Case) -> None:
         for entry in group:
             assert entry.citations, f"{entry.id} has no citation"
             used += entry.citations
+    for item in a.avoid:  # how to stop a current medicine is cited too
+        if item.stopping is not None:
+            used += item.stopping.citations
     for cid in used:
         assert cid in KB.citations, cid
         assert cid in numbered, f"{cid} is cited but missing from the reference list"

@@ -238,10 +238,12 @@ def test_findings_equal_direct_assessment(spark: Any, export: Path, kb: Knowledg
         for pid in ("p1", "p2", "p3", "p4")
     }
     assert not by_patient["p3"]
-    # RLS with a ferritin of 30 ng/mL, on pramipexole
-    assert {("condition", "rls"), ("plan", "RLS-IRON-IV"), ("exposure", "AV-DA-RLS")} <= (
-        by_patient["p1"]
-    )
+    # RLS with a ferritin of 30 ng/mL, on pramipexole: IV iron, conditional (no allergy list)
+    assert {
+        ("condition", "rls"),
+        ("plan_conditional", "RLS-IRON-IV"),
+        ("exposure", "AV-DA-RLS"),
+    } <= by_patient["p1"]
     assert ("exposure", "AV-BENZO-STROKE") in by_patient["p2"]  # diazepam from the Medication
     assert ("condition", "rls") in by_patient["p4"]  # from the Bundle file
     assert ("plan", "RLS-IRON-IV") not in by_patient["p4"]  # no ferritin

@@ -446,7 +446,10 @@ def test_dopamine_agonist_for_rls_offers_an_alternative(
     card = one_warning(sign(live_dev, RLS_LOW_FERRITIN, order), "AV-DA-RLS")
     assert drug[1] in card["summary"].lower()
     first = card["suggestions"][0]
-    assert first["isRecommended"] is True
+    # The record holds no allergy list, so the iron step is conditional: offered, labelled
+    # "confirm first", never the recommended suggestion (fail closed).
+    assert first["isRecommended"] is False
+    assert first["label"].startswith("Confirm first: ")
     kinds = {a["type"]: a for a in first["actions"]}
     assert kinds["delete"]["resourceId"] == "MedicationRequest/da-1"
     alternative = kinds["create"]["resource"]
@@ -537,9 +540,10 @@ def test_gabapentin_above_the_renal_band_offers_the_plan_dose(live_dev: Live) ->
     same = kinds["create"]["resource"]
     assert same["medicationCodeableConcept"]["coding"][0]["code"] == GABAPENTIN[0]
     dosage = same["dosageInstruction"][0]
-    assert "CrCl 30-59" in dosage["text"]
+    assert "CrCl >30-59" in dosage["text"]
+    # The RLS maximum (1200 mg/day) is below the band's label ceiling (1400 mg/day).
     assert dosage["maxDosePerPeriod"]["numerator"] == {
-        "value": 1400.0,
+        "value": 1200.0,
         "unit": "mg",
         "system": UCUM,
         "code": "mg",

@@ -355,9 +355,9 @@ def test_future_dated_lab_is_not_used(kb: Knowledge) -> None:
 
 
 def test_unmapped_loinc_is_noted_not_rejected(kb: Knowledge) -> None:
-    c = case(labs=[{"loinc": "718-7", "value": 13.5, "unit": "g/dL"}])
+    c = case(labs=[{"loinc": "4548-4", "value": 6.1, "unit": "%"}])  # HbA1c: not used
     d = derive(c, kb, AS_OF)
-    assert any(n.kind == "unmapped" and "718-7" in n.text for n in d.notes)
+    assert any(n.kind == "unmapped" and "4548-4" in n.text for n in d.notes)
 
 
 def test_lab_by_loinc_is_used(kb: Knowledge) -> None:

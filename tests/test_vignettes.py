@@ -26,6 +26,10 @@ KEYS = {
     "medication",
     "missing_includes",
     "crcl",
+    "conditional_includes",
+    "recommended_includes",
+    "withheld_by",
+    "stopping_includes",
 }
 
 
@@ -76,6 +80,25 @@ def test_vignette(folder: Path, kb: Knowledge) -> None:
             if key == "stop_date" and want is not None:
                 want = want if isinstance(want, dt.date) else dt.date.fromisoformat(str(want))
             assert got == want, f"{rid}.{key}: {got!r} != {want!r}"
+    for rid in exp.get("conditional_includes") or []:
+        assert rid in steps, f"{rid} missing from plan"
+        assert steps[rid].status == "conditional", f"{rid} is not conditional"
+        assert steps[rid].confirm, f"{rid} says nothing to confirm"
+    for rid in exp.get("recommended_includes") or []:
+        assert rid in steps, f"{rid} missing from plan"
+        assert steps[rid].status == "recommended", (
+            f"{rid} is conditional: {[c.question for c in steps[rid].confirm]}"
+        )
+    by = {w.id: w.by for w in a.withheld}
+    for rid, want in (exp.get("withheld_by") or {}).items():
+        assert by.get(rid) == want, f"{rid} withheld by {by.get(rid)!r}, not {want!r}"
+    for drug_id in exp.get("stopping_includes") or []:
+        items = [i for i in a.avoid if i.status == "current" and i.drug and i.drug.id == drug_id]
+        assert items, f"{drug_id} is not on the avoid list as a current medicine"
+        stop = next((i.stopping for i in items if i.stopping), None)
+        assert stop is not None, f"no stopping advice for {drug_id}"
+        assert stop.basis != "UNVERIFIED", f"stopping advice for {drug_id} is not encoded"
+        assert stop.citations, f"stopping advice for {drug_id} is uncited"
     missing = {m.fact for m in a.missing_data}
     for fact in exp.get("missing_includes") or []:
         assert fact in missing, f"{fact} not reported missing; missing {sorted(missing)}"
@@ -111,6 +134,9 @@ def test_every_rule_has_in_and_out_vignettes(kb: Knowledge) -> None:
         exp = _expected(folder)
         fires |= set(exp.get("plan_includes") or []) | set(exp.get("withheld_includes") or [])
         fires |= set(exp.get("avoid_includes") or [])
+        fires |= set(exp.get("conditional_includes") or [])
+        fires |= set(exp.get("recommended_includes") or [])
+        fires |= set(exp.get("withheld_by") or {})
         silent |= set(exp.get("plan_excludes") or []) | set(exp.get("avoid_excludes") or [])
         if "red_flags" in exp:
             listed = set(exp["red_flags"] or [])

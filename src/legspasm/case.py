@@ -135,6 +135,12 @@ class SpasticityFeatures(_Model):
     distribution: Literal["focal", "generalised"] | None = None
     causes_pain_hygiene_or_function_problem: Tri = None
     refractory_to_oral_agents: Tri = None
+    sustains_posture_or_function: Tri = Field(
+        None, description="The spasticity helps the patient stand, balance or keep function."
+    )
+    modified_ashworth: Literal["0", "1", "1+", "2", "3", "4"] | None = Field(
+        None, description="Modified Ashworth Scale grade of the most affected muscle group."
+    )
 
 
 class FunctionalFeatures(_Model):
@@ -153,6 +159,9 @@ class Symptoms(_Model):
         None, description="Light-headedness, warmth, nausea or dimming vision before fainting."
     )
     carpopedal_spasm_or_perioral_paraesthesia: Tri = None
+    duration_weeks: Annotated[float | None, Field(ge=0, le=5200)] = Field(
+        None, description="How long the current symptoms have been present, in weeks."
+    )
 
 
 class NeuroFindings(_Model):
@@ -162,6 +171,9 @@ class NeuroFindings(_Model):
     upper_motor_neuron_signs: Tri = None
     progressive_weakness_or_wasting: Tri = None
     fasciculations: Tri = None
+    bulbar_signs: Tri = Field(
+        None, description="Speech or swallowing problems, or tongue fasciculations."
+    )
     exam_normal: Tri = None
 
 
@@ -170,6 +182,19 @@ class RedFlagFeatures(_Model):
 
     unilateral_leg_swelling: Tri = None
     calf_tenderness_or_warmth: Tri = None
+    pitting_oedema_one_leg: Tri = Field(None, description="Pitting oedema confined to one leg.")
+    persistent_unilateral_calf_pain: Tri = Field(
+        None, description="A constant ache in one calf between cramps (not only during them)."
+    )
+    recent_immobility_surgery_or_long_travel: Tri = Field(
+        None,
+        description="Bedridden 3 days or more, major surgery within 12 weeks, a leg in plaster, "
+        "or a recent long journey.",
+    )
+    active_cancer: Tri = Field(
+        None, description="Cancer under treatment, treated within 6 months, or palliative."
+    )
+    previous_dvt: Tri = None
     pain_on_passive_stretch: Tri = None
     pain_out_of_proportion: Tri = None
     tense_compartment: Tri = None
@@ -177,6 +202,12 @@ class RedFlagFeatures(_Model):
     dark_urine: Tri = None
     myalgia_weakness_after_exertion_heat_or_crush: Tri = None
     cold_pale_pulseless_limb: Tri = None
+    paraesthesia_or_weakness_of_the_limb: Tri = None
+    absent_or_reduced_foot_pulses: Tri = None
+    ischaemic_rest_pain: Tri = Field(
+        None, description="Foot pain at rest, often at night and eased by hanging the leg down."
+    )
+    nonhealing_foot_wound_or_gangrene: Tri = None
     saddle_anaesthesia: Tri = None
     bladder_or_bowel_dysfunction: Tri = None
     bilateral_leg_weakness: Tri = None
@@ -185,6 +216,19 @@ class RedFlagFeatures(_Model):
     sustained_twisting_posture_after_drug: Tri = None
     bleeding_or_bruising: Tri = None
     laryngospasm_seizure_or_arrhythmia: Tri = None
+    confusion_collapse_or_high_temperature_in_heat: Tri = Field(
+        None,
+        description="Confusion, collapse or a seizure during or after exertion or heat, or a core "
+        "temperature above 40 °C.",
+    )
+    trismus_or_generalised_spasms: Tri = Field(
+        None, description="Jaw spasm (lockjaw) or painful generalised muscle spasms."
+    )
+    fever_confusion_or_rebound_spasticity: Tri = Field(
+        None,
+        description="With an intrathecal baclofen pump: fever, confusion, sudden rebound "
+        "spasticity or rigidity.",
+    )
 
 
 class ConditionEntry(_Model):

@@ -351,7 +351,7 @@ def feedback_report(
         typer.echo(render_report(rows), nl=False)
 
 
-_INTERNAL = {"compiled", "compiled_when", "compiled_unless", "targets"}
+_INTERNAL = {"compiled", "compiled_when", "compiled_unless", "compiled_possible", "targets"}
 
 
 @app.command()

@@ -81,6 +81,12 @@ STATIC_FACTS: dict[str, FactSpec] = {
         "conditions, or none_known: [conditions]",
     ),
     "calcium_corrected": _n("albumin-corrected calcium (mg/dL)", "labs: calcium and albumin"),
+    "ck_x_uln": _n("creatine kinase as a multiple of its upper reference limit", "labs: ck"),
+    "bmi": _n("body mass index (kg/m²)", "patient.weight and patient.height"),
+    "secondary_cause": _b(
+        "a low electrolyte result, or a medicine strongly associated with cramps, on record",
+        "labs (potassium, magnesium, calcium, sodium) and medications",
+    ),
     "cns_active_count": _n("number of CNS-active drugs taken", "medications"),
     "cramp.present": _b("leg cramps or spasms present", _C + "present"),
     "cramp.sudden_painful_contraction": _b(
@@ -135,6 +141,13 @@ STATIC_FACTS: dict[str, FactSpec] = {
         "spasticity causes pain, skin-hygiene problems or reduced function",
         "symptoms.spasticity.causes_pain_hygiene_or_function_problem",
     ),
+    "spasticity.sustains_function": _b(
+        "spasticity sustains upright posture, balance or function",
+        "symptoms.spasticity.sustains_posture_or_function",
+    ),
+    "spasticity.modified_ashworth": _t(
+        "Modified Ashworth grade", "symptoms.spasticity.modified_ashworth"
+    ),
     "spasticity.refractory": _b(
         "spasticity refractory to oral agents", "symptoms.spasticity.refractory_to_oral_agents"
     ),
@@ -161,9 +174,46 @@ STATIC_FACTS: dict[str, FactSpec] = {
         "progressive weakness or wasting", "neuro.progressive_weakness_or_wasting"
     ),
     "neuro.fasciculations": _b("fasciculations", "neuro.fasciculations"),
+    "neuro.bulbar_signs": _b(
+        "speech or swallowing problems, or tongue fasciculations", "neuro.bulbar_signs"
+    ),
+    "symptoms.duration_weeks": _n(
+        "how long symptoms have been present (weeks)", "symptoms.duration_weeks"
+    ),
     "neuro.exam_normal": _b("normal neurological and vascular examination", "neuro.exam_normal"),
     "red.unilateral_swelling": _b("unilateral leg swelling", _F + "unilateral_leg_swelling"),
     "red.calf_tenderness_warmth": _b("calf tenderness or warmth", _F + "calf_tenderness_or_warmth"),
+    "red.pitting_oedema": _b("pitting oedema confined to one leg", _F + "pitting_oedema_one_leg"),
+    "red.persistent_calf_pain": _b(
+        "constant ache in one calf between cramps", _F + "persistent_unilateral_calf_pain"
+    ),
+    "red.immobility_surgery_travel": _b(
+        "recent immobility, surgery, plaster cast or long journey",
+        _F + "recent_immobility_surgery_or_long_travel",
+    ),
+    "red.active_cancer": _b("active cancer", _F + "active_cancer"),
+    "red.previous_dvt": _b("previous deep vein thrombosis", _F + "previous_dvt"),
+    "red.limb_paraesthesia_weakness": _b(
+        "paraesthesia or weakness of the affected limb", _F + "paraesthesia_or_weakness_of_the_limb"
+    ),
+    "red.absent_foot_pulses": _b(
+        "absent or reduced foot pulses", _F + "absent_or_reduced_foot_pulses"
+    ),
+    "red.rest_pain": _b("ischaemic rest pain in the foot", _F + "ischaemic_rest_pain"),
+    "red.nonhealing_wound": _b(
+        "non-healing foot wound or gangrene", _F + "nonhealing_foot_wound_or_gangrene"
+    ),
+    "red.heat_illness_signs": _b(
+        "confusion, collapse, seizure or core temperature above 40 °C in heat or exertion",
+        _F + "confusion_collapse_or_high_temperature_in_heat",
+    ),
+    "red.trismus_spasms": _b(
+        "jaw spasm (lockjaw) or generalised muscle spasms", _F + "trismus_or_generalised_spasms"
+    ),
+    "red.itb_withdrawal_signs": _b(
+        "fever, confusion, rebound spasticity or rigidity (intrathecal baclofen pump)",
+        _F + "fever_confusion_or_rebound_spasticity",
+    ),
     "red.pain_on_passive_stretch": _b("pain on passive stretch", _F + "pain_on_passive_stretch"),
     "red.pain_out_of_proportion": _b("pain out of proportion", _F + "pain_out_of_proportion"),
     "red.tense_compartment": _b("tense muscle compartment", _F + "tense_compartment"),

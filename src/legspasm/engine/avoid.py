@@ -129,8 +129,9 @@ def _to_stop(ctx: EvalContext) -> dict[str, str]:
     """Current medicines to stop because of the patient, not a combination: drug id -> rule id.
 
     A blocking rule that holds whatever else the patient takes (benzodiazepines after a stroke,
-    a dopamine agonist in RLS) means the plan stops that medicine; proposals are then judged as
-    they will be once it is stopped, with a warning that they wait for it.
+    a dopamine agonist in RLS), for a medicine the knowledge base says how to stop, means the
+    plan stops it; proposals are then judged as they will be once it is stopped, with a warning
+    that they wait for it. (An antipsychotic that worsens RLS is for its prescriber to review.)
     """
     out: dict[str, str] = {}
     for rule in ctx.kb.avoid_rules.values():
@@ -140,7 +141,8 @@ def _to_stop(ctx: EvalContext) -> dict[str, str]:
         if any(f.startswith(_COMBINATION) for f in cond.facts):
             continue
         for drug_id in sorted(ctx.current_ids & rule.targets):
-            if drug_id not in out and cond(ctx.facts) is True:
+            known_how = ctx.kb.stopping(drug_id) is not None
+            if drug_id not in out and known_how and cond(ctx.facts) is True:
                 out[drug_id] = rule.id
     return out
 
@@ -230,6 +232,27 @@ def _flag(d: Draft, rule: AvoidRule) -> None:
         d.warnings.append(rule.reason)
 
 
+def _waits(
+    d: Draft,
+    rule: AvoidRule,
+    after: FactMap | None,
+    drug_id: str | None,
+    stop_names: str,
+    kb: Knowledge,
+) -> bool:
+    """True when the rule holds only until the medicines the plan stops are stopped: the draft
+    then carries a warning that it waits for them, instead of being withheld."""
+    if after is None or rule.compiled is None:
+        return False
+    g = as_if_taking(kb, after, drug_id) if drug_id else after
+    if rule.compiled(g) is not False:
+        return False
+    note = f"Only once {stop_names} is stopped: {first_sentence(rule.reason)}"
+    if note not in d.warnings:
+        d.warnings.append(note)
+    return True
+
+
 def apply_avoid_rules(ctx: EvalContext, drafts: list[Draft], missing: Missing) -> list[AvoidItem]:
     """Judge every draft and current medicine by the avoid rules; return the avoid items."""
     kb, facts = ctx.kb, ctx.facts
@@ -269,13 +292,9 @@ def apply_avoid_rules(ctx: EvalContext, drafts: list[Draft], missing: Missing) -
                 continue
             f = as_if_taking(kb, facts, d.drug_id) if hits_drug and d.drug_id else facts
             r = True if cond is None else cond(f)
-            if r is True and blocking and after is not None and cond is not None:
-                g = as_if_taking(kb, after, d.drug_id) if hits_drug and d.drug_id else after
-                if cond(g) is False:
-                    note = f"Only once {stop_names} is stopped: {first_sentence(rule.reason)}"
-                    if note not in d.warnings:
-                        d.warnings.append(note)
-                    continue
+            drug = d.drug_id if hits_drug else None
+            if r is True and blocking and _waits(d, rule, after, drug, stop_names, kb):
+                continue
             if r is None:
                 unknown = unknown_facts(cond, f)
                 missing.add(unknown, rule.id)
@@ -302,6 +321,8 @@ def apply_avoid_rules(ctx: EvalContext, drafts: list[Draft], missing: Missing) -
                 continue
             f = as_if_taking(kb, facts, added)
             r = cond(f)
+            if r is True and blocking and _waits(d, rule, after, added, stop_names, kb):
+                continue
             if r is None and base is False and blocking:
                 unknown = unknown_facts(cond, f)
                 missing.add(unknown, rule.id)

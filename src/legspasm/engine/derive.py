@@ -183,9 +183,9 @@ def match_drug(kb: Knowledge, name: str | None, rxnorm: str | None) -> str | Non
     return kb.lookups.match_drug(name, rxnorm)
 
 
-def coded_concept(kb: Knowledge, code: Code) -> str | None:
-    """The knowledge-base concept a coded condition belongs to, or None."""
-    return kb.lookups.concept_by_code.get((_SYSTEMS[code.system], code.code))
+def coded_concepts(kb: Knowledge, code: Code) -> tuple[str, ...]:
+    """The knowledge-base concepts a coded condition belongs to (none: empty)."""
+    return kb.lookups.concept_by_code.get((_SYSTEMS[code.system], code.code), ())
 
 
 def _age(case: Case, as_of: dt.date, problems: list[tuple[str, str]]) -> float | None:
@@ -468,7 +468,7 @@ def _conditions(
     notes: list[Note],
 ) -> None:
     for i, c in enumerate(case.conditions):
-        concept = None
+        found: tuple[str, ...] = ()
         if c.concept is not None:
             if c.concept not in kb.concepts:
                 close = difflib.get_close_matches(c.concept, list(kb.concepts), n=1)
@@ -477,10 +477,10 @@ def _conditions(
                     (f"conditions[{i}].concept", f"unknown concept {c.concept!r}" + hint)
                 )
                 continue
-            concept = c.concept
+            found = (c.concept,)
         elif c.code is not None:
-            concept = coded_concept(kb, c.code)
-            if concept is None:
+            found = coded_concepts(kb, c.code)
+            if not found:
                 notes.append(
                     Note(
                         kind="unmapped",
@@ -490,8 +490,9 @@ def _conditions(
                     )
                 )
                 continue
-        if concept is not None and _active(c, as_of):
-            v[f"condition.{concept}"] = True
+        if _active(c, as_of):
+            for concept in found:
+                v[f"condition.{concept}"] = True
     for i, name in enumerate(case.conditions_ruled_out):
         if name not in kb.concepts:
             problems.append((f"conditions_ruled_out[{i}]", f"unknown concept {name!r}"))
@@ -634,6 +635,8 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "spasticity.distribution": sp.distribution,
             "spasticity.causes_problem": sp.causes_pain_hygiene_or_function_problem,
             "spasticity.refractory": sp.refractory_to_oral_agents,
+            "spasticity.sustains_function": sp.sustains_posture_or_function,
+            "spasticity.modified_ashworth": sp.modified_ashworth,
             "functional.positive_signs": fn.positive_signs,
             "functional.distractible": fn.distractible_or_variable,
             "functional.fixed_posture": fn.fixed_posture,
@@ -644,9 +647,23 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "neuro.umn_signs": nf.upper_motor_neuron_signs,
             "neuro.progressive_weakness": nf.progressive_weakness_or_wasting,
             "neuro.fasciculations": nf.fasciculations,
+            "neuro.bulbar_signs": nf.bulbar_signs,
+            "symptoms.duration_weeks": s.duration_weeks,
             "neuro.exam_normal": nf.exam_normal,
             "red.unilateral_swelling": rf.unilateral_leg_swelling,
             "red.calf_tenderness_warmth": rf.calf_tenderness_or_warmth,
+            "red.pitting_oedema": rf.pitting_oedema_one_leg,
+            "red.persistent_calf_pain": rf.persistent_unilateral_calf_pain,
+            "red.immobility_surgery_travel": rf.recent_immobility_surgery_or_long_travel,
+            "red.active_cancer": rf.active_cancer,
+            "red.previous_dvt": rf.previous_dvt,
+            "red.limb_paraesthesia_weakness": rf.paraesthesia_or_weakness_of_the_limb,
+            "red.absent_foot_pulses": rf.absent_or_reduced_foot_pulses,
+            "red.rest_pain": rf.ischaemic_rest_pain,
+            "red.nonhealing_wound": rf.nonhealing_foot_wound_or_gangrene,
+            "red.heat_illness_signs": rf.confusion_collapse_or_high_temperature_in_heat,
+            "red.trismus_spasms": rf.trismus_or_generalised_spasms,
+            "red.itb_withdrawal_signs": rf.fever_confusion_or_rebound_spasticity,
             "red.pain_on_passive_stretch": rf.pain_on_passive_stretch,
             "red.pain_out_of_proportion": rf.pain_out_of_proportion,
             "red.tense_compartment": rf.tense_compartment,
@@ -668,7 +685,19 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
         v[f"lab.{lab_id}"] = value
     if "calcium" in labs:
         v["calcium_corrected"] = _corrected_calcium(labs["calcium"], labs.get("albumin"), notes)
-    _reference(kb, labs, v)
+    _reference(kb, labs, v, why)
+    ck_ref = kb.labs["ck"].reference
+    if "ck" in labs and ck_ref is not None and ck_ref.high:
+        v["ck_x_uln"] = round(labs["ck"] / ck_ref.high, 2)
+    height = _height(case)
+    if weight is not None and height is not None:
+        v["bmi"] = round(weight / (height / 100.0) ** 2, 1)
+    causes = [why[f"low.{lab}"] for lab in _CRAMP_ELECTROLYTES if v.get(f"low.{lab}") is True]
+    if v.get("takes.cramp_inducer") is True:
+        causes.append(f"takes {why.get('takes.cramp_inducer', 'a cramp-inducing medicine')}")
+    v["secondary_cause"] = bool(causes)
+    if causes:
+        why["secondary_cause"] = "; ".join(causes)
     return Derivation(
         FactMap(v, why),
         crcl,
@@ -681,6 +710,20 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
         stale,
         irls,
     )
+
+
+_CRAMP_ELECTROLYTES = ("potassium", "magnesium", "calcium", "calcium_ionised", "sodium")
+
+
+def _height(case: Case) -> float | None:
+    h = case.patient.height
+    if h is None:
+        return None
+    try:
+        cm = normalise(h.value, h.unit, "cm")
+    except UnitError:
+        return None
+    return cm if 40 <= cm <= 250 else None
 
 
 def _crcl(
@@ -708,7 +751,9 @@ def _liver(v: Mapping[str, FactValue], case: Case) -> bool | None:
     return None
 
 
-def _reference(kb: Knowledge, labs: Mapping[str, float], v: dict[str, FactValue]) -> None:
+def _reference(
+    kb: Knowledge, labs: Mapping[str, float], v: dict[str, FactValue], why: dict[str, str]
+) -> None:
     """``low.<lab>`` / ``high.<lab>`` against the reference range (known values only).
 
     Calcium uses the albumin-corrected value when albumin is known.
@@ -720,7 +765,15 @@ def _reference(kb: Knowledge, labs: Mapping[str, float], v: dict[str, FactValue]
         if lab_id == "calcium":
             corrected = v.get("calcium_corrected")
             value = corrected if isinstance(corrected, float) else value
+        spec = kb.labs[lab_id]
+        name = "corrected calcium" if lab_id == "calcium" else spec.name.split(" (")[0].lower()
         if ref.low is not None:
             v[f"low.{lab_id}"] = value < ref.low
+            if value < ref.low:
+                why[f"low.{lab_id}"] = f"{name} {value:g} {spec.unit} (reference from {ref.low:g})"
         if ref.high is not None:
             v[f"high.{lab_id}"] = value > ref.high
+            if value > ref.high:
+                why[f"high.{lab_id}"] = (
+                    f"{name} {value:g} {spec.unit} (reference up to {ref.high:g})"
+                )

@@ -42,9 +42,18 @@ def _fmt(d: Dose) -> str:
     return f"{d.value:g} {d.unit}"
 
 
-def _max_daily(reg: Regimen, band: RenalBand | None) -> Dose | None:
-    """The lower of the regimen maximum and the renal band maximum."""
-    limits = [d for d in (reg.max_daily, band.daily_max if band else None) if d is not None]
+def _max_daily(reg: Regimen, band: RenalBand | None, plan: bool = True) -> Dose | None:
+    """The lowest of the regimen maximum, the renal band maximum and (for a plan) the
+    indication's maximum."""
+    limits = [
+        d
+        for d in (
+            reg.max_daily,
+            band.daily_max if band else None,
+            reg.indication_max if plan else None,
+        )
+        if d is not None
+    ]
     return min(limits, key=_mg) if limits else None
 
 
@@ -90,15 +99,32 @@ def plan_medication(drug: Drug, reg: Regimen, ctx: EvalContext, by: str) -> Dose
         start, times = band.start, band.times_per_day
     dose = start
     start_text = reg.start_text
-    if band is not None:
+    if band is not None and band.start is not None:
         start_text = f"{band.dosing} ({band.label})"
-        if (
-            dose is not None
-            and times is not None
-            and max_daily is not None
-            and _mg(dose) * times > _mg(max_daily)
-        ):
-            dose, times = None, None
+    elif band is not None and band.dosing != "usual schedule":
+        notes.append(f"{band.label}: {band.dosing}.")
+    if (
+        band is not None
+        and dose is not None
+        and times is not None
+        and max_daily is not None
+        and _mg(dose) * times > _mg(max_daily)
+    ):
+        dose, times = None, None
+    if band is not None and band.dose_unverified:
+        confirm.append(
+            Confirmation(
+                gate="renal",
+                question=f"the {drug.name} dose on haemodialysis"
+                if ctx.renal.dialysis
+                else f"the {drug.name} dose for renal function {ctx.renal.note}",
+                because=band.dosing,
+                facts=[],
+                by=by,
+            )
+        )
+        dose, times, max_daily = None, None, None
+        start_text = f"No dose until chosen for this renal function: {band.dosing} ({band.label})"
     if renal_unknown:
         dialysis = ctx.renal.dialysis is True
         confirm.append(
@@ -190,5 +216,5 @@ def _renal_impaired(ctx: EvalContext) -> bool:
 def daily_limit_mg(reg: Regimen, ctx: EvalContext) -> float | None:
     """The highest daily dose this patient's renal band (or the regimen) allows, in mg."""
     band, _ = band_for(reg, ctx)
-    limit = _max_daily(reg, band)
+    limit = _max_daily(reg, band, plan=False)
     return _mg(limit) if limit is not None else None

@@ -69,7 +69,7 @@ def known_facts(expr: Compiled | None, facts: FactMap) -> list[str]:
                 who = f"currently takes {who}"
             out.append(who if who.endswith(what) else f"{who} ({what})")
             continue
-        if n.startswith("days_on.") and n in facts.why:
+        if n.startswith(("days_on.", "low.", "high.", "secondary_cause")) and n in facts.why:
             out.append(facts.why[n])
             continue
         out.append(describe(n, v))

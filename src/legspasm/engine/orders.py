@@ -175,7 +175,12 @@ def offer_alternatives(kb: Knowledge, item: AvoidItem, plan: list[PlanStep]) -> 
     if not rule.replace_with or item.target != item.drug.name:
         return []
     drug_id = item.drug.id
-    steps = [s for s in plan if s.context in rule.replace_with]
+    # Recommended steps before conditional ones (a conditional step is offered, never as the
+    # recommended suggestion, and says what to confirm).
+    steps = sorted(
+        (s for s in plan if s.context in rule.replace_with),
+        key=lambda s: s.status != "recommended",
+    )
     meds = [s for s in steps if s.medication is not None]
     same = [s.id for s in meds if s.medication and s.medication.drug.id == drug_id]
     other = [s.id for s in meds if s.medication and s.medication.drug.id != drug_id]

@@ -37,7 +37,9 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
         elif any(r is False for r in req):
             status = "unlikely"
         elif any(
-            states[k.id] is True for k in ctx.criteria if k.id in required and not k.exclusion
+            states[k.id] is True
+            for k in ctx.criteria
+            if k.id in required and not k.exclusion and not k.generic
         ):
             status = "possible"
         else:

@@ -38,7 +38,9 @@ def triage(kb: Knowledge, facts: FactMap, missing: Missing) -> list[RedFlagResul
                 id=rf.id,
                 name=rf.name,
                 urgency=rf.urgency,
-                action=rf.action,
+                action=rf.possible_action
+                if status == "possible" and rf.possible_action
+                else rf.action,
                 basis=rf.basis,
                 rationale=[r for r in rationale if not r.endswith(": no")],
                 citations=list(rf.citations),
@@ -46,5 +48,5 @@ def triage(kb: Knowledge, facts: FactMap, missing: Missing) -> list[RedFlagResul
                 order=rf.order,
             )
         )
-    fired.sort(key=lambda f: (_STATUS[f.status], _URGENCY[f.urgency]))
+    fired.sort(key=lambda f: (_URGENCY[f.urgency], _STATUS[f.status]))
     return fired

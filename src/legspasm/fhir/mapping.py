@@ -264,16 +264,16 @@ class _Mapper:
     def _concepts(self, cc: Mapping[str, Any] | None, path: str) -> list[str]:
         found: list[str] = []
         for system, code, _ in codings(cc, path):
+            cids: tuple[str, ...] = ()
             if system == CONCEPT:
-                cid = code if code in self.kb.concepts else None
+                cids = (code,) if code in self.kb.concepts else ()
             elif system in SYSTEM_NAMES:
                 short = SYSTEM_NAMES[system]
                 key = _icd(code) if system == ICD10CM else code
-                cid = self.kb.lookups.concept_by_code.get((short, key))
-            else:
-                cid = None
-            if cid is not None and cid not in found:
-                found.append(cid)
+                cids = self.kb.lookups.concept_by_code.get((short, key), ())
+            for one in cids:
+                if one not in found:
+                    found.append(one)
         return found
 
     def _condition(self, e: Entry, path: str) -> None:

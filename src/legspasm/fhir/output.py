@@ -82,6 +82,8 @@ def _medication_request(
     text = med.start
     if med.dose and med.frequency:
         text = f"{med.dose} {med.frequency}. {text}"
+    if med.renal_band and med.renal_band not in text:
+        text += f" ({med.renal_band})"
     dosage: dict[str, Any] = {"text": text}
     repeat: dict[str, Any] = {}
     if med.times_per_day:
@@ -123,6 +125,9 @@ def _medication_request(
         }
     notes = [n for n in (med.titration, med.renal_band and f"Renal band: {med.renal_band}") if n]
     notes += med.notes + step.warnings
+    if step.status == "conditional":
+        asks = "; ".join(c.question for c in step.confirm)
+        notes.insert(0, f"Conditional: before prescribing, confirm {asks}.")
     res: dict[str, Any] = {
         "status": "draft",
         "intent": "proposal",
@@ -189,7 +194,7 @@ def assessment_bundle(a: Assessment, subject: str | None = None) -> dict[str, An
                 "status": "draft",
                 "intent": "proposal",
                 "priority": "stat" if rf.urgency == "emergency" else "urgent",
-                "code": {"text": rf.action},
+                "code": {"text": rf.order or rf.action},
                 "reasonCode": [{"text": rf.name}],
                 "subject": ref,
                 "authoredOn": a.as_of.isoformat(),
@@ -213,16 +218,29 @@ def assessment_bundle(a: Assessment, subject: str | None = None) -> dict[str, An
         for step in steps:
             kind, res = _step_resource(b, step, ref)
             url = b.add(kind, f"step/{step.id}", {k: v for k, v in res.items() if v is not None})
-            sub.append(
-                {
-                    "id": step.id,
-                    "title": step.text if len(step.text) <= 120 else step.text[:117] + "...",
-                    "description": f"{step.text} (Strength: {step.strength}; certainty: "
-                    f"{step.certainty}; basis: {step.basis}.)",
-                    "documentation": b.docs(step.citations) or None,
-                    "resource": {"reference": url},
-                }
-            )
+            action: dict[str, Any] = {
+                "id": step.id,
+                "title": step.text if len(step.text) <= 120 else step.text[:117] + "...",
+                "description": f"{step.text} (Strength: {step.strength}; certainty: "
+                f"{step.certainty}; basis: {step.basis}.)",
+                "documentation": b.docs(step.citations) or None,
+                "resource": {"reference": url},
+            }
+            if step.status == "conditional":
+                asks = "; ".join(c.question for c in step.confirm)
+                action["description"] = (
+                    f"Conditional: before prescribing, confirm {asks}. " + action["description"]
+                )
+                action["condition"] = [
+                    {
+                        "kind": "applicability",
+                        "expression": {
+                            "language": "text/plain",
+                            "description": f"Before prescribing, confirm: {asks}",
+                        },
+                    }
+                ]
+            sub.append(action)
         actions.append({"title": title, "groupingBehavior": "logical-group", "action": sub})
     notes = [f"legspasm knowledge base {a.knowledge_version}, assessed as of {a.as_of}."]
     notes += [f"Withheld: {w.text} ({w.reason})." for w in a.withheld]

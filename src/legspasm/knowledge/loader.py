@@ -425,9 +425,20 @@ def _lookups(drugs: dict[str, Drug], concepts: dict[str, Concept], labs: dict[st
         drug_by_code=by_code,
         drug_by_word=by_word,
         drug_word_re=pattern,
-        concept_by_code={(c.system, c.code): k.id for k in concepts.values() for c in k.codes},
+        concept_by_code=_concept_index(concepts),
         lab_by_loinc={c.code: lab.id for lab in labs.values() for c in lab.codes},
     )
+
+
+def _concept_index(concepts: dict[str, Concept]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Code -> the concepts it belongs to (K70.31 is both cirrhosis and ascites)."""
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for k in concepts.values():
+        for c in k.codes:
+            key = (c.system, c.code)
+            if k.id not in out.get(key, ()):
+                out[key] = (*out.get(key, ()), k.id)
+    return out
 
 
 def _check_bands(rel: str, drug: str, regimen: str, bands: list[Any], max_daily: Any) -> None:

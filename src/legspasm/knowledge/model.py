@@ -131,6 +131,9 @@ class RenalBand(_Entry):
     times_per_day: float | None = None
     dosing: Text
     not_recommended: bool = False
+    # The label says to adjust but the amount was not verified: no dose line; the proposal is
+    # conditional on the prescriber choosing the dose for this band.
+    dose_unverified: bool = False
 
     def holds(self, value: float) -> bool:
         lo, hi = self.crcl_min, self.crcl_max
@@ -186,7 +189,10 @@ class Regimen(_Entry):
     timing: str | None = None
     start_text: Text
     titration: str | None = None
-    max_daily: Dose | None = None
+    max_daily: Dose | None = None  # the label's maximum: also the ceiling of the dose checks
+    # The maximum for this indication when lower than the label's (gabapentin in RLS): it caps
+    # the proposed plan, not the check of a dose someone else prescribed.
+    indication_max: Dose | None = None
     max_duration_days: int | None = None
     duration_text: str | None = None
     renal_bands: list[RenalBand] = []
@@ -226,6 +232,7 @@ class Criterion(_Entry):
     text: Text
     when: Any
     exclusion: bool = False  # an exclusion alone never makes a context "possible"
+    generic: bool = False  # shared by many contexts ("muscle cramps"): alone, never "possible"
     compiled: Compiled | None = None
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -256,6 +263,7 @@ class RedFlag(_Entry):
     when: Any
     possible_when: Any = None
     action: Text
+    possible_action: str | None = None  # the action while it is only possible (default: action)
     order: str | None = None
     withhold_tags: list[str] = []
     citations: CitationIds
@@ -420,7 +428,7 @@ class Lookups:
     drug_by_code: dict[str, str]
     drug_by_word: dict[str, str]
     drug_word_re: re.Pattern[str]
-    concept_by_code: dict[tuple[str, str], str]
+    concept_by_code: dict[tuple[str, str], tuple[str, ...]]  # a code may mean two concepts
     lab_by_loinc: dict[str, str]
 
     def match_drug(self, name: str | None, rxnorm: str | None) -> str | None:

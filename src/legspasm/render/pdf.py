@@ -29,7 +29,7 @@ from reportlab.platypus import (
 )
 
 from ..assessment import Assessment, PlanStep
-from .report import AVOID_STATUS, CRITERION_STATE, PHASE_TITLES
+from .report import AVOID_STATUS, CRITERION_STATE, PHASE_TITLES, confirm_line
 
 __all__ = ["handout_pdf", "summary_pdf"]
 
@@ -102,13 +102,20 @@ def _build(story: list[Flowable], title: str) -> bytes:
     return buf.getvalue()
 
 
+_UNLESS = " unless confirmed otherwise"
+
+
 def _step(s: PlanStep, numbers: dict[str, int], st: _Styles) -> list[Flowable]:
     grade = f"{s.strength}; certainty {s.certainty}"
     if s.basis in ("M", "UNVERIFIED"):
         grade += "; not verified against the primary source"
+    lead = "<b>CONDITIONAL:</b> " if s.status == "conditional" else ""
     out: list[Flowable] = [
-        Paragraph(f"{_t(s.text)} {_refs(s.citations, numbers)} <i>({_t(grade)})</i>", st.body)
+        Paragraph(f"{lead}{_t(s.text)} {_refs(s.citations, numbers)} <i>({_t(grade)})</i>", st.body)
     ]
+    if s.confirm:
+        lead = "Before prescribing, confirm" if s.medication else "First confirm"
+        out.append(Paragraph(f"<b>{_t(confirm_line(s.confirm, lead))}</b>", st.small))
     m = s.medication
     if m is not None:
         rows = [["Medicine", f"{m.drug.name}, {m.form}"]]
@@ -158,7 +165,8 @@ def summary_pdf(a: Assessment) -> bytes:
     for rf in a.red_flags:
         story.append(
             Paragraph(
-                f"<b>{rf.urgency.upper()}: {_t(rf.name)}.</b> {_t(rf.action)} "
+                f"<b>{rf.urgency.upper()}{' (possible)' if rf.status == 'possible' else ''}: "
+                f"{_t(rf.name)}.</b> {_t(rf.action)} "
                 f"{_refs(rf.citations, numbers)}",
                 st.alert,
             )
@@ -199,9 +207,11 @@ def summary_pdf(a: Assessment) -> bytes:
         story.append(
             _bullets(
                 [
-                    f"<b>{i.severity.upper()}</b>: {_t(i.target)} ({AVOID_STATUS[i.status]}). "
+                    f"<b>{i.severity.upper()}</b>{_UNLESS if i.confirm else ''}"
+                    f": {_t(i.target)} ({AVOID_STATUS[i.status]}). "
                     f"{_t(i.reason)} "
                     f"{_refs(i.citations, numbers)}"
+                    + (f" <b>How to stop:</b> {_t(i.stopping.text)}" if i.stopping else "")
                     for i in a.avoid
                 ],
                 st,

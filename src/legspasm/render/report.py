@@ -105,7 +105,8 @@ def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
         else f"{lead}{s.text} {_refs(s.citations, numbers)} ({grade})"
     )
     if s.confirm:
-        doc.li(doc.b(confirm_line(s.confirm)), 1)
+        lead = "Before prescribing, confirm" if s.medication else "First confirm"
+        doc.li(doc.b(confirm_line(s.confirm, lead)), 1)
     if s.grade_note:
         doc.li(f"evidence: {s.grade_note}", 1)
     if s.medication:

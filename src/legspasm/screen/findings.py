@@ -9,7 +9,11 @@ single-patient surfaces show:
   caution);
 - ``condition``: a routing context documented or likely (severity: that status);
 - ``plan``: a plan step for this patient (severity: the recommendation's strength), so a team can
-  find who would benefit from a change (e.g. iron for RLS with low ferritin).
+  find who would benefit from a change (e.g. iron for RLS with low ferritin);
+- ``plan_conditional``: a step whose safety gate is unknown (severity ``conditional``; the detail
+  says what to confirm). It is never counted as a recommendation;
+- ``exposure_unconfirmed``: an avoid rule that applies unless an unrecorded fact says otherwise
+  (e.g. a muscle relaxant with age not recorded).
 
 ``rows_of(assessment, patient_id)`` is the only place findings are made, so the local engine, the
 Spark engine and a single-patient check give identical rows for identical assessments.
@@ -28,7 +32,7 @@ __all__ = ["COLUMNS", "Finding", "rows_of"]
 class Finding:
     patient_id: str
     finding_id: str
-    kind: str  # red_flag | exposure | condition | plan
+    kind: str  # red_flag | exposure | exposure_unconfirmed | condition | plan | plan_conditional
     severity: str
     detail: str
     citations: str  # citation ids, ";"-separated, in the assessment's order
@@ -64,7 +68,7 @@ def rows_of(a: Assessment, patient_id: str) -> list[Finding]:
             Finding(
                 patient_id,
                 item.id,
-                "exposure",
+                "exposure_unconfirmed" if item.confirm else "exposure",
                 item.severity,
                 f"{item.target}: {item.reason}",
                 ";".join(item.citations),
@@ -77,5 +81,20 @@ def rows_of(a: Assessment, patient_id: str) -> list[Finding]:
                 Finding(patient_id, c.id, "condition", c.status, c.name, ";".join(c.citations), v)
             )
     for s in a.plan:
+        if s.status == "conditional":
+            confirm = "; ".join(c.question for c in s.confirm)
+            detail = f"{s.text} Before prescribing, confirm: {confirm}."
+            out.append(
+                Finding(
+                    patient_id,
+                    s.id,
+                    "plan_conditional",
+                    "conditional",
+                    detail,
+                    ";".join(s.citations),
+                    v,
+                )
+            )
+            continue
         out.append(Finding(patient_id, s.id, "plan", s.strength, s.text, ";".join(s.citations), v))
     return sorted(set(out))

@@ -152,6 +152,9 @@ class _Cards:
                 f"- **{_SEVERITY_WORD[i.severity]}** ({i.target}): {i.reason} "
                 f"{_refs(i.citations, self.cites)}"
             )
+            if i.confirm:
+                asks = "; ".join(c.question for c in i.confirm)
+                lines.append(f"  - Not recorded, so assumed to apply until confirmed: {asks}.")
             if i.rationale:
                 lines.append(f"  - For this patient: {'; '.join(i.rationale)}.")
         cited = [c for i in items for c in i.citations]
@@ -196,11 +199,15 @@ class _Cards:
             resource = plan_step_resource(
                 self.a, step, self.subject, intent if isinstance(intent, str) else "proposal"
             )
+            conditional = step.status == "conditional"
+            label = _label(step)
+            if conditional:
+                label = "Confirm first: " + label
             out.append(
                 Suggestion(
-                    label=_short(_label(step), 80),
+                    label=_short(label, 80),
                     uuid=self.new_uuid(),
-                    isRecommended=n == 0,
+                    isRecommended=n == 0 and not conditional,
                     actions=[
                         *remove,
                         Action(
@@ -230,7 +237,8 @@ class _Cards:
         parts = []
         if shown:
             parts.append("Leg symptoms: " + ", ".join(f"{c.name} ({c.status})" for c in shown))
-        nxt = next((s for s in a.plan if s.phase != "work-up"), a.plan[0] if a.plan else None)
+        ready = [s for s in a.plan if s.status == "recommended"]
+        nxt = next((s for s in ready if s.phase != "work-up"), ready[0] if ready else None)
         if nxt is not None and shown:
             parts.append(f"next: {_first_sentence(nxt.text)}")
         if current:
@@ -250,6 +258,13 @@ class _Cards:
             lines += ["", "**Next steps**", ""]
             for s in a.plan[:4]:
                 dose = ""
+                if s.status == "conditional":
+                    asks = "; ".join(c.question for c in s.confirm)
+                    lines.append(
+                        f"1. **Conditional**, before prescribing confirm {asks}: {s.text} "
+                        f"{_refs(s.citations, self.cites)}"
+                    )
+                    continue
                 if s.medication is not None and s.medication.dose:
                     dose = f" ({s.medication.start})"
                 lines.append(f"1. {s.text}{dose} {_refs(s.citations, self.cites)}")

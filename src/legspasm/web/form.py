@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..case import Case, MedicationEntry, MedicationOrder
-from ..engine.derive import coded_concept
+from ..engine.derive import coded_concepts
 from ..fhir.intake import Leaf, intake_leaves
 from ..knowledge import Knowledge
 from ..units import UnitError, normalise
@@ -280,9 +280,16 @@ def read_form(form: FormData, kb: Knowledge) -> ParsedForm:
     allergies = [a.strip() for a in _one(form, "allergies").split(",") if a.strip()]
     if allergies:
         out.data["allergies"] = [{"substance": a} for a in allergies]
+    none = [n for n in form.get("none_known", []) if n in _NONE_KNOWN]
+    for name in none:
+        if out.data.get(name):
+            out.errors["none_known"] = f"'no {name}' is ticked but {name} are listed"
+    if none and "none_known" not in out.errors:
+        out.data["none_known"] = list(dict.fromkeys(none))
     return out
 
 
+_NONE_KNOWN = ("conditions", "medications", "allergies")
 _ROW_FIELD = {"dose.value": "dose", "dose.unit": "unit", "dose": "dose"}
 
 
@@ -365,9 +372,10 @@ def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
         out["patient.weight.value"] = [f"{p.weight.value:g}"]
         out["patient.weight.unit"] = [p.weight.unit]
     concepts = [
-        c.concept or (coded_concept(kb, c.code) if c.code else None)
+        one
         for c in case.conditions
         if c.status == "active"
+        for one in ((c.concept,) if c.concept else coded_concepts(kb, c.code) if c.code else ())
     ]
     known = [c for c in dict.fromkeys(concepts) if c is not None and c in kb.concepts]
     if known:
@@ -398,4 +406,6 @@ def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
             out[f"{prefix}.date"] = [lab.date.isoformat()]
     if case.allergies:
         out["allergies"] = [", ".join(a.substance for a in case.allergies)]
+    if case.none_known:
+        out["none_known"] = list(case.none_known)
     return out
