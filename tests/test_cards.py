@@ -111,3 +111,30 @@ def test_an_order_without_an_id_gets_no_delete_action() -> None:
         assert issued.card.suggestions
         for s in issued.card.suggestions:
             assert all(x.type == "create" for x in s.actions)
+
+
+def test_a_red_flag_card_offers_its_order_as_a_draft_service_request() -> None:
+    """The red flag's own order (knowledge base) is one accept-able suggestion; a red flag
+    without an order has none, and dismissing one that has asks for a reason."""
+    seen = 0
+    for folder in VIGNETTES:
+        a = assess(folder, [])
+        results = {rf.id: rf for rf in a.red_flags}
+        for issued in build_cards(a, "patient-view", new_uuid=counter(), subject="Patient/p"):
+            rf = results.get(issued.rule)
+            if rf is None or issued.card.indicator != "critical":
+                continue
+            if not rf.order:
+                assert not issued.card.suggestions
+                continue
+            seen += 1
+            (suggestion,) = issued.card.suggestions or []
+            (action,) = suggestion.actions
+            assert action.resource is not None
+            assert action.resource["resourceType"] == "ServiceRequest"
+            assert action.resource["code"] == {"text": rf.order}
+            assert action.resource["subject"] == {"reference": "Patient/p"}
+            assert action.resource["priority"] == (
+                "stat" if rf.urgency == "emergency" else "urgent"
+            )
+    assert seen >= 3

@@ -522,6 +522,26 @@ def test_weight_window_and_pregnancy_status(kb: Knowledge) -> None:
     assert mapped(kb, {**preg, "effectiveDateTime": "2026-09-01"}).case.patient.pregnant is None
 
 
+def test_height_and_gestational_age_observations(kb: Knowledge) -> None:
+    m = mapped(kb, lab("8302-2", 1.62, "m", "2026-01-05"))
+    assert m.case.patient.height is not None
+    assert (m.case.patient.height.value, m.case.patient.height.unit) == (1.62, "m")
+    # 30 weeks on 2026-11-07, two weeks before as_of: 32 weeks today.
+    m = mapped(kb, lab("49051-6", 30, "wk", "2026-11-07"))
+    assert m.case.patient.gestational_weeks == 32.0
+    assert any(
+        u.field == "patient.gestational_weeks" and "32 weeks" in u.value for u in m.data_used
+    )
+    assert mapped(kb, lab("18185-9", 210, "d", "2026-11-21")).case.patient.gestational_weeks == 30
+    # Older than the 28-day window, or past 45 weeks when aged: the pregnancy may have ended.
+    old = mapped(kb, lab("11884-4", 20, "wk", "2026-10-01"))
+    assert old.case.patient.gestational_weeks is None
+    assert any("older than 28 days" in r for r in reasons(old))
+    past = mapped(kb, lab("49051-6", 44, "wk", "2026-11-01"))
+    assert past.case.patient.gestational_weeks is None
+    assert any("past 45" in r for r in reasons(past)), reasons(past)
+
+
 # --- AllergyIntolerance ----------------------------------------------------------------------
 
 

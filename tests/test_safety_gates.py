@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from legspasm import Assessment, Case, evaluate
 from legspasm.engine.avoid import BLOCKING, as_if_taking
 from legspasm.engine.derive import derive
+from legspasm.errors import CaseValidationError
 from strategies import AS_OF, KB, cases
 
 PROPS = settings(
@@ -409,6 +410,29 @@ def test_the_stricter_of_crcl_and_egfr_chooses_the_band() -> None:
     ge = step(assess(rls(labs=egfr)), "RLS-GABAPENTIN-ENACARBIL")
     assert ge.medication.renal_band == "CrCl 30-59 mL/min"
     assert ge.medication.dose == "300 mg"
+
+
+@pytest.mark.parametrize(("weight", "bmi_30"), [(120.0, True), (119.6, False)])
+def test_obesity_makes_a_cockcroft_gault_band_conditional(weight: float, bmi_30: bool) -> None:
+    """Cockcroft-Gault from actual weight at BMI >= 30 (WHO obesity, policy.yaml): the band
+    needs the prescriber's weight convention; a measured clearance does not."""
+    tall = {"age_years": 50, "weight": {"value": weight, "unit": "kg"}}
+    tall["height"] = {"value": 200, "unit": "cm"}
+    case = rls(patient=tall)
+    assert derive(case, KB, AS_OF).facts["bmi"] == (30.0 if bmi_30 else 29.9)
+    ge = step(assess(case), "RLS-GABAPENTIN-ENACARBIL")
+    asks = [c.question for c in ge.confirm if c.gate == "renal"]
+    assert bool(asks) is bmi_30, asks
+    assert (ge.status == "conditional") is bmi_30
+    measured = [{"name": "creatinine_clearance", "value": 150, "unit": "mL/min", "date": AS_OF}]
+    ge = step(assess(rls(patient=tall, labs=measured)), "RLS-GABAPENTIN-ENACARBIL")
+    assert ge.status == "recommended"
+
+
+def test_an_implausible_height_is_an_error_naming_the_field() -> None:
+    with pytest.raises(CaseValidationError) as err:
+        assess(rls(patient={"height": {"value": 17, "unit": "m"}}))
+    assert [field for field, _ in err.value.problems] == ["patient.height"]
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,8 @@ _ALIASES = {
     "kgs": "kg",
     "lbs": "lb",
     "[lb_av]": "lb",
+    "wk": "week",  # UCUM week (gestational age)
+    "wks": "week",
 }
 
 

@@ -546,6 +546,7 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
 
     age = _age(case, as_of, problems)
     weight = _weight(case, problems)
+    height = _height(case, problems)
     _conditions(kb, case, as_of, v, problems, notes)
     why: dict[str, str] = {}
     unmapped: list[str] = []
@@ -689,7 +690,6 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
     ck_ref = kb.labs["ck"].reference
     if "ck" in labs and ck_ref is not None and ck_ref.high:
         v["ck_x_uln"] = round(labs["ck"] / ck_ref.high, 2)
-    height = _height(case)
     if weight is not None and height is not None:
         v["bmi"] = round(weight / (height / 100.0) ** 2, 1)
     causes = [why[f"low.{lab}"] for lab in _CRAMP_ELECTROLYTES if v.get(f"low.{lab}") is True]
@@ -715,15 +715,19 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
 _CRAMP_ELECTROLYTES = ("potassium", "magnesium", "calcium", "calcium_ionised", "sodium")
 
 
-def _height(case: Case) -> float | None:
+def _height(case: Case, problems: list[tuple[str, str]]) -> float | None:
     h = case.patient.height
     if h is None:
         return None
     try:
         cm = normalise(h.value, h.unit, "cm")
-    except UnitError:
+    except UnitError as exc:
+        problems.append(("patient.height.unit", exc.message))
         return None
-    return cm if 40 <= cm <= 250 else None
+    if not 40 <= cm <= 250:
+        problems.append(("patient.height", f"{h.value} {h.unit} is not a plausible body height"))
+        return None
+    return cm
 
 
 def _crcl(

@@ -144,6 +144,25 @@ def plan_medication(drug: Drug, reg: Regimen, ctx: EvalContext, by: str) -> Dose
                 "No dose until renal function is known: the dose band depends on it "
                 f"({ctx.renal.note})."
             )
+    bmi = facts["bmi"]
+    if (
+        band is not None
+        and reg.renal_bands
+        and ctx.renal.crcl.note.startswith("Cockcroft-Gault")
+        and ctx.renal.value == ctx.renal.crcl.value
+        and isinstance(bmi, float)
+        and bmi >= ctx.kb.threshold("obesity_bmi")
+    ):
+        confirm.append(
+            Confirmation(
+                gate="renal",
+                question=f"the renal band with your weight convention (BMI {bmi:g})",
+                because="Cockcroft-Gault used actual body weight, which can overestimate "
+                "clearance in obesity; no rule for the weight is encoded",
+                facts=[],
+                by=by,
+            )
+        )
     weight = facts["weight_kg"]
     if reg.weight_bands:
         wb = _weight_band(reg, weight if isinstance(weight, float) else None)

@@ -130,7 +130,7 @@ class _Mapper:
         rec = kb.record
         self.measure_codes = {
             key: {c.code for c in rec[key].codes if c.verified}
-            for key in ("body_weight", "body_height")
+            for key in ("body_weight", "body_height", "gestational_age")
         }
         self.pregnancy_codes = {c.code for c in rec["pregnancy_status"].codes if c.verified}
         self.no_allergy_codes = {c.code for c in rec["no_known_allergy"].codes if c.verified}
@@ -169,6 +169,7 @@ class _Mapper:
             self.skip(e, what, f"belongs to {subject_reference(e.resource)}, not in this input")
         self._pick_labs()
         self._pick_weight()
+        self._pick_gestation()
         self._pick_intake()
         self._pick_pregnancy()
         case = self._case()
@@ -703,6 +704,30 @@ class _Mapper:
             self.use(
                 latest.entry, f"patient.{fld}", f"{q.value:g} {q.unit} ({latest.date})", "code"
             )
+
+    def _pick_gestation(self) -> None:
+        """Gestational age, aged forward to as_of from the day it was recorded."""
+        rule = self.kb.record["gestational_age"]
+        latest = self._latest(self.observations["gestational_age"], rule.name)
+        if latest is None or not self._window(rule, latest, rule.name):
+            return
+        q: Quantity = latest.payload
+        weeks = round(normalise(q.value, q.unit, "week") + (self.as_of - latest.date).days / 7, 1)
+        top = rule.plausible[1] if rule.plausible else 45
+        if weeks > top:
+            self.skip(
+                latest.entry,
+                f"{rule.name} {q.value:g} {q.unit} ({latest.date})",
+                f"{weeks:g} weeks by {self.as_of}: past {top:g}, so not used",
+            )
+            return
+        self.patient["gestational_weeks"] = weeks
+        self.use(
+            latest.entry,
+            "patient.gestational_weeks",
+            f"{weeks:g} weeks on {self.as_of} ({q.value:g} {q.unit} on {latest.date})",
+            "code",
+        )
 
     def _pick_pregnancy(self) -> None:
         rule = self.kb.record["pregnancy_status"]

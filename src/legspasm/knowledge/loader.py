@@ -43,6 +43,7 @@ _POLICY = (
     "reproductive_age_max",
     "trimester_2_week",
     "trimester_3_week",
+    "obesity_bmi",
 )
 
 DATA_DIR = Path(__file__).parent / "data"

@@ -86,11 +86,19 @@ class RecordObservation(_Entry):
     """How a fact other than a lab is read from a patient record (``record.yaml``).
 
     ``body_weight``: the codes, unit, plausible range and how old a weight may be.
+    ``body_height``, ``gestational_age``: likewise (gestational age is aged forward to as_of).
     ``pregnancy_status``: the codes of a pregnancy-status observation and its answer codes.
     ``intake``: how old intake answers (a QuestionnaireResponse) may be.
     """
 
-    id: Literal["body_weight", "body_height", "pregnancy_status", "no_known_allergy", "intake"]
+    id: Literal[
+        "body_weight",
+        "body_height",
+        "gestational_age",
+        "pregnancy_status",
+        "no_known_allergy",
+        "intake",
+    ]
     name: Text
     codes: list[Coding] = []
     unit: str | None = None

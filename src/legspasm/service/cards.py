@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..assessment import Assessment, AvoidItem, CitationRef, PlanStep
+from ..assessment import Assessment, AvoidItem, CitationRef, PlanStep, RedFlagResult
 from ..engine.avoid import BLOCKING
 from ..fhir.output import plan_step_resource
 from ..fhir.systems import BASE
@@ -124,9 +124,36 @@ class _Cards:
                 detail=detail,
                 indicator="critical",
                 source=_source(self.a, rf.id, rf.name, rf.citations),
+                suggestions=self.red_flag_order(rf),
+                selectionBehavior="at-most-one" if rf.order else None,
+                overrideReasons=list(OVERRIDE_REASONS) if rf.order else None,
                 links=self.links(),
             )
             self.out.append(IssuedCard(card, rf.id))
+
+    def red_flag_order(self, rf: RedFlagResult) -> list[Suggestion] | None:
+        """The red flag's order as a draft ServiceRequest the clinician can accept."""
+        if not rf.order:
+            return None
+        resource: dict[str, Any] = {
+            "resourceType": "ServiceRequest",
+            "status": "draft",
+            "intent": "proposal",
+            "priority": "stat" if rf.urgency == "emergency" else "urgent",
+            "code": {"text": rf.order},
+            "reasonCode": [{"text": rf.name}],
+            "subject": {"reference": self.subject} if self.subject else {"display": "the patient"},
+        }
+        return [
+            Suggestion(
+                label=_short(f"Order: {rf.order}", 80),
+                uuid=self.new_uuid(),
+                isRecommended=True,
+                actions=[
+                    Action(type="create", description=_short(rf.order, 200), resource=resource)
+                ],
+            )
+        ]
 
     def orders(self, drafts: Mapping[str, Mapping[str, Any]], selected: set[str] | None) -> None:
         by_order: dict[str, list[AvoidItem]] = {}
