@@ -138,9 +138,10 @@ def _to_stop(ctx: EvalContext) -> dict[str, str]:
         cond = rule.compiled
         if rule.severity not in BLOCKING or rule.check is not None or cond is None:
             continue
-        if any(f.startswith(_COMBINATION) for f in cond.facts):
+        taken = ctx.current_ids & rule.targets
+        if not taken or any(f.startswith(_COMBINATION) for f in cond.facts):
             continue
-        for drug_id in sorted(ctx.current_ids & rule.targets):
+        for drug_id in sorted(taken):
             known_how = ctx.kb.stopping(drug_id) is not None
             if drug_id not in out and known_how and cond(ctx.facts) is True:
                 out[drug_id] = rule.id

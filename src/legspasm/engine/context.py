@@ -26,6 +26,7 @@ class EvalContext:
     orders: tuple[OrderedMed, ...]
     allergies: frozenset[str]
     unmapped_current: tuple[str, ...]
+    current_ids: frozenset[str] = frozenset()  # the drug ids of ``current``, set by ``of``
 
     @classmethod
     def of(cls, kb: Knowledge, d: Derivation, as_of: dt.date) -> EvalContext:
@@ -38,11 +39,8 @@ class EvalContext:
             tuple(d.orders),
             d.allergies,
             tuple(d.unmapped_current),
+            frozenset(c.drug_id for c in d.current),
         )
-
-    @property
-    def current_ids(self) -> frozenset[str]:
-        return frozenset(c.drug_id for c in self.current)
 
     def overlay(self, extra: dict[str, FactValue]) -> EvalContext:
         return dataclasses.replace(self, facts=self.facts.with_overlay(extra))
