@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..engine import evaluate
 from ..errors import FhirError
@@ -52,6 +53,10 @@ class Problem:
     problem: str
 
 
+Read = Iterator[tuple[Resource | None, Problem | None]]
+"""What reading a file yields: a resource, or the problem with a line."""
+
+
 def parse_line(text: str, file: str, line: int) -> tuple[Resource | None, Problem | None]:
     """One NDJSON line as a FHIR resource, or the problem with it. Blank lines give neither."""
     if not text.strip():
@@ -60,6 +65,10 @@ def parse_line(text: str, file: str, line: int) -> tuple[Resource | None, Proble
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, Problem(file, line, f"not valid JSON: {exc.msg}")
+    except RecursionError:
+        return None, Problem(file, line, "not read: JSON nested too deeply")
+    except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        return None, Problem(file, line, f"not valid JSON: {str(exc)[:120]}")
     if not isinstance(obj, dict):
         return None, Problem(file, line, "not a JSON object")
     rt = obj.get("resourceType")
@@ -101,50 +110,93 @@ def input_files(folder: Path) -> tuple[list[Path], list[Problem]]:
     return files, skipped
 
 
-def _text(path: Path) -> IO[str]:
-    """The file as text (gunzipped when ``.gz``); the caller closes it."""
+def _binary(path: Path) -> io.BufferedIOBase:
+    """The file's bytes (gunzipped when ``.gz``); the caller closes it."""
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig")
-    return path.open(encoding="utf-8-sig")
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+_LOG_LINE = "no valid 'resourceType'"
+
+
+def _lines(fh: io.BufferedIOBase, name: str) -> Iterator[tuple[int, str | None, Problem | None]]:
+    """Numbered lines decoded one by one: a byte that is not UTF-8 costs its line (reported
+    with its number), and a compressed file that ends early reports how far it was read."""
+    n = 0
+    try:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield n, None, Problem(name, n, f"not UTF-8 (byte {exc.start + 1}): line not read")
+                continue
+            yield n, text, None
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        what = f"{n} lines read" if n else "no line read"
+        problem = f"file ends early ({exc}): {what}, the rest is missing"
+        yield n + 1, None, Problem(name, n + 1, problem)
 
 
 def read_file(path: Path) -> Iterator[tuple[Resource | None, Problem | None]]:
     """Every resource in one export file, or the problem with a line (file name and line number).
 
-    An NDJSON file whose first line is JSON but not a FHIR resource (a bulk-export log) is left
-    out as a whole with one problem. A JSON file's Bundle entries are its resources (nested
-    Bundles flattened); problems inside it are reported against line 0 with the entry path.
+    Lines are decoded one by one, so a bad byte or a bad line costs only that line. An NDJSON
+    file whose first two lines are JSON but not FHIR resources (a bulk-export log) is left out
+    as a whole with one problem; one such line alone is reported and the file read on. A JSON
+    file's Bundle entries are its resources (nested Bundles flattened); problems inside it are
+    reported against line 0 with the entry path.
     """
     name = path.name
     try:
-        fh = _text(path)
+        fh = _binary(path)
     except OSError as exc:
         yield None, Problem(name, 0, f"cannot read: {exc.strerror or exc}")
         return
     with fh:
-        try:
-            if name.lower().endswith(_JSON):
-                yield from _bundle_resources(fh.read(), name)
-                return
-            first = True
-            for n, line in enumerate(fh, start=1):
-                res, problem = parse_line(line, name, n)
-                if first and (res is not None or problem is not None):
-                    first = False
-                    if problem is not None and problem.problem == "no valid 'resourceType'":
-                        yield None, Problem(name, 0, "its lines are not FHIR resources: not read")
-                        return
-                if (
-                    problem is None
-                    and res is not None
-                    and not is_resource_type(str(res["resourceType"]))
-                ):
-                    problem = Problem(name, n, f"unknown resource type {res['resourceType']!r}")
-                    res = None
-                if res is not None or problem is not None:
-                    yield res, problem
-        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, OSError) as exc:
-            yield None, Problem(name, 0, f"cannot read to the end: {exc}")
+        if name.lower().endswith(_JSON):
+            yield from _json_file(fh, name)
+            return
+        seen = 0  # content lines so far (resources or problems)
+        pending: Problem | None = None  # a first line that is JSON but not a resource
+        for n, text, problem in _lines(fh, name):
+            res = None
+            if text is not None:
+                res, problem = parse_line(text, name, n)
+            if res is None and problem is None:
+                continue  # a blank line
+            seen += 1
+            if problem is not None and problem.problem == _LOG_LINE and seen <= 2:
+                if seen == 1:
+                    pending = problem
+                    continue
+                if pending is not None:
+                    yield None, Problem(name, 0, "its lines are not FHIR resources: not read")
+                    return
+            if pending is not None:
+                yield None, pending
+                pending = None
+            if res is not None and not is_resource_type(str(res["resourceType"])):
+                problem = Problem(name, n, f"unknown resource type {res['resourceType']!r}")
+                res = None
+            yield res, problem
+        if pending is not None:
+            yield None, Problem(name, 0, "its lines are not FHIR resources: not read")
+
+
+def _json_file(fh: io.BufferedIOBase, name: str) -> Read:
+    try:
+        data = fh.read()
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        yield None, Problem(name, 0, f"cannot read to the end ({exc}): not read")
+        return
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        yield None, Problem(name, line, f"not UTF-8 (byte {exc.start + 1}): file not read")
+        return
+    yield from _bundle_resources(text, name)
 
 
 def _bundle_resources(text: str, name: str) -> Iterator[tuple[Resource | None, Problem | None]]:
@@ -154,6 +206,12 @@ def _bundle_resources(text: str, name: str) -> Iterator[tuple[Resource | None, P
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         yield None, Problem(name, exc.lineno, f"not valid JSON: {exc.msg}")
+        return
+    except RecursionError:
+        yield None, Problem(name, 0, "not read: JSON nested too deeply")
+        return
+    except ValueError as exc:
+        yield None, Problem(name, 0, f"not valid JSON: {str(exc)[:120]}")
         return
     try:
         entries = entries_from_resources([data], name)

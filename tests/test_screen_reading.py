@@ -1,0 +1,108 @@
+"""Reading an export file never loses a line silently (issue 13, item 2, first part): a bad
+byte, a bad line or a truncated compressed file costs only what it must, and each loss is a
+problem naming the file and the line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from legspasm.screen.core import Problem, read_file
+
+
+def med(i: int) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": f"m{i}",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": f"Patient/p{i % 7}"},
+        "medicationCodeableConcept": {"text": "naïve café"},  # non-ASCII: UTF-8 must hold
+    }
+
+
+def lines(n: int) -> list[bytes]:
+    return [json.dumps(med(i), ensure_ascii=False).encode() + b"\n" for i in range(n)]
+
+
+def read(path: Path) -> tuple[list[str], list[Problem]]:
+    ids, problems = [], []
+    for res, problem in read_file(path):
+        if res is not None:
+            ids.append(str(res["id"]))
+        if problem is not None:
+            problems.append(problem)
+    return ids, problems
+
+
+def test_a_latin1_byte_costs_only_its_line(tmp_path: Path) -> None:
+    data = lines(500)
+    data[199] = data[199].replace("café".encode(), "café".encode("latin-1"))
+    path = tmp_path / "MedicationRequest.ndjson"
+    path.write_bytes(b"".join(data))
+    ids, problems = read(path)
+    assert len(ids) == 499
+    assert "m199" not in ids
+    assert [(p.line, p.problem.split(" (")[0]) for p in problems] == [(200, "not UTF-8")]
+
+
+def test_a_truncated_gzip_says_how_far_it_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "MedicationRequest.ndjson.gz"
+    whole = gzip.compress(b"".join(lines(2000)))
+    path.write_bytes(whole[: len(whole) // 2])
+    ids, problems = read(path)
+    assert 0 < len(ids) < 2000
+    (problem,) = problems
+    assert problem.line == len(ids) + 1
+    assert f"{len(ids)} lines read, the rest is missing" in problem.problem
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (b'{"id": "no type"}\n', "no valid 'resourceType'"),
+        (b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
+        (b'{"resourceType": "Observation", "valueInteger": ' + b"9" * 5000 + b"}\n", "digits"),
+        (b"\xef\xbb\xbf{not json\n", "not valid JSON"),
+    ],
+)
+def test_a_bad_first_line_is_reported_and_the_file_read_on(
+    tmp_path: Path, bad: bytes, why: str
+) -> None:
+    path = tmp_path / "MedicationRequest.ndjson"
+    path.write_bytes(bad + b"".join(lines(50)))
+    ids, problems = read(path)
+    assert len(ids) == 50
+    (problem,) = problems
+    assert problem.line == 1
+    assert why in problem.problem, problem
+
+
+def test_a_byte_order_mark_on_the_first_line_is_not_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "MedicationRequest.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(lines(3)))
+    assert read(path) == (["m0", "m1", "m2"], [])
+
+
+def test_a_bulk_export_log_is_left_out_whole(tmp_path: Path) -> None:
+    path = tmp_path / "log.ndjson"
+    path.write_text('{"event": "start"}\n{"event": "file"}\n{"event": "end"}\n')
+    assert read(path) == (
+        [],
+        [Problem("log.ndjson", 0, "its lines are not FHIR resources: not read")],
+    )
+
+
+def test_a_deeply_nested_json_bundle_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    ids, problems = read(path)
+    assert ids == []
+    assert [p.problem for p in problems] == ["not read: JSON nested too deeply"]
+    bad = tmp_path / "latin.json"
+    bad.write_bytes(b'{\n"resourceType": "Bundle",\n"id": "caf\xe9"}')
+    assert [(p.line, p.problem[:9]) for p in read(bad)[1]] == [(3, "not UTF-8")]
