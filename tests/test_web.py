@@ -251,6 +251,32 @@ def test_upload_problems_name_the_file(web: Web, tmp_path: Path) -> None:
     assert "patient.age_years" in field_error(r.text, "f-file")
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("int.json", b'{"resourceType": "Patient", "id": ' + b"9" * 5000 + b"}", "digits"),
+        ("date.yaml", b"patient: {birth_date: 2026-13-45}\n", "not a valid date"),
+        (
+            "bomb.yaml",
+            b"a: &a [x,x,x,x,x,x,x,x,x]\n"
+            + b"".join(
+                f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n".encode()
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+            "YAML aliases",
+        ),
+    ],
+)
+def test_hostile_uploads_are_422_with_a_short_message(
+    web: Web, name: str, content: bytes, says: str
+) -> None:
+    r = web.client.post("/upload", files={"file": (name, content, "application/octet-stream")})
+    assert r.status_code == 422
+    assert says in field_error(r.text, "f-file")
+    assert len(r.content) < 200_000
+
+
 def test_upload_with_several_patients_asks_which(web: Web) -> None:
     patients = [
         {"resourceType": "Patient", "id": f"p{i}", "gender": "female", "birthDate": "1950-01-01"}

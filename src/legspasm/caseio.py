@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from .case import Case
-from .errors import CaseFileError, CaseValidationError
+from .documents import excerpt, parse_json, parse_yaml
+from .errors import CaseFileError, CaseValidationError, DocumentError
 
 __all__ = ["load_case", "parse_case", "read_document"]
 
@@ -41,7 +40,7 @@ def parse_case(data: Any, source: str | None = None) -> Case:
             if err["type"] == "extra_forbidden":
                 msg = "unknown field"
             elif "input" in err and err["type"] not in ("missing",):
-                msg += f" (got {err['input']!r})"
+                msg += f" (got {excerpt(err['input'])})"
             problems.append((_field(loc), msg))
         raise CaseValidationError(problems, source) from None
 
@@ -62,11 +61,9 @@ def read_document(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise CaseFileError(str(p), f"cannot read: {exc}") from None
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
-        raise CaseFileError(str(p), f"not valid {kind}: {exc}") from None
-    return data
+        return parse_json(text) if p.suffix.lower() == ".json" else parse_yaml(text)
+    except DocumentError as exc:
+        raise CaseFileError(str(p), str(exc)) from None
 
 
 def load_case(path: str | Path) -> Case:

@@ -4,6 +4,7 @@
     ├── KnowledgeError            the knowledge base failed to load or validate
     │                             (.file, .entry, .field name the place)
     ├── InputError                a user-supplied file or value is unusable
+    │   ├── DocumentError         JSON or YAML text cannot be parsed (.location, .problem)
     │   ├── CaseFileError         a case file cannot be read or parsed (.path)
     │   ├── CaseValidationError   a case has wrong types or impossible values
     │   │                         (.problems: list of (field, message))
@@ -27,6 +28,7 @@ __all__ = [
     "CaseFileError",
     "CaseValidationError",
     "DataUnavailable",
+    "DocumentError",
     "EvaluationError",
     "FhirError",
     "InputError",
@@ -63,6 +65,18 @@ class KnowledgeError(LegspasmError):
 
 class InputError(LegspasmError):
     """User input cannot be used as given."""
+
+
+class DocumentError(InputError):
+    """JSON or YAML text that cannot be parsed (or is beyond the reading bounds).
+
+    ``location`` is ``line L column C`` when the parser knows it; the reader that called the
+    parser adds the file (as a CaseFileError or FhirError)."""
+
+    def __init__(self, location: str | None, problem: str) -> None:
+        super().__init__(f"{location}: {problem}" if location else problem)
+        self.location = location
+        self.problem = problem
 
 
 class CaseFileError(InputError):

@@ -9,13 +9,13 @@ line or entry; problems inside a resource are left to the mapping, which lists t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import FhirError
+from ..documents import parse_json
+from ..errors import DocumentError, FhirError
 from .elements import json_kind
 
 __all__ = [
@@ -209,9 +209,9 @@ def _ndjson(path: Path, skip_non_fhir: bool) -> tuple[list[Entry], str | None]:
                     continue
                 where = f"{path.name}:{n}"
                 try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise FhirError(str(path), f"line {n}", f"not valid JSON: {exc.msg}") from None
+                    obj = parse_json(line)
+                except DocumentError as exc:
+                    raise FhirError(str(path), f"line {n}", exc.problem) from None
                 if skip_non_fhir and not entries and not is_fhir(obj):
                     return [], f"{path.name} skipped: its lines are not FHIR resources"
                 entries.append(Entry(_check_resource(obj, str(path), f"line {n}"), where))
@@ -240,11 +240,9 @@ def read_fhir(path: str | Path) -> list[Record]:
     if p.suffix.lower() == ".ndjson":
         return _group(_ndjson(p, skip_non_fhir=False)[0], str(p))
     try:
-        data = json.loads(p.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise FhirError(
-            str(p), f"line {exc.lineno} column {exc.colno}", f"not valid JSON: {exc.msg}"
-        ) from None
+        data = parse_json(p.read_text(encoding="utf-8-sig"))
+    except DocumentError as exc:
+        raise FhirError(str(p), exc.location, exc.problem) from None
     except UnicodeDecodeError:
         raise FhirError(str(p), None, "not UTF-8 text") from None
     except OSError as exc:
