@@ -29,6 +29,7 @@ from legspasm.engine import evaluate
 from legspasm.fhir.intake import intake_leaves
 from legspasm.service.app import create_app
 from legspasm.settings import Settings
+from legspasm.web import STATIC
 from legspasm.web.form import case_to_form, read_form
 from live_server import serve
 
@@ -488,6 +489,7 @@ def test_cross_site_form_posts_are_refused(web: Web) -> None:
         {"Origin": "http://evil.example"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.example"},
+        {"Origin": "null"},  # a sandboxed frame or a data: page
     ):
         for path in ("/assess", "/upload", "/examples/nocturnal-cramps", "/intake/derived"):
             r = web.client.post(path, data=form, headers=headers)
@@ -498,3 +500,31 @@ def test_cross_site_form_posts_are_refused(web: Web) -> None:
         "/assess", data=form, headers={"Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}
     )
     assert ok.status_code == 303
+    # Our pages send no referrer, so Chromium's own same-origin post says Origin: null.
+    own = web.client.post(
+        "/assess", data=form, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    )
+    assert own.status_code == 303
+
+
+def test_every_answer_forbids_caching_framing_and_referrers(web: Web) -> None:
+    form = {"symptoms.cramp.present": "yes", "patient.age_years": "60"}
+    plan = web.client.post("/assess", data=form)
+    assert plan.status_code == 303
+    pages = [web.client.get(plan.headers["location"]), web.client.get("/"), web.client.get("/nope")]
+    pages.append(web.client.get("/cds-services"))
+    for r in pages:
+        assert r.headers["cache-control"] == "no-store", r.url
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["content-security-policy"] == "frame-ancestors 'self'"
+        assert r.headers["x-content-type-options"] == "nosniff"
+    css = web.client.get("/static/" + next(p.name for p in STATIC.iterdir() if p.is_file()))
+    assert css.status_code == 200
+    assert "no-store" not in css.headers.get("cache-control", "")
+
+
+def test_a_wrong_method_is_405_with_allow(web: Web) -> None:
+    r = web.client.put("/assess")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+    assert r.json()["resourceType"] == "OperationOutcome"

@@ -36,6 +36,7 @@ from ..settings import Settings
 from ..web import STATIC, web_router
 from .auth import TokenVerifier
 from .cards import IssuedCard, build_cards
+from .headers import SecurityHeaders
 from .hooks import LEGACY_HOOKS, SERVICES, Service, discovery, prefetch_templates
 from .models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
 from .prefetch import gather, patient_id
@@ -210,6 +211,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.legspasm = st
+    app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -286,7 +288,9 @@ def create_app(
         # FastAPI's "error parsing the body" (e.g. not UTF-8) is a refused invocation too.
         if exc.status_code == 400 and (sid := _invoked_service(request)) is not None:
             audit(sid, time.perf_counter(), 400, "bad-request", error=str(exc.detail))
-        return outcome(exc.status_code, code, str(exc.detail))
+        response = outcome(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return response
 
     @app.get("/healthz", include_in_schema=True)
     def healthz() -> dict[str, str]:

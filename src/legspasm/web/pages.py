@@ -97,11 +97,16 @@ def _upload_problem(uploads: list[_Upload], limit: int, limit_mb: float) -> tupl
 def same_origin(request: Request) -> None:
     """Refuse a form post another site's page made the browser send (cross-site request
     forgery), by the browser's own Fetch Metadata and Origin headers; clients that send neither
-    (curl, tests) are let through."""
+    (curl, tests) are let through. ``Origin: null`` (a sandboxed frame, a data: or file: page)
+    is refused unless the browser says the post is same-origin."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise StarletteHTTPException(403, f"cross-site form post refused (Sec-Fetch-Site: {site})")
     origin = request.headers.get("origin")
+    if origin == "null" and site != "same-origin":
+        # Our pages send no referrer, so a browser's own same-origin post says Origin: null
+        # too; only its Fetch Metadata tells the two apart.
+        raise StarletteHTTPException(403, "form post from an opaque origin (Origin: null) refused")
     if origin not in (None, "null") and urlsplit(origin).netloc != request.headers.get("host"):
         raise StarletteHTTPException(403, f"form post from another origin refused ({origin})")
 
