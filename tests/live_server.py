@@ -65,6 +65,7 @@ class FhirServer:
         self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.status: int = 200  # set to e.g. 500 to make every request fail
         self.delay_s: float = 0.0
+        self.next_base: str | None = None  # where next links point (default: this server)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,5 +128,6 @@ class FhirServer:
         if (page + 1) * self.page_size < len(hits):
             kept = [(k, v) for k, vs in query.items() if k != "_page" for v in vs]
             qs = urlencode([*kept, ("_page", str(page + 1))])
-            bundle["link"] = [{"relation": "next", "url": f"{self.url}/{rtype}?{qs}"}]
+            base = self.next_base or self.url
+            bundle["link"] = [{"relation": "next", "url": f"{base}/{rtype}?{qs}"}]
         return 200, bundle

@@ -298,6 +298,7 @@ def fhir(fhir_shared: FhirServer) -> FhirServer:
     fhir_shared.authorizations = []
     fhir_shared.status = 200
     fhir_shared.delay_s = 0.0
+    fhir_shared.next_base = None
     fhir_shared.page_size = 50
     return fhir_shared
 
@@ -782,6 +783,35 @@ def test_paged_search_results_are_all_read(live_dev: Live, fhir: FhirServer) -> 
     pages = [p for p in fhir.requests if p.startswith("/fhir/Observation")]
     assert len(pages) == observations
     assert any(f"_page={observations - 1}" in p for p in pages)
+
+
+def test_the_token_is_never_sent_to_a_host_a_next_link_names(
+    live_dev: Live, fhir: FhirServer
+) -> None:
+    """A next link to another origin (or outside the fhirServer path) is not followed: the
+    request fails with 412 rather than leaking the token or dropping the later pages."""
+    pid, fhir.resources = vignette_resources(CRCL_59)
+    fhir.page_size = 1
+    token = {"access_token": "t-0ff-origin", "token_type": "Bearer", "expires_in": 300}
+    token |= {"scope": "patient/*.read", "subject": "legspasm"}
+    with FhirServer() as elsewhere:
+        for base in (elsewhere.url, fhir.url.removesuffix("/fhir") + "/other"):
+            fhir.next_base = base
+            body = cds_request("patient-view", pid, None, fhirServer=fhir.url)
+            body["fhirAuthorization"] = token
+            check_outcome(post(live_dev, VIEW, body), 412, "points outside fhirServer")
+        assert elsewhere.requests == []
+    assert not any(p.startswith("/other") for p in fhir.requests)
+
+
+@pytest.mark.parametrize("server", ["http://a:1x/", "http://127.0.0.1:99999/fhir", "http:///x"])
+def test_a_malformed_fhir_server_is_412_and_audited(live_dev: Live, server: str) -> None:
+    pid = "malformed-server"
+    before = len(live_dev.store.recent(limit=100, patient_id=pid))
+    body = cds_request("patient-view", pid, None, fhirServer=server)
+    check_outcome(post(live_dev, VIEW, body), 412, "fhirServer is not")
+    assert len(live_dev.store.recent(limit=100, patient_id=pid)) == before + 1
+    assert live_dev.client.get("/healthz").status_code == 200  # the connection still serves
 
 
 @pytest.fixture(scope="module")

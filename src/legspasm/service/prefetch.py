@@ -57,9 +57,36 @@ def _fill(template: str, context: Mapping[str, Any]) -> str | None:
     return None if missing else out
 
 
-def _fetch(client: httpx.Client, url: str, headers: dict[str, str], cap: int) -> list[Any]:
+def _server(url: str) -> httpx.URL:
+    """``fhirServer`` as a URL, or DataUnavailable naming the problem (never a 500)."""
+    try:
+        parsed = httpx.URL(url)
+        _ = parsed.port  # a malformed port (http://a:1x/) raises here or above
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise DataUnavailable([], "fhirServer is not a valid URL") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise DataUnavailable([], "fhirServer is not a valid URL (port out of range)")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise DataUnavailable([], "fhirServer is not an http(s) URL")
+    return parsed
+
+
+def _within(url: httpx.URL, server: httpx.URL) -> bool:
+    """Whether ``url`` is on the FHIR server: same scheme, host and port, under its path."""
+    base = server.path.rstrip("/") + "/"
+    return (url.scheme, url.host, url.port) == (server.scheme, server.host, server.port) and (
+        url.path + "/"
+    ).startswith(base)
+
+
+def _fetch(
+    client: httpx.Client, url: str, headers: dict[str, str], cap: int, server: httpx.URL
+) -> list[Any]:
+    """Every page of a search. A ``next`` link is followed only on the FHIR server itself: the
+    access token is never sent to another host (a link elsewhere fails the fetch, so no data
+    are silently dropped)."""
     out: list[Any] = []
-    next_url: str | None = url
+    next_url: httpx.URL | None = httpx.URL(url)
     pages = 0
     while next_url is not None and pages < _MAX_PAGES and len(out) < cap:
         r = client.get(next_url, headers=headers)
@@ -75,7 +102,7 @@ def _fetch(client: httpx.Client, url: str, headers: dict[str, str], cap: int) ->
         if body.get("resourceType") != "Bundle":
             return [body]
         out.append({k: v for k, v in body.items() if k != "link"})
-        next_url = next(
+        link = next(
             (
                 link.get("url")
                 for link in body.get("link") or []
@@ -83,6 +110,16 @@ def _fetch(client: httpx.Client, url: str, headers: dict[str, str], cap: int) ->
             ),
             None,
         )
+        if not isinstance(link, str) or not link:
+            return out
+        try:
+            next_url = next_url.join(link)
+        except (httpx.InvalidURL, ValueError):
+            raise DataUnavailable([], "the FHIR server's next link is not a valid URL") from None
+        if not _within(next_url, server):
+            raise DataUnavailable(
+                [], "the FHIR server's next link points outside fhirServer: not followed"
+            )
     return out
 
 
@@ -100,8 +137,10 @@ def gather(
         return Gathered(resources)
     if not req.fhirServer:
         raise DataUnavailable(absent, "not prefetched, and the request names no fhirServer")
-    if not req.fhirServer.startswith(("https://", "http://")):
-        raise DataUnavailable(absent, "fhirServer is not an http(s) URL")
+    try:
+        server = _server(req.fhirServer)
+    except DataUnavailable as exc:
+        raise DataUnavailable(absent, exc.problem) from None
     urls: dict[str, str] = {}
     for k in absent:
         query = _fill(templates[k], req.context)
@@ -115,12 +154,12 @@ def gather(
 
     def one(k: str) -> list[Any]:
         try:
-            return _fetch(client, urls[k], headers, max_resources)
+            return _fetch(client, urls[k], headers, max_resources, server)
         except DataUnavailable as exc:
             raise DataUnavailable([k], exc.problem) from None
         except httpx.TimeoutException:
             raise DataUnavailable([k], "the FHIR server did not answer in time") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DataUnavailable(
                 [k], f"cannot reach the FHIR server ({type(exc).__name__})"
             ) from None
