@@ -9,6 +9,7 @@ and their Authorization headers, so tests can check what the service fetched.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,11 +21,18 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import uvicorn
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for a server whose URL must be known before it starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on 127.0.0.1 (a free port); yield ``http://127.0.0.1:PORT``."""
+def serve(app: Any, port: int = 0) -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 (``port``, or a free one); yield its base URL."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,12 +41,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from legspasm.audit import AuditStore, RuleRate
+from legspasm.errors import ConfigError
 from legspasm.service.app import create_app
 from legspasm.service.cards import RULE_SYSTEM
 from legspasm.service.hooks import PREFETCH_KEY_OF_TYPE, SERVICES
 from legspasm.service.models import CdsResponse
 from legspasm.settings import Issuer, Settings
-from live_server import FhirServer, serve
+from live_server import FhirServer, free_port, serve
 
 AS_OF = dt.date(2026, 11, 21)
 VIGNETTES = Path(__file__).resolve().parent / "vignettes"
@@ -886,8 +886,9 @@ def token(payload: dict[str, Any], alg: str = "ES384") -> str:
 
 @pytest.fixture(scope="module")
 def live_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """JWTs verified; public_url unset, so the audience is the URL each request is sent to."""
+    """JWTs verified; the audience is the configured public URL."""
     folder = tmp_path_factory.mktemp("secure")
+    port = free_port()
     (folder / "jwks.json").write_text(json.dumps(JWKS))
     url = f"sqlite:///{folder / 'audit.sqlite3'}"
     store = AuditStore.open(url)
@@ -896,9 +897,10 @@ def live_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         database_url=url,
         as_of=AS_OF,
         issuers=[Issuer(iss=ISS, jwks_file=folder / "jwks.json")],
+        public_url=f"http://127.0.0.1:{port}",
     )
     with (
-        serve(create_app(settings, store=store)) as base,
+        serve(create_app(settings, store=store), port) as base,
         httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
     ):
         yield Live(base, client, store, url)
@@ -974,6 +976,25 @@ def test_jwt_refusals_are_bare_401s_and_audited(live_secure: Live) -> None:
     assert sorted(r.status_code for r in rows) == [200] + [401] * (expected - 1)
     assert all(r.service_id == SIGN and r.hook == "order-sign" for r in rows)
     assert {r.outcome for r in rows if r.status_code == 401} == {"unauthorized"}
+
+
+def test_the_host_header_does_not_choose_the_audience(live_secure: Live) -> None:
+    """A token minted for another vendor's service, sent with ``Host:`` naming that service,
+    is refused: the audience is the configured public URL."""
+    other = "other-vendor.example:443"
+    stolen = token(claims(f"http://{other}/cds-services/{SIGN}"))
+    headers = {"Authorization": f"Bearer {stolen}", "Host": other}
+    refused(post(live_secure, SIGN, minimal_sign_request(), headers=headers))
+
+
+def test_without_a_public_url_the_secure_service_does_not_start(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'a.sqlite3'}",
+        issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+    )
+    with pytest.raises(ConfigError) as err:
+        create_app(settings)
+    assert err.value.setting == "LEGSPASM_PUBLIC_URL"
 
 
 def test_jwt_feedback_needs_a_token_and_discovery_is_open(live_secure: Live) -> None:
@@ -1068,12 +1089,6 @@ def test_concurrent_invocations_are_each_audited(audited: Live) -> None:
         assert [(c.rule, c.indicator) for c in row.cards] == [("AV-BENZO-STROKE", "warning")]
         assert row.assessment is not None
         assert row.as_of == AS_OF
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_killed_server_loses_no_acknowledged_invocation(tmp_path: Path) -> None:

@@ -426,7 +426,10 @@ def test_secure_mode_closes_the_pages_that_list_or_create(tmp_path: Path) -> Non
     jwks.write_text('{"keys": []}')
     url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
     settings = Settings(
-        database_url=url, as_of=AS_OF, issuers=[{"iss": "https://ehr", "jwks_file": jwks}]
+        database_url=url,
+        as_of=AS_OF,
+        issuers=[{"iss": "https://ehr", "jwks_file": jwks}],
+        public_url="https://cds.example",
     )
     with AuditStore.open(url) as store:
         with (

@@ -9,7 +9,8 @@
     │   ├── CaseValidationError   a case has wrong types or impossible values
     │   │                         (.problems: list of (field, message))
     │   ├── FhirError             a FHIR file or resource is malformed (.source, .location)
-    │   └── DataUnavailable       data a CDS Hooks request needs could not be had (.keys)
+    │   ├── DataUnavailable       data a CDS Hooks request needs could not be had (.keys)
+    │   └── ConfigError           the service's settings cannot be used as given (.setting)
     ├── EvaluationError           the engine met something it cannot handle (a bug)
     ├── AuthError                 a CDS Hooks caller's JWT was refused (.reason: for logs only,
     │                             never sent to the caller)
@@ -27,6 +28,7 @@ __all__ = [
     "AuthError",
     "CaseFileError",
     "CaseValidationError",
+    "ConfigError",
     "DataUnavailable",
     "DocumentError",
     "EvaluationError",
@@ -128,6 +130,15 @@ class DataUnavailable(InputError):
     def __init__(self, keys: Sequence[str], problem: str) -> None:
         super().__init__(f"prefetch {', '.join(keys)}: {problem}")
         self.keys = list(keys)
+        self.problem = problem
+
+
+class ConfigError(InputError):
+    """Settings the service cannot run with; names the environment variable."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
         self.problem = problem
 
 

@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     # The base URL the EHR calls (scheme, host, port and any path prefix, no trailing slash).
-    # A token's ``aud`` must equal ``{public_url}/cds-services/{id}``. Unset: taken from each
-    # request, which is right unless a proxy rewrites the host.
+    # A token's ``aud`` must equal ``{public_url}/cds-services/{id}``. Required unless dev: the
+    # request's Host header is the caller's to choose, so it never sets the audience.
     public_url: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
     # Worker threads for requests (CPU-bound under one interpreter lock; see the benchmark).

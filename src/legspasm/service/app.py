@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..assessment import Assessment
 from ..audit import AuditStore, CardRecord, FeedbackRecord, Invocation
 from ..engine import evaluate
-from ..errors import AuthError, DataUnavailable, InputError, LegspasmError
+from ..errors import AuthError, ConfigError, DataUnavailable, InputError, LegspasmError
 from ..fhir import entries_from_resources, records_from_resources, to_case
 from ..fhir.read import Record
 from ..knowledge import Knowledge, load_knowledge
@@ -89,9 +89,11 @@ def _service(service_id: str) -> Service:
 
 
 def _aud(request: Request, settings: Settings) -> str:
-    if settings.public_url:
-        return settings.public_url.rstrip("/") + request.url.path
-    return str(request.url.replace(query="", fragment=""))
+    """The audience a token must name: the configured public URL and the path, never the
+    request's own Host header (which the caller chooses). ``create_app`` requires public_url
+    whenever tokens are verified."""
+    assert settings.public_url is not None
+    return settings.public_url.rstrip("/") + request.url.path
 
 
 def _orders(context: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -177,6 +179,12 @@ def create_app(
         )
     kb = kb or load_knowledge()
     owns_http = http is None
+    if not settings.dev and not settings.public_url:
+        raise ConfigError(
+            "LEGSPASM_PUBLIC_URL",
+            "required unless --dev: a JWT's audience is checked against the URL the EHR "
+            "calls, never against the Host header a request carries",
+        )
     client = http or httpx.Client(
         timeout=httpx.Timeout(settings.fhir_timeout_s, connect=min(1.0, settings.fhir_timeout_s)),
         follow_redirects=False,
