@@ -371,10 +371,10 @@ def test_open_is_idempotent_and_schema_matches_metadata(db_url: str) -> None:
             assert diff == []
             tables = set(inspect(conn).get_table_names())
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-            assert list(version) == ["0002"]
+            assert list(version) == ["0003"]
     finally:
         engine.dispose()
-    assert tables == {"alembic_version", "invocations", "cards", "feedback"}
+    assert tables == {"alembic_version", "invocations", "cards", "feedback", "seen_tokens"}
 
 
 def test_sqlite_pragmas(tmp_path: Path) -> None:
@@ -529,3 +529,18 @@ def test_a_0001_database_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path)
         assert [i.id for i in store.recent(10, assessed=True)] == []
         store.record_invocation(invocation("assessed", as_of=date(2026, 11, 21)))
         assert [i.id for i in store.recent(10, assessed=True)] == ["assessed"]
+
+
+def test_the_replay_guard_is_shared_durable_and_expires(db_url: str) -> None:
+    """A token id claimed through one store is refused through another on the same database
+    (a second worker, or the service after a restart) until the token expires."""
+    now = 1_800_000_000.0
+    with AuditStore.open(db_url) as first:
+        assert first.claim_token("k1", now + 60, now) is True
+        assert first.claim_token("k1", now + 60, now + 1) is False
+    with AuditStore.open(db_url) as restarted:
+        assert restarted.claim_token("k1", now + 60, now + 59) is False
+        assert restarted.claim_token("k2", now + 60, now + 59) is True
+        assert restarted.claim_token("k1", now + 120, now + 60) is True  # k1 expired at now+60
+        assert restarted.claim_token("k3", now, now) is True  # already expired: not stored
+        assert restarted.claim_token("k3", now + 10, now) is True

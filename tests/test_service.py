@@ -987,6 +987,32 @@ def test_the_host_header_does_not_choose_the_audience(live_secure: Live) -> None
     refused(post(live_secure, SIGN, minimal_sign_request(), headers=headers))
 
 
+def test_a_token_replayed_after_a_restart_is_refused(tmp_path: Path) -> None:
+    """The replay guard is in the audit database: a restarted service (or a second worker on
+    the same database) still refuses a token it has seen."""
+    (tmp_path / "jwks.json").write_text(json.dumps(JWKS))
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    port = free_port()
+    settings = Settings(
+        database_url=url,
+        as_of=AS_OF,
+        issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    once = token(claims(f"http://127.0.0.1:{port}/cds-services/{SIGN}"))
+    headers = {"Authorization": f"Bearer {once}"}
+    statuses = []
+    for _ in range(2):  # the service, then the service restarted on the same database
+        with (
+            AuditStore.open(url) as store,
+            serve(create_app(settings, store=store), port) as base,
+            httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
+        ):
+            r = client.post(f"/cds-services/{SIGN}", json=minimal_sign_request(), headers=headers)
+            statuses.append(r.status_code)
+    assert statuses == [200, 401]
+
+
 def test_without_a_public_url_the_secure_service_does_not_start(tmp_path: Path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'a.sqlite3'}",

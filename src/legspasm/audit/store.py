@@ -22,7 +22,7 @@ from typing import Any, Self, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, event, func, select
+from sqlalchemy import URL, Engine, create_engine, delete, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -37,7 +37,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import StoreError
 from .records import CardRecord, FeedbackRecord, Invocation, RuleRate
 from .report import compute_report
-from .tables import CardRow, FeedbackRow, InvocationRow
+from .tables import CardRow, FeedbackRow, InvocationRow, SeenTokenRow
 
 __all__ = ["AuditStore"]
 
@@ -306,6 +306,25 @@ class AuditStore:
             return
         with self._session("recording feedback", write=True) as session:
             session.add_all(rows)
+
+    def claim_token(self, key: str, expires_at: float, now: float) -> bool:
+        """The JWT replay guard: True the first time ``key`` is claimed while its token is
+        valid (it is then remembered until ``expires_at``, epoch seconds), False while an
+        unexpired claim exists. Shared by every worker on the database and kept across
+        restarts; expired claims are removed as new ones arrive."""
+        if expires_at <= now:
+            return True
+        until = datetime.fromtimestamp(expires_at, UTC)
+        cut = datetime.fromtimestamp(now, UTC)
+        try:
+            with self._session("recording a token id", write=True) as session:
+                session.execute(delete(SeenTokenRow).where(SeenTokenRow.expires_at <= cut))
+                session.add(SeenTokenRow(key=key, expires_at=until))
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+        return True
 
     # -- reads ----------------------------------------------------------------------------
 

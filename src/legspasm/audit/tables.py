@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-__all__ = ["Base", "CardRow", "FeedbackRow", "InvocationRow", "json_type"]
+__all__ = ["Base", "CardRow", "FeedbackRow", "InvocationRow", "SeenTokenRow", "json_type"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -106,3 +106,13 @@ class FeedbackRow(Base):
     override_display: Mapped[str | None] = mapped_column(Text)
     user_comment: Mapped[str | None] = mapped_column(Text)
     outcome_timestamp: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SeenTokenRow(Base):
+    """A JWT seen while it is valid (issuer and jti, hashed), so it cannot be replayed: shared
+    by every worker and kept across restarts."""
+
+    __tablename__ = "seen_tokens"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

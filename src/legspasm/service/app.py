@@ -189,12 +189,13 @@ def create_app(
         timeout=httpx.Timeout(settings.fhir_timeout_s, connect=min(1.0, settings.fhir_timeout_s)),
         follow_redirects=False,
     )
+    audit_store = store or AuditStore.open(settings.database_url)
     st = _State(
         settings,
         kb,
-        store or AuditStore.open(settings.database_url),
+        audit_store,
         client,
-        None if settings.dev else TokenVerifier(settings, client),
+        None if settings.dev else TokenVerifier(settings, client, replay=audit_store.claim_token),
         today or (lambda: settings.as_of or dt.date.today()),
     )
     if settings.dev:

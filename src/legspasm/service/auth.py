@@ -19,7 +19,8 @@ server log only (it never contains the token; claim values quoted in it are shor
 6. against the injected clock, with ``jwt_leeway_s``: ``exp`` is not past, ``iat`` and ``nbf``
    are not in the future, and ``0 < exp - iat <= jwt_max_lifetime_s``;
 7. ``tenant`` equals the issuer's when the issuer configuration names one;
-8. the issuer's ``jti`` has not been seen on a token that is still valid (:class:`ReplayCache`).
+8. the issuer's ``jti`` has not been seen on a token that is still valid (the replay guard:
+   the audit store's in the service, shared and durable; :class:`ReplayCache` by default).
 """
 
 from __future__ import annotations
@@ -330,11 +331,15 @@ class TokenVerifier:
         settings: Settings,
         http: httpx.Client | None = None,
         clock: Callable[[], float] = time.time,
+        replay: Callable[[str, float, float], bool] | None = None,
     ) -> None:
+        """``replay(key, expires_at, now)`` is the replay guard: True the first time a token
+        id is seen. The service passes the audit store's (shared by workers, durable across
+        restarts); the default is one process's memory (:class:`ReplayCache`)."""
         self._settings = settings
         self._clock = clock
         self._jwks = JwksCache(settings, http, clock)
-        self._replay = ReplayCache()
+        self._replay = replay or ReplayCache().check_and_add
 
     def verify(self, authorization: str | None, audience: str) -> Claims:
         """The claims of the caller's token; ``audience`` is this service's endpoint URL.
@@ -386,7 +391,7 @@ class TokenVerifier:
         replay_key = hashlib.sha256(
             f"{issuer.iss}\x00{jti}".encode("utf-8", "surrogatepass")
         ).hexdigest()
-        if not self._replay.check_and_add(replay_key, exp + leeway, now):
+        if not self._replay(replay_key, exp + leeway, now):
             raise AuthError("jti replayed")
         return Claims(iss=issuer.iss, sub=sub, jti=jti, exp=exp, tenant=tenant)
 
