@@ -987,6 +987,39 @@ def test_the_host_header_does_not_choose_the_audience(live_secure: Live) -> None
     refused(post(live_secure, SIGN, minimal_sign_request(), headers=headers))
 
 
+def test_an_oversized_body_is_413_before_it_is_read_or_authenticated(tmp_path: Path) -> None:
+    (tmp_path / "jwks.json").write_text(json.dumps(JWKS))
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    settings = Settings(
+        database_url=url,
+        as_of=AS_OF,
+        issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+        public_url="http://127.0.0.1",
+        max_upload_mb=0.5,
+        max_body_mb=1,
+    )
+    big = b'{"hook": "order-sign", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    with (
+        AuditStore.open(url) as store,
+        serve(create_app(settings, store=store)) as base,
+        httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
+    ):
+        r = client.post(f"/cds-services/{SIGN}", content=big)  # no token: still 413, not 401
+        check_outcome(r, 413, "larger than 1 MB")
+        assert r.headers["cache-control"] == "no-store"
+
+        def chunks(data: bytes) -> Iterator[bytes]:
+            for i in range(0, len(data), 65536):
+                yield data[i : i + 65536]
+
+        r = client.post(f"/cds-services/{SIGN}", content=chunks(big))  # chunked, undeclared
+        check_outcome(r, 413, "larger than 1 MB")
+        small = json.dumps(minimal_sign_request()).encode()
+        r = client.post(f"/cds-services/{SIGN}", content=chunks(small))
+        assert r.status_code == 401  # under the limit: on to authentication
+        assert store.count_invocations() == 1  # the 413s wrote nothing; the 401 its row
+
+
 def test_a_token_replayed_after_a_restart_is_refused(tmp_path: Path) -> None:
     """The replay guard is in the audit database: a restarted service (or a second worker on
     the same database) still refuses a token it has seen."""

@@ -68,8 +68,17 @@ class Settings(BaseSettings):
     # by its unguessable id (the CDS Hooks card link) is always served.
     web_pages: bool | None = None
     max_upload_mb: Annotated[float, Field(gt=0, le=500)] = 25.0
+    # Any request body: refused with 413 above this, before it is read, parsed or authenticated
+    # (kept above max_upload_mb, so an upload's own limit answers with its page).
+    max_body_mb: Annotated[float, Field(gt=0, le=1000)] = 50.0
     # The assessment date: None means the date each request is received (demos and tests fix it).
     as_of: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _body_above_upload(self) -> Settings:
+        if self.max_body_mb <= self.max_upload_mb:
+            raise ValueError("max_body_mb must be larger than max_upload_mb")
+        return self
 
     @property
     def web_pages_on(self) -> bool:

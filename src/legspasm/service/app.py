@@ -38,6 +38,7 @@ from .auth import TokenVerifier
 from .cards import IssuedCard, build_cards
 from .headers import SecurityHeaders
 from .hooks import LEGACY_HOOKS, SERVICES, Service, discovery, prefetch_templates
+from .limits import BodyLimit
 from .models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
 from .prefetch import gather, patient_id
 
@@ -220,7 +221,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.legspasm = st
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024))
+    app.add_middleware(SecurityHeaders)  # outside the limit: its 413s carry the headers too
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -302,8 +304,9 @@ def create_app(
         return response
 
     @app.get("/healthz", include_in_schema=True)
-    def healthz() -> dict[str, str]:
-        """Liveness (no auth, no database): the benchmark's trivial endpoint."""
+    async def healthz() -> dict[str, str]:
+        """Liveness (no auth, no database): answered on the event loop, never queued behind
+        the engine's worker threads, so a probe succeeds under load."""
         return {"status": "ok", "knowledge": st.kb.version}
 
     @app.get("/cds-services", response_model=Discovery, response_model_exclude_none=True)
