@@ -4,8 +4,12 @@ problem naming the file and the line."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +110,49 @@ def test_a_deeply_nested_json_bundle_is_a_problem_not_a_crash(tmp_path: Path) ->
     bad = tmp_path / "latin.json"
     bad.write_bytes(b'{\n"resourceType": "Bundle",\n"id": "caf\xe9"}')
     assert [(p.line, p.problem[:9]) for p in read(bad)[1]] == [(3, "not UTF-8")]
+
+
+# --- output: an interrupted run never looks complete ------------------------------------------
+
+
+def _rows(table: Path) -> int:
+    with table.open(encoding="utf-8", newline="") as fh:
+        return sum(1 for _ in csv.reader(fh)) - 1
+
+
+def test_a_run_killed_while_writing_leaves_the_previous_complete_output(tmp_path: Path) -> None:
+    """A second run cannot finish writing (a file-size limit below the table's size, as a full
+    disk would): it exits 2 saying so, the previous run's table and summary still agree, row
+    for row, and no partial file is left behind."""
+    from legspasm import load_knowledge
+    from legspasm.screen.synth import synthesize
+
+    export = tmp_path / "pop"
+    synthesize(str(export), 300, 7, load_knowledge())
+    out = tmp_path / "screen.csv"
+    summary = out.with_name(out.name + ".summary.json")
+    exe = Path(sys.executable).with_name("legspasm")
+    args = [str(exe), "screen", str(export), "--as-of", "2026-11-21", "--out", str(out)]
+    args += ["--workers", "1"]
+    first = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    table = out.read_bytes()
+    assert json.loads(summary.read_text())["findings"] == _rows(out)
+    limit = len(table) // 2
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    second = subprocess.run(
+        args, capture_output=True, text=True, check=False, preexec_fn=small_files
+    )
+    assert second.returncode == 2, second.stderr
+    assert "cannot write the output (File too large)" in second.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "pop",
+        "screen.csv",
+        "screen.csv.problems.csv",
+        "screen.csv.summary.json",
+    ]
+    assert out.read_bytes() == table
+    assert json.loads(summary.read_text())["findings"] == _rows(out)

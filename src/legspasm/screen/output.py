@@ -3,14 +3,20 @@
 The table has one row per finding (``findings.COLUMNS``) and is written as the findings stream
 in, in batches, so memory stays bounded. The summary counts patients per finding and per
 condition, the problems (each with file and line), and the resources that name no patient; it is
-printed and saved as JSON next to the table (``FILE.summary.json``), with every problem in
-``FILE.problems.csv``.
+printed and saved as JSON next to the table (``FILE.summary.json``), with the problems in
+``FILE.problems.csv`` (the first ``MAX_PROBLEMS_KEPT``; the summary counts them all).
+
+Each file is written under a hidden partial name and renamed into place only when the run is
+complete: the summary is removed first and written last, so an interrupted run leaves either the
+previous complete output, or a table without a summary (incomplete), never a truncated table
+beside a summary that looks complete.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +27,17 @@ from ..errors import InputError
 from .core import Problem
 from .findings import COLUMNS, Finding
 
-__all__ = ["Tally", "check_output", "summary_paths", "write_findings", "write_problems"]
+__all__ = [
+    "Tally",
+    "check_output",
+    "commit",
+    "discard",
+    "partial",
+    "summary_paths",
+    "write_findings",
+    "write_problems",
+    "write_summary",
+]
 
 _BATCH = 50_000
 
@@ -34,6 +50,26 @@ def check_output(path: Path) -> str:
     if suffix == ".parquet":
         return "parquet"
     raise InputError(f"--out {path}: give a .csv or .parquet file name")
+
+
+def partial(path: Path) -> Path:
+    """Where ``path`` is written until the run is complete (hidden, beside it)."""
+    return path.with_name(f".{path.name}.partial")
+
+
+def discard(paths: Iterable[Path]) -> None:
+    """Remove the partial files of an interrupted run (the previous output stays)."""
+    for p in paths:
+        partial(p).unlink(missing_ok=True)
+
+
+def commit(table: Path, problems: Path, summary: Path, content: dict[str, Any]) -> None:
+    """Move a finished run's files into place: the old summary goes first, the new one last."""
+    summary.unlink(missing_ok=True)
+    os.replace(partial(table), table)
+    os.replace(partial(problems), problems)
+    write_summary(content, partial(summary))
+    os.replace(partial(summary), summary)
 
 
 def summary_paths(path: Path) -> tuple[Path, Path]:
@@ -88,9 +124,10 @@ class Tally:
         }
 
 
-def write_findings(rows: Iterable[Finding], path: Path) -> Tally:
-    """Write the findings to ``path`` (CSV or Parquet) and count them."""
-    kind = check_output(path)
+def write_findings(rows: Iterable[Finding], path: Path, kind: str | None = None) -> Tally:
+    """Write the findings to ``path`` (``kind`` csv or parquet, else by its suffix) and count
+    them."""
+    kind = kind or check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tally = Tally()
     if kind == "csv":

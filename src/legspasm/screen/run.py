@@ -18,7 +18,15 @@ from .. import __version__
 from ..errors import InputError
 from ..knowledge import load_knowledge
 from .local import ScreenRun, screen_local
-from .output import check_output, summary_paths, write_findings, write_problems, write_summary
+from .output import (
+    check_output,
+    commit,
+    discard,
+    partial,
+    summary_paths,
+    write_findings,
+    write_problems,
+)
 
 __all__ = ["screen"]
 
@@ -101,20 +109,31 @@ def screen(
     an unusable folder or output name."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder (give a Bulk Data export or a folder of bundles)")
-    check_output(out)
+    kind = check_output(out)
     kb = load_knowledge()
     started = time.perf_counter()
     tty = sys.stderr.isatty() if show_progress is None else show_progress
-    with _progress(tty) as progress:
-        run = _run(engine, folder, as_of, workers, spill_dir, bucket_mb, master, progress)
-        try:
-            tally = write_findings(run.findings, out)
-            patients = run.patients()
-        finally:
-            run.close()
-    seconds = time.perf_counter() - started
     summary_json, problems_csv = summary_paths(out)
-    write_problems(run.problems, problems_csv)
+    written = (out, problems_csv, summary_json)
+    try:
+        with _progress(tty) as progress:
+            run = _run(engine, folder, as_of, workers, spill_dir, bucket_mb, master, progress)
+            try:
+                tally = write_findings(run.findings, partial(out), kind)
+                patients = run.patients()
+            finally:
+                run.close()
+        write_problems(run.problems, partial(problems_csv))
+    except OSError as exc:
+        discard(written)
+        raise InputError(
+            f"{out}: cannot write the output ({exc.strerror or exc}); "
+            "the previous output, if any, is unchanged"
+        ) from None
+    except BaseException:
+        discard(written)
+        raise
+    seconds = time.perf_counter() - started
     summary: dict[str, Any] = {
         "engine": engine,
         "input": str(folder),
@@ -127,12 +146,13 @@ def screen(
         "patients": patients,
         **tally.as_json(),
         "problems": run.problems_total,
+        "problems_in_file": len(run.problems),
         "problems_file": str(problems_csv),
         "resources_without_patient": run.shared,
         "seconds": round(seconds, 3),
         "patients_per_second": round(patients / seconds, 1) if seconds else None,
     }
-    write_summary(summary, summary_json)
+    commit(out, problems_csv, summary_json, summary)
     _report(summary, run, echo)
     return summary
 
@@ -156,7 +176,13 @@ def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> N
         shared = ", ".join(f"{k} {v:,}" for k, v in s["resources_without_patient"].items())
         echo(f"resources naming no patient (kept as shared reference data): {shared}")
     if s["problems"]:
-        echo(f"{s['problems']:,} problems (every one in {s['problems_file']}):")
+        kept = s["problems_in_file"]
+        where = (
+            f"every one in {s['problems_file']}"
+            if kept == s["problems"]
+            else f"the first {kept:,} in {s['problems_file']}"
+        )
+        echo(f"{s['problems']:,} problems ({where}):")
         for p in run.problems[:10]:
             where = f"{p.file}:{p.line}" if p.line else (p.file or "export")
             echo(f"  {where}: {p.problem}")
