@@ -5,6 +5,7 @@ problem naming the file and the line."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import json
 import resource
@@ -156,3 +157,80 @@ def test_a_run_killed_while_writing_leaves_the_previous_complete_output(tmp_path
     ]
     assert out.read_bytes() == table
     assert json.loads(summary.read_text())["findings"] == _rows(out)
+
+
+# --- attribution: every resource is someone's, shared, or reported ---------------------------
+
+
+def _ndjson(path: Path, *resources: dict[str, Any]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in resources), encoding="utf-8")
+
+
+def _condition(cid: str, subject: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": subject,
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G25.81"}]},
+    }
+
+
+def test_attribution_problems_and_sub_folders_are_reported(tmp_path: Path) -> None:
+    from legspasm.screen.local import screen_local
+
+    export = tmp_path / "export"
+    (export / "more").mkdir(parents=True)
+    born = {"birthDate": "1960-01-01", "gender": "female"}
+    _ndjson(
+        export / "Patient.ndjson",
+        {"resourceType": "Patient", "id": "p1", **born},
+        {"resourceType": "Patient", **born},
+    )
+    _ndjson(
+        export / "Condition.ndjson",
+        _condition("c1", {"reference": "Patient/p1/_history/3"}),
+        _condition("c2", {"identifier": {"system": "urn:mrn", "value": "42"}}),
+        _condition("c3", {"reference": "Group/g1"}),
+    )
+    run = screen_local(export, dt.date(2026, 11, 21), workers=1)
+    rows = list(run.findings)
+    run.close()
+    problems = sorted(p.problem for p in run.problems)
+    assert problems == [
+        "Condition/c2: its patient is given only by identifier: not attributed",
+        "Condition/c3: subject 'Group/g1' names no Patient: not attributed",
+        "Patient/?: a Patient without an id: not assessed",
+        "a sub-folder: not read (screen it on its own)",
+    ]
+    # the versioned reference counts: p1's RLS code is among p1's findings
+    assert any(r.patient_id == "p1" and r.finding_id == "rls" for r in rows), rows
+
+
+def test_a_patient_twice_with_different_content_is_refused_by_screen_and_assess(
+    tmp_path: Path,
+) -> None:
+    from legspasm import load_knowledge
+    from legspasm.errors import FhirError
+    from legspasm.inputs import load_patient
+    from legspasm.screen.local import screen_local
+
+    export = tmp_path / "export"
+    export.mkdir()
+    one = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01", "gender": "female"}
+    same = {**one, "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}
+    _ndjson(export / "Patient.ndjson", one, same)
+    run = screen_local(export, dt.date(2026, 11, 21), workers=1)
+    list(run.findings)
+    run.close()
+    assert run.problems == []  # identical but for meta: one patient
+    _ndjson(export / "Patient.ndjson", one, {**one, "birthDate": "1990-01-01"})
+    run = screen_local(export, dt.date(2026, 11, 21), workers=1)
+    assert list(run.findings) == []
+    run.close()
+    assert [p.problem for p in run.problems] == [
+        "Patient/p1 appears 2 times with different content: not assessed (which copy is right "
+        "must be settled in the source)"
+    ]
+    with pytest.raises(FhirError, match="appears more than once with different content"):
+        load_patient(export, load_knowledge(), dt.date(2026, 11, 21), "p1")

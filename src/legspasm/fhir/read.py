@@ -9,6 +9,7 @@ line or entry; problems inside a resource are left to the mapping, which lists t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,14 +263,27 @@ def subject_reference(res: Resource) -> str | None:
     return None
 
 
+def _content(res: Resource) -> str:
+    return json.dumps({k: v for k, v in res.items() if k != "meta"}, sort_keys=True)
+
+
 def _group(entries: list[Entry], source: str, notes: tuple[str, ...] = ()) -> list[Record]:
     """One Record per patient. The same Patient sent twice (a CDS Hooks prefetch under two keys,
-    or a searchset and a read) is one patient: its copies are merged, the first one kept."""
+    or a searchset and a read) is one patient: its copies are merged, the first one kept. Two
+    copies that differ (other than in ``meta``) are an error: which one is right is not ours to
+    guess (the screen refuses the same patient the same way)."""
     patients: list[Entry] = []
     keys: dict[str, int] = {}
     for pe in (e for e in entries if e.type == "Patient"):
         rid = pe.resource.get("id")
         known = keys.get(f"Patient/{rid}") if isinstance(rid, str) else None
+        if known is not None and _content(pe.resource) != _content(patients[known].resource):
+            raise FhirError(
+                source,
+                f"Patient/{rid}",
+                "appears more than once with different content (which copy is right must be "
+                "settled in the source)",
+            )
         i = known if known is not None else len(patients)
         if known is None:
             patients.append(pe)

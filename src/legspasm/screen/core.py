@@ -29,6 +29,7 @@ __all__ = [
     "MAX_PROBLEMS_KEPT",
     "Problem",
     "assess_patient",
+    "attribute",
     "canonical",
     "input_files",
     "is_resource_type",
@@ -98,7 +99,8 @@ def input_files(folder: Path) -> tuple[list[Path], list[Problem]]:
     """The files of an export folder to read, in name order, and the files left out (reported).
 
     NDJSON (``.ndjson``, ``.ndjson.gz``: one resource a line) and JSON (``.json``, ``.json.gz``:
-    a Bundle or one resource each, e.g. a folder of Synthea bundles). Sub-folders are not read.
+    a Bundle or one resource each, e.g. a folder of Synthea bundles). Sub-folders are not read,
+    and each is reported.
     """
     files, skipped = [], []
     for p in sorted(folder.iterdir()):
@@ -107,6 +109,10 @@ def input_files(folder: Path) -> tuple[list[Path], list[Problem]]:
             files.append(p)
         elif p.is_file() and not name.startswith("."):
             skipped.append(Problem(p.name, 0, "not .ndjson or .json (optionally .gz): not read"))
+        elif p.is_dir() and not name.startswith("."):
+            skipped.append(
+                Problem(p.name + "/", 0, "a sub-folder: not read (screen it on its own)")
+            )
     return files, skipped
 
 
@@ -239,19 +245,46 @@ def patient_problem(exc: FhirError) -> Problem:
 
 def patient_key(res: Resource) -> str | None:
     """The id of the patient a resource is about (a Patient's own id), or None for shared data
-    (Medication, Organization...). ``Patient/1``, ``urn:uuid:1`` and absolute URLs give ``1``."""
+    (Medication, Organization...). ``Patient/1``, ``urn:uuid:1``, absolute URLs and versioned
+    references (``Patient/1/_history/2``) give ``1``."""
     if res.get("resourceType") == "Patient":
         rid = res.get("id")
         return rid if isinstance(rid, str) and rid else None
     ref = subject_reference(res)
     if ref is None:
         return None
-    tail = ref.rstrip("/").split("/")
     if ref.startswith("urn:uuid:"):
         return ref.removeprefix("urn:uuid:")
-    if len(tail) >= 2 and tail[-2] == "Patient":
+    tail = ref.split("?")[0].rstrip("/").split("/")
+    if len(tail) >= 4 and tail[-2] == "_history":
+        tail = tail[:-2]
+    if len(tail) >= 2 and tail[-2] == "Patient" and tail[-1]:
         return tail[-1]
     return None
+
+
+_SUBJECTS = ("subject", "patient", "beneficiary")
+
+
+def attribute(res: Resource, file: str) -> tuple[str | None, Problem | None]:
+    """Whose resource this is: (patient id, None); (None, None) for shared reference data (no
+    subject); or (None, problem) for a resource that is about someone legspasm cannot name
+    (a Patient without an id, a subject given only by identifier or naming no Patient), which
+    is reported rather than silently treated as shared."""
+    key = patient_key(res)
+    if key is not None:
+        return key, None
+    what = f"{res.get('resourceType')}/{res.get('id', '?')}"
+    if res.get("resourceType") == "Patient":
+        return None, Problem(file, 0, f"{what}: a Patient without an id: not assessed")
+    subject = next((res[k] for k in _SUBJECTS if isinstance(res.get(k), dict)), None)
+    if subject is None:
+        return None, None
+    ref = subject.get("reference")
+    if not isinstance(ref, str):
+        how = "only by identifier" if "identifier" in subject else "without a reference"
+        return None, Problem(file, 0, f"{what}: its patient is given {how}: not attributed")
+    return None, Problem(file, 0, f"{what}: subject {ref!r} names no Patient: not attributed")
 
 
 def assess_patient(
@@ -266,14 +299,21 @@ def assess_patient(
 
     Raises FhirError when no Patient resource with ``patient_id`` is among ``resources``.
     """
-    patient = next(
-        (r for r in resources if r.get("resourceType") == "Patient" and r.get("id") == patient_id),
-        None,
-    )
-    if patient is None:
+    copies = [
+        r for r in resources if r.get("resourceType") == "Patient" and r.get("id") == patient_id
+    ]
+    if not copies:
         raise FhirError(source, None, f"resources name Patient/{patient_id}, which is not in it")
+    if len({canonical({k: v for k, v in r.items() if k != "meta"}) for r in copies}) > 1:
+        raise FhirError(
+            source,
+            None,
+            f"Patient/{patient_id} appears {len(copies)} times with different content: "
+            "not assessed (which copy is right must be settled in the source)",
+        )
+    patient = copies[0]
     own = tuple(
-        Entry(r, f"{r.get('resourceType')}/{r.get('id')}") for r in resources if r is not patient
+        Entry(r, f"{r.get('resourceType')}/{r.get('id')}") for r in resources if r not in copies
     )
     record = Record(
         source,

@@ -37,9 +37,9 @@ from .core import (
     MAX_PROBLEMS_KEPT,
     Problem,
     assess_patient,
+    attribute,
     canonical,
     input_files,
-    patient_key,
     patient_problem,
     read_file,
 )
@@ -135,7 +135,12 @@ def _spill(
                         problems.append(problem)
                     continue
                 assert res is not None
-                key = patient_key(res)
+                key, problem = attribute(res, f.name)
+                if problem is not None:
+                    counts["problems"] += 1
+                    if len(problems) < MAX_PROBLEMS_KEPT:
+                        problems.append(problem)
+                    continue
                 if key is None:
                     shared.append(res)
                     counts[f"shared:{res['resourceType']}"] += 1

@@ -40,9 +40,9 @@ from .core import (
     MAX_PROBLEMS_KEPT,
     Problem,
     assess_patient,
+    attribute,
     canonical,
     input_files,
-    patient_key,
     patient_problem,
     read_file,
 )
@@ -125,8 +125,10 @@ def _read_records(path: str) -> Iterator[tuple[int, str, Any]]:
             continue
         if res is None:
             continue
-        key = patient_key(res)
-        if key is None:
+        key, unattributed = attribute(res, Path(path).name)
+        if unattributed is not None:
+            yield _PROBLEM, "", (unattributed.file, unattributed.line, unattributed.problem)
+        elif key is None:
             yield _SHARED, "", canonical(res)
         else:
             yield _OWN, key, canonical(res)
