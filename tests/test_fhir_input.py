@@ -645,6 +645,8 @@ def test_intake_answers_fill_the_case(kb: Knowledge) -> None:
         (item("symptoms.cramp.severity_0_10", valueDecimal=11), "outside"),
         (item("symptoms.not_a_field", valueBoolean=True), "is not an intake item"),
         (item("symptoms.rls.irls_items.3", valueInteger=2), "1 of 10 IRLS items answered"),
+        (item("symptoms.rls", valueBoolean=True), "an answer on the group 'symptoms.rls'"),
+        ({"linkId": "symptoms", "item": [{"linkId": "symptoms.rls"}]}, "answers are empty"),
     ],
 )
 def test_bad_intake_answers_are_listed(kb: Knowledge, bad: dict[str, Any], why: str) -> None:

@@ -53,6 +53,7 @@ def test_a_latin1_byte_costs_only_its_line(tmp_path: Path) -> None:
     assert len(ids) == 499
     assert "m199" not in ids
     assert [(p.line, p.problem.split(" (")[0]) for p in problems] == [(200, "not UTF-8")]
+    assert problems[0].owner == "p3"  # the line still names its subject: Patient/p{199 % 7}
 
 
 def test_a_truncated_gzip_says_how_far_it_was_read(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_a_bulk_export_log_is_left_out_whole(tmp_path: Path) -> None:
     path.write_text('{"event": "start"}\n{"event": "file"}\n{"event": "end"}\n')
     assert read(path) == (
         [],
-        [Problem("log.ndjson", 0, "its lines are not FHIR resources: not read")],
+        [Problem("log.ndjson", 0, "its lines are not FHIR resources: not read", "")],
     )
 
 
@@ -157,6 +158,84 @@ def test_a_run_killed_while_writing_leaves_the_previous_complete_output(tmp_path
     ]
     assert out.read_bytes() == table
     assert json.loads(summary.read_text())["findings"] == _rows(out)
+
+
+def test_kill_9_while_writing_leaves_a_summary_that_agrees_and_a_later_run_sweeps_the_spill(
+    tmp_path: Path,
+) -> None:
+    """kill -9 the moment the table is being written: a summary, if there is one, agrees with
+    the table beside it (the previous complete run, row for row); the killed run's spill
+    folder is removed by the next run, which completes."""
+    import os
+    import signal
+    import time
+
+    from legspasm import load_knowledge
+    from legspasm.screen.synth import synthesize
+
+    export = tmp_path / "pop"
+    synthesize(str(export), 1500, 11, load_knowledge())
+    out = tmp_path / "screen.csv"
+    summary = out.with_name(out.name + ".summary.json")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    exe = Path(sys.executable).with_name("legspasm")
+    args = [str(exe), "screen", str(export), "--as-of", "2026-11-21", "--out", str(out)]
+    args += ["--workers", "1", "--spill-dir", str(spill)]
+    assert subprocess.run(args, capture_output=True, check=False).returncode == 0
+    table = out.read_bytes()
+    writing = out.with_name(f".{out.name}.partial")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not writing.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the run ended before it was caught writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if summary.exists():
+        assert json.loads(summary.read_text())["findings"] == _rows(out)
+        assert out.read_bytes() == table
+    assert len(list(spill.iterdir())) == 1  # the killed run's spill folder
+    again = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert list(spill.iterdir()) == []
+    assert json.loads(summary.read_text())["findings"] == _rows(out)
+    assert out.read_bytes() == table
+
+
+def test_sigterm_unwinds_the_run(tmp_path: Path) -> None:
+    """A scheduler's SIGTERM removes the spill folder and the partial files, exit 143."""
+    import os
+    import signal
+    import time
+
+    from legspasm import load_knowledge
+    from legspasm.screen.synth import synthesize
+
+    export = tmp_path / "pop"
+    synthesize(str(export), 1500, 12, load_knowledge())
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    out = tmp_path / "screen.csv"
+    exe = Path(sys.executable).with_name("legspasm")
+    args = [str(exe), "screen", str(export), "--as-of", "2026-11-21", "--out", str(out)]
+    proc = subprocess.Popen(
+        [*args, "--workers", "2", "--spill-dir", str(spill)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(spill.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped (SIGTERM)" in err
+    assert "Traceback" not in err
+    assert list(spill.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop", "spill"]
 
 
 # --- attribution: every resource is someone's, shared, or reported ---------------------------
@@ -223,11 +302,15 @@ def test_a_patient_twice_with_different_content_is_refused_by_screen_and_assess(
     run = screen_local(export, dt.date(2026, 11, 21), workers=1)
     list(run.findings)
     run.close()
-    assert run.problems == []  # identical but for meta: one patient
+    # identical but for meta: one patient, the duplicate reported
+    assert [p.problem for p in run.problems] == ["Patient/p1 appears 2 times, the same: used once"]
     _ndjson(export / "Patient.ndjson", one, {**one, "birthDate": "1990-01-01"})
     run = screen_local(export, dt.date(2026, 11, 21), workers=1)
-    assert list(run.findings) == []
+    rows = list(run.findings)
     run.close()
+    assert [(r.patient_id, r.kind, r.severity) for r in rows] == [
+        ("p1", "data_incomplete", "not_assessed")
+    ]
     assert [p.problem for p in run.problems] == [
         "Patient/p1 appears 2 times with different content: not assessed (which copy is right "
         "must be settled in the source)"

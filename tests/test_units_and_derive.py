@@ -489,3 +489,19 @@ def test_load_time_errors(src: Any, message: str) -> None:
     with pytest.raises(ExprError) as info:
         compile_expr(src, IDS)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("baclofen", "starts on 2026-12-01, after as_of"),  # known: not taken yet, and said
+        ("zuranolone-xyz", "(it starts on 2026-12-01, after as_of"),  # unknown: also said
+    ],
+)
+def test_a_medicine_that_starts_after_as_of_is_noted(kb: Knowledge, name: str, says: str) -> None:
+    c = case(
+        patient={"age_years": 60, "sex": "female"},
+        medications=[{"name": name, "start_date": "2026-12-01"}],
+    )
+    a = evaluate(c, kb, dt.date(2026, 11, 21))
+    assert any(says in n.text and name in n.text for n in a.notes), [n.text for n in a.notes]

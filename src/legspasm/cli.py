@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -185,18 +188,35 @@ def screen(
     if workers is not None and workers < 1:
         _fail(InputError("--workers: give 1 or more"))
     try:
-        run_screen(
-            input,
-            out,
-            _as_of(as_of),
-            engine="spark" if engine == "spark" else "local",
-            workers=workers,
-            spill_dir=spill_dir,
-            master=master,
-            echo=typer.echo,
-        )
+        with _terminate_as_exit():
+            run_screen(
+                input,
+                out,
+                _as_of(as_of),
+                engine="spark" if engine == "spark" else "local",
+                workers=workers,
+                spill_dir=spill_dir,
+                master=master,
+                echo=typer.echo,
+            )
     except LegspasmError as exc:
         _fail(exc)
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the spill folder and the
+    partial output files are removed and the previous output stays; exit code 143."""
+
+    def stop(signum: int, frame: object) -> None:
+        typer.echo("screen: stopped (SIGTERM); the previous output, if any, is unchanged", err=True)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @fhir_app.command("questionnaire")

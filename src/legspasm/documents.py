@@ -4,7 +4,8 @@ Every surface reads case files, FHIR JSON and NDJSON lines through these functio
 parser failure becomes a ``DocumentError`` (location and problem, never a traceback):
 
 - nesting deep enough to exhaust the JSON parser's recursion, and YAML deeper than ``MAX_DEPTH``;
-- integers longer than Python's digit limit;
+- integers longer than Python's digit limit, and numbers that are not finite (``NaN``,
+  ``Infinity``, which JSON does not allow, and ``1e999``, which would be read as infinity);
 - YAML dates that are not dates (``2026-13-45``);
 - duplicate keys (JSON and YAML), which would otherwise silently keep the last value;
 - YAML aliases whose expansion exceeds ``MAX_NODES`` values (an "alias bomb").
@@ -15,6 +16,7 @@ parser failure becomes a ``DocumentError`` (location and problem, never a traceb
 from __future__ import annotations
 
 import json
+import math
 import reprlib
 import sys
 from typing import Any
@@ -24,7 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import DocumentError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "excerpt", "parse_json", "parse_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "NotFinite", "excerpt", "finite", "parse_json", "parse_yaml"]
 
 MAX_DEPTH = 100
 """Deepest YAML nesting accepted (a case file needs 5)."""
@@ -50,6 +52,22 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class NotFinite(ValueError):
+    """A JSON number that is not a finite number (raised while parsing)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{excerpt(text, 40)} is not a finite number")
+
+
+def finite(text: str) -> float:
+    """``parse_float`` / ``parse_constant`` for ``json.loads``: refuse NaN, Infinity and
+    numbers too large for a float (which would otherwise become infinity)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotFinite(text)
+    return value
+
+
 class _Duplicate(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -59,13 +77,17 @@ class _Duplicate(ValueError):
 def parse_json(text: str | bytes) -> Any:
     """Parse JSON text; raise DocumentError (``location`` ``line L column C`` when known)."""
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
+        data = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_float=finite, parse_constant=finite
+        )
     except json.JSONDecodeError as exc:
         raise DocumentError(
             f"line {exc.lineno} column {exc.colno}", f"not valid JSON: {exc.msg}"
         ) from None
     except _Duplicate as exc:
         raise DocumentError(None, f"duplicate key {excerpt(exc.key)}") from None
+    except NotFinite as exc:
+        raise DocumentError(None, str(exc)) from None
     except RecursionError:
         raise DocumentError(None, "nested too deeply to read") from None
     except ValueError as exc:  # an integer beyond Python's digit limit

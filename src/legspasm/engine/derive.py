@@ -363,11 +363,16 @@ def _medicines(
         drug_id = match_drug(kb, m.name, m.rxnorm)
         label = m.name or f"RxNorm {m.rxnorm}"
         if drug_id is None:
+            later = (
+                f" (it starts on {m.start_date}, after as_of {as_of})"
+                if m.start_date is not None and m.start_date > as_of
+                else ""
+            )
             notes.append(
                 Note(
                     kind="unmapped",
                     text=f"medicine {label!r} is not in the knowledge "
-                    "base: interactions and cautions for it were not checked",
+                    f"base{later}: interactions and cautions for it were not checked",
                 )
             )
             if _is_current(m, as_of) and label not in unmapped:

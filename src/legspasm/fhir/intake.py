@@ -288,6 +288,10 @@ def read_answers(qr: Mapping[str, Any], where: str) -> Answers:
             if leaf is None:
                 if answers and (link is None or not _is_group(link)):
                     problems.append((ipath, f"linkId {link!r} is not an intake item"))
+                elif any(k.startswith("value") for _, a in answers for k in a):
+                    problems.append(
+                        (ipath, f"an answer on the group {link!r}: a group takes no answer")
+                    )
                 visit(item, ipath)
                 for apath, ans in answers:
                     visit(ans, apath)
@@ -305,6 +309,8 @@ def read_answers(qr: Mapping[str, Any], where: str) -> Answers:
             answered.append(".".join(leaf.path))
 
     visit(qr, where)
+    if not answered and not problems:
+        problems.append((where, "no answers: the intake answers are empty"))
     return Answers(values, answered, problems)
 
 

@@ -12,12 +12,14 @@ import datetime as dt
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..documents import NotFinite, finite
 from ..engine import evaluate
 from ..errors import FhirError
 from ..fhir import to_case
@@ -26,17 +28,23 @@ from ..knowledge import Knowledge
 from .findings import Finding, rows_of
 
 __all__ = [
+    "ANYONE",
+    "INCOMPLETE",
     "MAX_PROBLEMS_KEPT",
     "Problem",
     "assess_patient",
     "attribute",
     "canonical",
+    "export_loss",
     "input_files",
     "is_resource_type",
+    "lost_line",
+    "owner_of",
     "parse_line",
     "patient_key",
-    "patient_problem",
     "read_file",
+    "screen_patient",
+    "unique",
 ]
 
 Resource = Mapping[str, Any]
@@ -45,13 +53,24 @@ Resource = Mapping[str, Any]
 MAX_PROBLEMS_KEPT = 10_000
 
 
+ANYONE = "*"
+"""The owner of a problem that lost data whose patient is unknown: any patient may be affected."""
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Problem:
-    """A line or resource that was not used, and why (reported, never silently skipped)."""
+    """A line or resource that was not used, and why (reported, never silently skipped).
+
+    ``owner`` says whose findings it can change: a patient id; ``ANYONE`` when the lost data's
+    patient is unknown (a line that cannot be read, a file that ends early, shared reference
+    data), so every patient's findings are marked incomplete; "" when it loses no patient's data
+    (a file that is not an export file, a bulk-export log, an identical duplicate).
+    """
 
     file: str
     line: int  # 1-based; 0 for the whole file
     problem: str
+    owner: str = ANYONE
 
 
 Read = Iterator[tuple[Resource | None, Problem | None]]
@@ -63,19 +82,41 @@ def parse_line(text: str, file: str, line: int) -> tuple[Resource | None, Proble
     if not text.strip():
         return None, None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_float=finite, parse_constant=finite)
     except json.JSONDecodeError as exc:
-        return None, Problem(file, line, f"not valid JSON: {exc.msg}")
+        return None, Problem(file, line, f"not valid JSON: {exc.msg}", owner_of(text))
+    except NotFinite as exc:
+        return None, Problem(file, line, f"not valid JSON: {exc}", owner_of(text))
     except RecursionError:
-        return None, Problem(file, line, "not read: JSON nested too deeply")
+        return None, Problem(file, line, "not read: JSON nested too deeply", owner_of(text))
     except ValueError as exc:  # e.g. an integer longer than Python's digit limit
-        return None, Problem(file, line, f"not valid JSON: {str(exc)[:120]}")
+        return None, Problem(file, line, f"not valid JSON: {str(exc)[:120]}", owner_of(text))
     if not isinstance(obj, dict):
         return None, Problem(file, line, "not a JSON object")
     rt = obj.get("resourceType")
     if not isinstance(rt, str) or not rt or not rt[0].isupper() or not rt.isalnum():
-        return None, Problem(file, line, "no valid 'resourceType'")
+        return None, Problem(file, line, _LOG_LINE, _key_of_subject(obj) or ANYONE)
     return obj, None
+
+
+_SUBJECT_TEXT = re.compile(
+    r'"(?:subject|patient|beneficiary)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"([^"\\]{1,512})"'
+)
+
+
+def owner_of(text: str) -> str:
+    """Whose data a line that cannot be used holds: the patient its subject names, when the text
+    names exactly one; else ``ANYONE`` (a line of shared data, or one too damaged to tell)."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        obj = None
+    if isinstance(obj, dict) and isinstance(obj.get("resourceType"), str):
+        key = patient_key(obj)
+        return key if key is not None else ANYONE
+    found = {_key_of_reference(ref) for ref in _SUBJECT_TEXT.findall(text[:1_000_000])}
+    keys = {k for k in found if k}
+    return keys.pop() if len(keys) == 1 else ANYONE
 
 
 @lru_cache(maxsize=512)
@@ -108,7 +149,8 @@ def input_files(folder: Path) -> tuple[list[Path], list[Problem]]:
         if p.is_file() and name.endswith(_NDJSON + _JSON):
             files.append(p)
         elif p.is_file() and not name.startswith("."):
-            skipped.append(Problem(p.name, 0, "not .ndjson or .json (optionally .gz): not read"))
+            what = "not .ndjson or .json (optionally .gz): not read"
+            skipped.append(Problem(p.name, 0, what, ""))
         elif p.is_dir() and not name.startswith("."):
             skipped.append(
                 Problem(p.name + "/", 0, "a sub-folder: not read (screen it on its own)")
@@ -124,6 +166,7 @@ def _binary(path: Path) -> io.BufferedIOBase:
 
 
 _LOG_LINE = "no valid 'resourceType'"
+_NOT_RESOURCES = "its lines are not FHIR resources: not read"
 
 
 def _lines(fh: io.BufferedIOBase, name: str) -> Iterator[tuple[int, str | None, Problem | None]]:
@@ -132,10 +175,13 @@ def _lines(fh: io.BufferedIOBase, name: str) -> Iterator[tuple[int, str | None, 
     n = 0
     try:
         for n, raw in enumerate(fh, start=1):
+            codec = "utf-8-sig" if n == 1 else "utf-8"
             try:
-                text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+                text = raw.decode(codec)
             except UnicodeDecodeError as exc:
-                yield n, None, Problem(name, n, f"not UTF-8 (byte {exc.start + 1}): line not read")
+                owner = owner_of(raw.decode(codec, errors="replace"))
+                problem = f"not UTF-8 (byte {exc.start + 1}): line not read"
+                yield n, None, Problem(name, n, problem, owner)
                 continue
             yield n, text, None
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
@@ -177,17 +223,18 @@ def read_file(path: Path) -> Iterator[tuple[Resource | None, Problem | None]]:
                     pending = problem
                     continue
                 if pending is not None:
-                    yield None, Problem(name, 0, "its lines are not FHIR resources: not read")
+                    yield None, Problem(name, 0, _NOT_RESOURCES, "")
                     return
             if pending is not None:
                 yield None, pending
                 pending = None
             if res is not None and not is_resource_type(str(res["resourceType"])):
-                problem = Problem(name, n, f"unknown resource type {res['resourceType']!r}")
+                what = f"unknown resource type {res['resourceType']!r}"
+                problem = Problem(name, n, what, patient_key(res) or "")
                 res = None
             yield res, problem
         if pending is not None:
-            yield None, Problem(name, 0, "its lines are not FHIR resources: not read")
+            yield None, Problem(name, 0, _NOT_RESOURCES, "")
 
 
 def _json_file(fh: io.BufferedIOBase, name: str) -> Read:
@@ -209,9 +256,12 @@ def _bundle_resources(text: str, name: str) -> Iterator[tuple[Resource | None, P
     from ..fhir.read import entries_from_resources
 
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=finite, parse_constant=finite)
     except json.JSONDecodeError as exc:
         yield None, Problem(name, exc.lineno, f"not valid JSON: {exc.msg}")
+        return
+    except NotFinite as exc:
+        yield None, Problem(name, 0, f"not valid JSON: {exc}")
         return
     except RecursionError:
         yield None, Problem(name, 0, "not read: JSON nested too deeply")
@@ -228,19 +278,14 @@ def _bundle_resources(text: str, name: str) -> Iterator[tuple[Resource | None, P
         if is_resource_type(e.type):
             yield e.resource, None
         else:
-            yield None, Problem(name, 0, f"{e.where}: unknown resource type {e.type!r}")
+            what = f"{e.where}: unknown resource type {e.type!r}"
+            yield None, Problem(name, 0, what, patient_key(e.resource) or "")
 
 
 def canonical(res: Any) -> str:
     """A resource as canonical JSON (sorted keys, no spaces): the order resources are assessed
     in, and the text they travel as. The same text as the local engine's."""
     return json.dumps(res, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def patient_problem(exc: FhirError) -> Problem:
-    """The problem a patient group that cannot be assessed is reported as (as the local engine:
-    no file, line 0, the error's text without its source)."""
-    return Problem("", 0, exc.problem)
 
 
 def patient_key(res: Resource) -> str | None:
@@ -250,9 +295,15 @@ def patient_key(res: Resource) -> str | None:
     if res.get("resourceType") == "Patient":
         rid = res.get("id")
         return rid if isinstance(rid, str) and rid else None
+    return _key_of_subject(res)
+
+
+def _key_of_subject(res: Resource) -> str | None:
     ref = subject_reference(res)
-    if ref is None:
-        return None
+    return None if ref is None else _key_of_reference(ref)
+
+
+def _key_of_reference(ref: str) -> str | None:
     if ref.startswith("urn:uuid:"):
         return ref.removeprefix("urn:uuid:")
     tail = ref.split("?")[0].rstrip("/").split("/")
@@ -276,7 +327,7 @@ def attribute(res: Resource, file: str) -> tuple[str | None, Problem | None]:
         return key, None
     what = f"{res.get('resourceType')}/{res.get('id', '?')}"
     if res.get("resourceType") == "Patient":
-        return None, Problem(file, 0, f"{what}: a Patient without an id: not assessed")
+        return None, Problem(file, 0, f"{what}: a Patient without an id: not assessed", "")
     subject = next((res[k] for k in _SUBJECTS if isinstance(res.get(k), dict)), None)
     if subject is None:
         return None, None
@@ -284,7 +335,128 @@ def attribute(res: Resource, file: str) -> tuple[str | None, Problem | None]:
     if not isinstance(ref, str):
         how = "only by identifier" if "identifier" in subject else "without a reference"
         return None, Problem(file, 0, f"{what}: its patient is given {how}: not attributed")
-    return None, Problem(file, 0, f"{what}: subject {ref!r} names no Patient: not attributed")
+    what = f"{what}: subject {ref!r} names no Patient: not attributed"
+    return None, Problem(file, 0, what, "")
+
+
+INCOMPLETE = "DATA-INCOMPLETE"
+"""The finding id of the row that marks a patient's findings as incomplete (kind
+``data_incomplete``): data that may be theirs was lost, or they could not be assessed, so "no
+findings" cannot be read as "nothing found"."""
+
+_LOST = "!"  # a lost-line marker among a patient's resource texts (canonical JSON starts "{")
+
+
+def lost_line(p: Problem) -> str:
+    """How a line lost from a patient's data travels with their resources to their assessment."""
+    return _LOST + json.dumps([p.file, p.line, p.problem], ensure_ascii=False)
+
+
+def _where(problems: Sequence[Problem], limit: int = 3) -> str:
+    shown = ", ".join(
+        f"{p.file}:{p.line}" if p.line else (p.file or p.problem) for p in problems[:limit]
+    )
+    more = f" and {len(problems) - limit:,} more" if len(problems) > limit else ""
+    return shown + more
+
+
+def export_loss(count: int, first: Sequence[Problem]) -> str:
+    """The text every patient's mark carries when the export lost data whose patient is unknown
+    (``count`` such problems, ``first`` the smallest few in order); "" when there were none."""
+    if not count:
+        return ""
+    shown = ", ".join(f"{p.file}:{p.line}" if p.line else p.file for p in first)
+    more = f" and {count - len(first):,} more" if count > len(first) else ""
+    return (
+        f"the export lost {count:,} line(s) or file(s) whose patient is unknown "
+        f"({shown}{more}), any of which may be this patient's"
+    )
+
+
+def unique(texts: Sequence[str], owner: str) -> tuple[list[Resource], list[Problem]]:
+    """Resources (canonical texts, sorted) parsed, each resource id once: copies that are the
+    same but for ``meta`` are used once (reported, no data lost); copies with different content
+    are all kept and reported as a conflict against ``owner``."""
+    out: list[Resource] = []
+    problems: list[Problem] = []
+    by_id: dict[str, list[Resource]] = {}
+    for t in texts:
+        res = json.loads(t)
+        rid = res.get("id")
+        if not isinstance(rid, str) or not rid:
+            out.append(res)
+            continue
+        by_id.setdefault(f"{res['resourceType']}/{rid}", []).append(res)
+    for ref, copies in by_id.items():
+        contents = {canonical({k: v for k, v in r.items() if k != "meta"}) for r in copies}
+        if len(copies) == 1:
+            out.extend(copies)
+        elif len(contents) == 1:
+            out.append(copies[0])
+            problems.append(
+                Problem("", 0, f"{ref} appears {len(copies)} times, the same: used once", "")
+            )
+        elif ref.startswith("Patient/"):
+            out.extend(copies)  # assess_patient refuses the patient, saying why
+        else:
+            out.extend(copies)
+            what = f"{ref} appears {len(copies)} times with different content: every copy used"
+            problems.append(Problem("", 0, what, owner))
+    out.sort(key=canonical)
+    return out, problems
+
+
+def screen_patient(
+    patient_id: str,
+    texts: Sequence[str],
+    shared: Sequence[Resource],
+    kb: Knowledge,
+    as_of: dt.date,
+    source: str,
+    lost_elsewhere: str = "",
+) -> tuple[list[Finding], list[Problem], bool]:
+    """One patient's group as the screen sees it (canonical resource texts and lost-line
+    markers, any order): (findings, new problems, assessed). The findings end with a
+    ``DATA-INCOMPLETE`` row whenever data that may be theirs was lost (``lost_elsewhere``: the
+    export-wide loss, from ``export_loss``), their resources conflict, or they could not be
+    assessed; every engine calls this, so their rows are identical."""
+    lost: list[Problem] = []
+    own: list[str] = []
+    for t in texts:
+        if t.startswith(_LOST):
+            file, line, problem = json.loads(t[1:])
+            lost.append(Problem(file, line, problem, patient_id))
+        else:
+            own.append(t)
+    resources, problems = unique(sorted(own), patient_id)
+    conflicts = [p for p in problems if p.owner == patient_id]
+    assessed = True
+    try:
+        rows = assess_patient(patient_id, resources, shared, kb, as_of, source)
+    except FhirError as exc:
+        rows, assessed = [], False
+        problems.append(Problem("", 0, exc.problem, patient_id))
+    parts: list[str] = []
+    if not assessed:
+        parts.append(f"not assessed: {problems[-1].problem}")
+    lost.sort()
+    if lost:
+        parts.append(f"{len(lost):,} line(s) of this patient's data not read ({_where(lost)})")
+    parts.extend(p.problem for p in conflicts)
+    if lost_elsewhere:
+        parts.append(lost_elsewhere)
+    if parts:
+        severity = (
+            "not_assessed"
+            if not assessed
+            else ("patient_data" if lost or conflicts else "export_data")
+        )
+        detail = "; ".join(parts) + ": findings may be missing; see the problems file."
+        rows.append(
+            Finding(patient_id, INCOMPLETE, "data_incomplete", severity, detail, "", kb.version)
+        )
+        rows.sort()
+    return rows, problems, assessed
 
 
 def assess_patient(

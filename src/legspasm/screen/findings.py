@@ -13,7 +13,11 @@ single-patient surfaces show:
 - ``plan_conditional``: a step whose safety gate is unknown (severity ``conditional``; the detail
   says what to confirm). It is never counted as a recommendation;
 - ``exposure_unconfirmed``: an avoid rule that applies unless an unrecorded fact says otherwise
-  (e.g. a muscle relaxant with age not recorded).
+  (e.g. a muscle relaxant with age not recorded);
+- ``data_incomplete`` (finding ``DATA-INCOMPLETE``, made by ``core.screen_patient``): the
+  patient's findings may be missing because data that may be theirs was lost (severity
+  ``patient_data``: lines naming them, or conflicting copies of a resource; ``export_data``:
+  lines whose patient is unknown) or because they could not be assessed (``not_assessed``).
 
 ``rows_of(assessment, patient_id)`` is the only place findings are made, so the local engine, the
 Spark engine and a single-patient check give identical rows for identical assessments.
@@ -33,6 +37,7 @@ class Finding:
     patient_id: str
     finding_id: str
     kind: str  # red_flag | exposure | exposure_unconfirmed | condition | plan | plan_conditional
+    # | data_incomplete
     severity: str
     detail: str
     citations: str  # citation ids, ";"-separated, in the assessment's order

@@ -23,6 +23,9 @@ import heapq
 import json
 import multiprocessing
 import os
+import shutil
+import signal
+import socket
 import tempfile
 import zlib
 from collections import Counter
@@ -31,21 +34,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import FhirError
 from ..knowledge import Knowledge, load_knowledge
 from .core import (
+    ANYONE,
     MAX_PROBLEMS_KEPT,
     Problem,
-    assess_patient,
     attribute,
     canonical,
+    export_loss,
     input_files,
-    patient_problem,
+    lost_line,
     read_file,
+    screen_patient,
+    unique,
 )
 from .findings import Finding
 
-__all__ = ["ScreenRun", "screen_local"]
+__all__ = ["ScreenRun", "remove_stale_spills", "screen_local"]
 
 _BUCKET_BYTES = 16 * 1024 * 1024
 _MAX_BUCKETS = 512
@@ -68,6 +73,42 @@ class ScreenRun:
         self.cleanup()
 
 
+_SPILL = "legspasm-screen-"
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+
+
+def _spill_prefix() -> str:
+    """Spill folders are named for their host and process, so a later run can tell one left by
+    a killed run (its process gone) from one in use."""
+    return f"{_SPILL}{_host()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale_spills(where: Path) -> list[Path]:
+    """Remove the spill folders that runs killed on this host left in ``where`` (their process
+    is gone); those of running screens, and of other hosts sharing the folder, stay."""
+    host = f"{_SPILL}{_host()}-"
+    removed = []
+    for p in where.glob(f"{host}*-*"):
+        pid = p.name.removeprefix(host).split("-", 1)[0]
+        if p.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def _bucket_of(key: str, buckets: int) -> int:
     return zlib.crc32(key.encode()) % buckets
 
@@ -80,14 +121,16 @@ _SHARED: list[Any] = []
 
 def _init(shared_path: str) -> None:
     global _KB, _SHARED
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: just stop
     _KB = load_knowledge()
     with open(shared_path, encoding="utf-8") as fh:
         _SHARED = [json.loads(line) for line in fh]
 
 
-def _assess_bucket(args: tuple[str, str, str]) -> tuple[int, list[Problem]]:
+def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem]]:
     """Assess one bucket file; write its sorted findings to ``out``. (patients, problems)."""
-    bucket, out, as_of_text = args
+    bucket, out, as_of_text, lost_elsewhere = args
     assert _KB is not None
     as_of = dt.date.fromisoformat(as_of_text)
     groups: dict[str, list[str]] = {}
@@ -99,12 +142,12 @@ def _assess_bucket(args: tuple[str, str, str]) -> tuple[int, list[Problem]]:
     problems: list[Problem] = []
     patients = 0
     for pid in sorted(groups):
-        resources = [json.loads(t) for t in sorted(groups[pid])]
-        try:
-            rows.extend(assess_patient(pid, resources, _SHARED, _KB, as_of, "export"))
-            patients += 1
-        except FhirError as exc:
-            problems.append(patient_problem(exc))
+        found, new, assessed = screen_patient(
+            pid, groups[pid], _SHARED, _KB, as_of, "export", lost_elsewhere
+        )
+        rows.extend(found)
+        problems.extend(new)
+        patients += assessed
     rows.sort()
     with open(out, "w", encoding="utf-8") as fh:
         for r in rows:
@@ -115,11 +158,36 @@ def _assess_bucket(args: tuple[str, str, str]) -> tuple[int, list[Problem]]:
 # --- driver side -------------------------------------------------------------------------------
 
 
+@dataclass
+class _Problems:
+    """The problems of a run: all counted, the first ``MAX_PROBLEMS_KEPT`` kept, and those that
+    lost data of an unknown patient counted with the smallest few (for every patient's mark)."""
+
+    kept: list[Problem] = field(default_factory=list)
+    total: int = 0
+    anyone: int = 0
+    anyone_first: list[Problem] = field(default_factory=list)
+
+    def add(self, p: Problem) -> None:
+        self.total += 1
+        if len(self.kept) < MAX_PROBLEMS_KEPT:
+            self.kept.append(p)
+        if p.owner == ANYONE:
+            self.anyone += 1
+            self.anyone_first = heapq.nsmallest(_SHOWN, [*self.anyone_first, p])
+
+    def loss(self) -> str:
+        return export_loss(self.anyone, self.anyone_first)
+
+
+_SHOWN = 3
+
+
 def _spill(
     files: list[Path],
     tmp: Path,
     buckets: int,
-    problems: list[Problem],
+    problems: _Problems,
     counts: Counter[str],
     shared: list[Any],
     on_bytes: Callable[[int], None],
@@ -129,18 +197,16 @@ def _spill(
     try:
         for f in files:
             for res, problem in read_file(f):
+                if problem is None:
+                    assert res is not None
+                    key, problem = attribute(res, f.name)
                 if problem is not None:
-                    counts["problems"] += 1
-                    if len(problems) < MAX_PROBLEMS_KEPT:
-                        problems.append(problem)
+                    problems.add(problem)
+                    if problem.owner not in ("", ANYONE):
+                        bucket = handles[_bucket_of(problem.owner, buckets)]
+                        bucket.write(f"{problem.owner}\t{lost_line(problem)}\n")
                     continue
                 assert res is not None
-                key, problem = attribute(res, f.name)
-                if problem is not None:
-                    counts["problems"] += 1
-                    if len(problems) < MAX_PROBLEMS_KEPT:
-                        problems.append(problem)
-                    continue
                 if key is None:
                     shared.append(res)
                     counts[f"shared:{res['resourceType']}"] += 1
@@ -183,10 +249,13 @@ def screen_local(
     per_bucket = int(bucket_mb * 1024 * 1024) if bucket_mb else _BUCKET_BYTES
     buckets = max(1, min(_MAX_BUCKETS, total_bytes // per_bucket + 1))
     workers = workers or os.cpu_count() or 1
-    tmpdir = tempfile.TemporaryDirectory(prefix="legspasm-screen-", dir=spill_dir)
+    remove_stale_spills(Path(spill_dir or tempfile.gettempdir()))
+    tmpdir = tempfile.TemporaryDirectory(prefix=_spill_prefix(), dir=spill_dir)
     tmp = Path(tmpdir.name)
-    problems: list[Problem] = list(skipped)
-    counts: Counter[str] = Counter(problems=len(skipped))
+    problems = _Problems()
+    for p in skipped:
+        problems.add(p)
+    counts: Counter[str] = Counter()
     shared: list[Any] = []
     done = 0
 
@@ -199,12 +268,18 @@ def screen_local(
     try:
         paths = _spill(files, tmp, buckets, problems, counts, shared, read_bytes)
         shared_path = tmp / "shared.ndjson"
+        shared, conflicts = unique(sorted(canonical(r) for r in shared), ANYONE)
+        for p in conflicts:
+            problems.add(p)
         with shared_path.open("w", encoding="utf-8") as fh:
-            for res in sorted(shared, key=canonical):
+            for res in shared:
                 fh.write(canonical(res) + "\n")
         del shared
         results = [tmp / f"result-{i:04d}.ndjson" for i in range(buckets)]
-        jobs = [(str(b), str(r), as_of.isoformat()) for b, r in zip(paths, results, strict=True)]
+        loss = problems.loss()
+        jobs = [
+            (str(b), str(r), as_of.isoformat(), loss) for b, r in zip(paths, results, strict=True)
+        ]
         patients = 0
         if workers == 1 or buckets == 1:
             _init(str(shared_path))
@@ -217,10 +292,14 @@ def screen_local(
         try:
             for i, (n, probs) in enumerate(outcomes, start=1):
                 patients += n
-                counts["problems"] += len(probs)
-                problems.extend(probs[: max(0, MAX_PROBLEMS_KEPT - len(problems))])
+                for p in probs:
+                    problems.add(p)
                 if progress:
                     progress("assess", i, buckets)
+        except BaseException:
+            if pool is not None:
+                pool.terminate()  # stopped: the workers' remaining buckets are not wanted
+            raise
         finally:
             if pool is not None:
                 pool.close()
@@ -232,8 +311,8 @@ def screen_local(
         raise
     return ScreenRun(
         findings=_merged(results, tmpdir),
-        problems=sorted(problems),
-        problems_total=counts["problems"],
+        problems=sorted(problems.kept),
+        problems_total=problems.total,
         shared={
             k.removeprefix("shared:"): v
             for k, v in sorted(counts.items())

@@ -4,7 +4,9 @@ The table has one row per finding (``findings.COLUMNS``) and is written as the f
 in, in batches, so memory stays bounded. The summary counts patients per finding and per
 condition, the problems (each with file and line), and the resources that name no patient; it is
 printed and saved as JSON next to the table (``FILE.summary.json``), with the problems in
-``FILE.problems.csv`` (the first ``MAX_PROBLEMS_KEPT``; the summary counts them all).
+``FILE.problems.csv`` (the first ``MAX_PROBLEMS_KEPT``; the summary counts them all), each with
+the patient whose data it lost (``*``: unknown, so every patient's findings are marked
+``data_incomplete``; empty: no patient's data).
 
 Each file is written under a hidden partial name and renamed into place only when the run is
 complete: the summary is removed first and written last, so an interrupted run leaves either the
@@ -87,10 +89,12 @@ class Tally:
     by_finding: Counter[str] = field(default_factory=Counter)  # finding id -> patients
     by_kind: Counter[str] = field(default_factory=Counter)  # kind -> rows
     by_condition: Counter[str] = field(default_factory=Counter)  # context id -> patients
-    patients_with_findings: int = 0
+    patients_with_findings: int = 0  # patients with a clinical finding (not only a mark)
     flagged: int = 0  # patients with a red flag or an exposure
+    incomplete: Counter[str] = field(default_factory=Counter)  # mark severity -> patients
     _current: str | None = None
     _current_flagged: bool = False
+    _current_found: bool = False
     _seen: set[str] = field(default_factory=set)  # the current patient's finding ids
 
     def add(self, f: Finding) -> None:
@@ -99,10 +103,16 @@ class Tally:
                 raise ValueError("findings must arrive sorted by patient")  # an engine bug
             self._current = f.patient_id
             self._current_flagged = False
+            self._current_found = False
             self._seen.clear()
-            self.patients_with_findings += 1
         self.rows += 1
         self.by_kind[f.kind] += 1
+        if f.kind == "data_incomplete":
+            self.incomplete[f.severity] += 1
+            return
+        if not self._current_found:
+            self._current_found = True
+            self.patients_with_findings += 1
         # A rule can give a patient two rows (e.g. two benzodiazepines): count the patient once.
         if f.finding_id not in self._seen:
             self._seen.add(f.finding_id)
@@ -118,6 +128,8 @@ class Tally:
             "findings": self.rows,
             "patients_with_findings": self.patients_with_findings,
             "patients_with_red_flag_or_exposure": self.flagged,
+            "patients_data_incomplete": sum(self.incomplete.values()),
+            "data_incomplete": dict(sorted(self.incomplete.items())),
             "by_kind": dict(sorted(self.by_kind.items())),
             "by_finding": dict(sorted(self.by_finding.items(), key=lambda kv: (-kv[1], kv[0]))),
             "by_condition": dict(sorted(self.by_condition.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -166,9 +178,9 @@ def write_findings(rows: Iterable[Finding], path: Path, kind: str | None = None)
 def write_problems(problems: Iterable[Problem], path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(("file", "line", "problem"))
+        w.writerow(("file", "line", "problem", "patient"))
         for p in problems:
-            w.writerow((p.file, p.line, p.problem))
+            w.writerow((p.file, p.line, p.problem, p.owner))
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> None:

@@ -172,6 +172,12 @@ def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> N
         echo("patients per red flag or exposure:")
         for fid, n in flagged.items():
             echo(f"  {fid:<32} {n:>9,}")
+    if s["patients_data_incomplete"]:
+        kinds = ", ".join(f"{k} {v:,}" for k, v in s["data_incomplete"].items())
+        echo(
+            f"{s['patients_data_incomplete']:,} patients have findings that may be incomplete "
+            f"(a DATA-INCOMPLETE row: {kinds}): data that may be theirs was lost"
+        )
     if s["resources_without_patient"]:
         shared = ", ".join(f"{k} {v:,}" for k, v in s["resources_without_patient"].items())
         echo(f"resources naming no patient (kept as shared reference data): {shared}")

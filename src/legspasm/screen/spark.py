@@ -34,17 +34,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FhirError, InputError
+from ..errors import InputError
 from ..knowledge import Knowledge, load_knowledge
 from .core import (
+    ANYONE,
     MAX_PROBLEMS_KEPT,
     Problem,
-    assess_patient,
     attribute,
     canonical,
+    export_loss,
     input_files,
-    patient_problem,
+    lost_line,
     read_file,
+    screen_patient,
+    unique,
 )
 from .findings import Finding
 
@@ -70,9 +73,9 @@ FINDINGS_PER_PARTITION = 200_000
 INPUT_BYTES_PER_PARTITION = 64 * 1024 * 1024
 """Input per partition of the per-patient grouping (at least Spark's default parallelism)."""
 
-# The records the stages emit, (kind, key, payload): a patient's resource (patient id, json), a
-# shared resource ("", json), a problem ("", (file, line, problem)), a finding ("", row tuple),
-# and a partition's tally ("", (patients assessed, findings)).
+# The records the stages emit, (kind, key, payload): a patient's resource or lost-line marker
+# (patient id, text), a shared resource ("", json), a problem ("", (file, line, problem, owner)),
+# a finding ("", row tuple), and a partition's tally ("", (patients assessed, findings)).
 _OWN, _SHARED, _PROBLEM, _FINDING, _TALLY = range(5)
 
 
@@ -118,16 +121,18 @@ def _knowledge(kb_dir: str | None) -> Knowledge:
 
 def _read_records(path: str) -> Iterator[tuple[int, str, Any]]:
     """One export file as records: (_OWN, patient id, json), (_SHARED, "", json) or
-    (_PROBLEM, "", (file, line, problem))."""
+    (_PROBLEM, "", (file, line, problem, owner)), a problem that lost a known patient's line
+    also as (_OWN, patient id, lost-line marker)."""
     for res, problem in read_file(Path(path)):
+        key = None
+        if problem is None:
+            if res is None:
+                continue
+            key, problem = attribute(res, Path(path).name)
         if problem is not None:
-            yield _PROBLEM, "", (problem.file, problem.line, problem.problem)
-            continue
-        if res is None:
-            continue
-        key, unattributed = attribute(res, Path(path).name)
-        if unattributed is not None:
-            yield _PROBLEM, "", (unattributed.file, unattributed.line, unattributed.problem)
+            yield _PROBLEM, "", (problem.file, problem.line, problem.problem, problem.owner)
+            if problem.owner not in ("", ANYONE):
+                yield _OWN, problem.owner, lost_line(problem)
         elif key is None:
             yield _SHARED, "", canonical(res)
         else:
@@ -139,20 +144,19 @@ def _assess_partition(
     shared: Any,  # a Broadcast of the shared resources, parsed and sorted
     as_of: dt.date,
     kb_dir: str | None,
+    lost_elsewhere: str,
 ) -> Iterator[tuple[int, str, Any]]:
     """Assess every patient group of one partition: its findings and problems, then its tally."""
     kb = _knowledge(kb_dir)
     shared_resources = shared.value
     assessed = findings = 0
     for pid, texts in groups:
-        resources = [json.loads(t) for t in sorted(texts)]
-        try:
-            rows = assess_patient(pid, resources, shared_resources, kb, as_of, SOURCE)
-        except FhirError as exc:
-            p = patient_problem(exc)
-            yield _PROBLEM, "", (p.file, p.line, p.problem)
-            continue
-        assessed += 1
+        rows, problems, ok = screen_patient(
+            pid, list(texts), shared_resources, kb, as_of, SOURCE, lost_elsewhere
+        )
+        for p in problems:
+            yield _PROBLEM, "", (p.file, p.line, p.problem, p.owner)
+        assessed += ok
         findings += len(rows)
         for row in rows:
             yield _FINDING, "", row.as_tuple()
@@ -256,20 +260,32 @@ def spark_screen(
         )
         closers.append(records.unpersist)
         texts = sorted(records.filter(lambda r: r[0] == _SHARED).map(lambda r: r[2]).collect())
-        shared = [json.loads(t) for t in texts]
-        run.shared = dict(sorted(Counter(str(r["resourceType"]) for r in shared).items()))
+        run.shared = dict(
+            sorted(Counter(str(json.loads(t)["resourceType"]) for t in texts).items())
+        )
+        shared, conflicts = unique(texts, ANYONE)
         shared_bc = sc.broadcast(shared)
         closers.append(shared_bc.destroy)
         del texts, shared
 
-        # 2. group by patient and assess; bring the problems and the tallies to the driver
+        # 2. what the export lost whose patient is unknown (every patient's findings say so)
+        anyone = records.filter(lambda r: r[0] == _PROBLEM and r[2][3] == ANYONE).map(
+            lambda r: tuple(r[2])
+        )
+        early = [p for p in skipped + conflicts if p.owner == ANYONE]
+        first = sorted(early + [Problem(*t) for t in anyone.takeOrdered(3)])[:3]
+        lost_elsewhere = export_loss(anyone.count() + len(early), first)
+
+        # 3. group by patient and assess; bring the problems and the tallies to the driver
         groups = max(sc.defaultParallelism, -(-input_bytes // INPUT_BYTES_PER_PARTITION))
         kb_text = str(kb_dir) if kb_dir else None
         assessed = (
             records.filter(lambda r: r[0] == _OWN)
             .map(lambda r: (r[1], r[2]))
             .groupByKey(groups)
-            .mapPartitions(lambda g: _assess_partition(g, shared_bc, as_of, kb_text))
+            .mapPartitions(
+                lambda g: _assess_partition(g, shared_bc, as_of, kb_text, lost_elsewhere)
+            )
             .persist(level)
         )
         closers.append(assessed.unpersist)
@@ -281,11 +297,12 @@ def spark_screen(
         )
         run.patients = sum(p[2] for p in parts)
         findings = sum(p[3] for p in parts)
-        run.problems_total = len(skipped) + sum(p[0] for p in parts)
+        run.problems_total = len(skipped) + len(conflicts) + sum(p[0] for p in parts)
         kept = heapq.nsmallest(MAX_PROBLEMS_KEPT, (t for p in parts for t in p[1]))
-        run.problems = sorted(skipped + [Problem(*t) for t in kept])[:MAX_PROBLEMS_KEPT]
+        found = skipped + conflicts + [Problem(*t) for t in kept]
+        run.problems = sorted(found)[:MAX_PROBLEMS_KEPT]
 
-        # 3. sort the findings and stream them to the driver, a partition at a time
+        # 4. sort the findings and stream them to the driver, a partition at a time
         rows = (
             assessed.filter(lambda r: r[0] == _FINDING)
             .map(lambda r: tuple(r[2]))
