@@ -371,10 +371,17 @@ def test_open_is_idempotent_and_schema_matches_metadata(db_url: str) -> None:
             assert diff == []
             tables = set(inspect(conn).get_table_names())
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-            assert list(version) == ["0003"]
+            assert list(version) == ["0004"]
     finally:
         engine.dispose()
-    assert tables == {"alembic_version", "invocations", "cards", "feedback", "seen_tokens"}
+    assert tables == {
+        "alembic_version",
+        "invocations",
+        "cards",
+        "feedback",
+        "seen_tokens",
+        "refusals",
+    }
 
 
 def test_sqlite_pragmas(tmp_path: Path) -> None:

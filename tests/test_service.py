@@ -49,6 +49,7 @@ from legspasm.service.models import CdsResponse
 from legspasm.settings import Issuer, Settings
 from live_server import FhirServer, free_port, serve
 
+LINK_SECRET = "test-link-secret-0123456789abcdef-xyz"
 AS_OF = dt.date(2026, 11, 21)
 VIGNETTES = Path(__file__).resolve().parent / "vignettes"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -619,7 +620,9 @@ def test_patient_view_rls_one_info_card_linking_to_the_plan(live_dev: Live) -> N
     assert "restless legs" in card["summary"].lower()
     assert topic(card) == "rls"
     [link] = card["links"]
-    match = re.fullmatch(re.escape(live_dev.base) + r"/plan/([0-9a-f-]{36})", link["url"])
+    match = re.fullmatch(
+        re.escape(live_dev.base) + r"/plan/([0-9a-f-]{36})\?t=[\w.-]+", link["url"]
+    )
     assert match, link
     page = httpx.get(link["url"], timeout=10, trust_env=False)
     assert page.status_code == 200
@@ -897,6 +900,7 @@ def live_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         database_url=url,
         as_of=AS_OF,
         issuers=[Issuer(iss=ISS, jwks_file=folder / "jwks.json")],
+        link_secret=LINK_SECRET,
         public_url=f"http://127.0.0.1:{port}",
     )
     with (
@@ -970,12 +974,64 @@ def test_jwt_refusals_are_bare_401s_and_audited(live_secure: Live) -> None:
     headers = {"Authorization": f"Bearer {once}"}
     assert post(live_secure, SIGN, minimal_sign_request(), headers=headers).status_code == 200
     refused(post(live_secure, SIGN, minimal_sign_request(), headers=headers))
-    expected = len(cases) + 2 + 2
-    assert live_secure.store.count_invocations() == before + expected
-    rows = live_secure.store.recent(limit=expected)
-    assert sorted(r.status_code for r in rows) == [200] + [401] * (expected - 1)
-    assert all(r.service_id == SIGN and r.hook == "order-sign" for r in rows)
-    assert {r.outcome for r in rows if r.status_code == 401} == {"unauthorized"}
+    # refusals are counted (below), not stored a row each: only the answered request has one
+    assert live_secure.store.count_invocations() == before + 1
+    [row] = live_secure.store.recent(limit=1)
+    assert (row.status_code, row.service_id, row.hook) == (200, SIGN, "order-sign")
+
+
+def test_unauthenticated_requests_are_counted_not_stored_a_row_each(tmp_path: Path) -> None:
+    """A flood of bad tokens adds one count per service, written when the window ends and when
+    the service stops (4,666 rows in 10 s before)."""
+    (tmp_path / "jwks.json").write_text(json.dumps(JWKS))
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    port = free_port()
+    settings = Settings(
+        database_url=url,
+        as_of=AS_OF,
+        issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+        link_secret=LINK_SECRET,
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    with AuditStore.open(url) as store:
+        with (
+            serve(create_app(settings, store=store), port) as base,
+            httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
+        ):
+            for i in range(300):
+                sid = SIGN if i % 3 else VIEW
+                r = client.post(
+                    f"/cds-services/{sid}",
+                    json=minimal_sign_request(),
+                    headers={"Authorization": f"Bearer not-a-token-{i}"},
+                )
+                assert r.status_code == 401
+        assert store.count_invocations() == 0
+        assert store.refusals() == {(SIGN, "unauthorized"): 200, (VIEW, "unauthorized"): 100}
+
+
+def test_the_refusal_counter_writes_one_row_per_service_per_window() -> None:
+    from legspasm.audit import Refusals
+    from legspasm.service.refusals import RefusalCounter
+
+    written: list[list[Refusals]] = []
+    clock = [dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)]
+    counter = RefusalCounter(
+        lambda rows: written.append(list(rows)), window_s=60, now=lambda: clock[0]
+    )
+    for _ in range(5):
+        counter.add("a")
+    counter.add("b")
+    clock[0] += dt.timedelta(seconds=59)
+    counter.add("a")
+    assert written == []  # the window is still open
+    clock[0] += dt.timedelta(seconds=1)
+    counter.add("a")  # a new window: the first one's counts are written
+    assert [(r.service_id, r.count) for r in written[0]] == [("a", 6), ("b", 1)]
+    counter.flush()
+    assert [(r.service_id, r.count) for r in written[1]] == [("a", 1)]
+    counter.flush()
+    assert len(written) == 2
 
 
 def test_the_host_header_does_not_choose_the_audience(live_secure: Live) -> None:
@@ -994,30 +1050,33 @@ def test_an_oversized_body_is_413_before_it_is_read_or_authenticated(tmp_path: P
         database_url=url,
         as_of=AS_OF,
         issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+        link_secret=LINK_SECRET,
         public_url="http://127.0.0.1",
         max_upload_mb=0.5,
         max_body_mb=1,
     )
     big = b'{"hook": "order-sign", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
-    with (
-        AuditStore.open(url) as store,
-        serve(create_app(settings, store=store)) as base,
-        httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
-    ):
-        r = client.post(f"/cds-services/{SIGN}", content=big)  # no token: still 413, not 401
-        check_outcome(r, 413, "larger than 1 MB")
-        assert r.headers["cache-control"] == "no-store"
+    with AuditStore.open(url) as store:
+        with (
+            serve(create_app(settings, store=store)) as base,
+            httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
+        ):
+            r = client.post(f"/cds-services/{SIGN}", content=big)  # no token: still 413, not 401
+            check_outcome(r, 413, "larger than 1 MB")
+            assert r.headers["cache-control"] == "no-store"
 
-        def chunks(data: bytes) -> Iterator[bytes]:
-            for i in range(0, len(data), 65536):
-                yield data[i : i + 65536]
+            def chunks(data: bytes) -> Iterator[bytes]:
+                for i in range(0, len(data), 65536):
+                    yield data[i : i + 65536]
 
-        r = client.post(f"/cds-services/{SIGN}", content=chunks(big))  # chunked, undeclared
-        check_outcome(r, 413, "larger than 1 MB")
-        small = json.dumps(minimal_sign_request()).encode()
-        r = client.post(f"/cds-services/{SIGN}", content=chunks(small))
-        assert r.status_code == 401  # under the limit: on to authentication
-        assert store.count_invocations() == 1  # the 413s wrote nothing; the 401 its row
+            r = client.post(f"/cds-services/{SIGN}", content=chunks(big))  # chunked, undeclared
+            check_outcome(r, 413, "larger than 1 MB")
+            small = json.dumps(minimal_sign_request()).encode()
+            r = client.post(f"/cds-services/{SIGN}", content=chunks(small))
+            assert r.status_code == 401  # under the limit: on to authentication
+        # refused before they were read: counted per service (written when the service stops)
+        assert store.count_invocations() == 0
+        assert store.refusals() == {(SIGN, "too-large"): 2, (SIGN, "unauthorized"): 1}
 
 
 def test_a_token_replayed_after_a_restart_is_refused(tmp_path: Path) -> None:
@@ -1030,6 +1089,7 @@ def test_a_token_replayed_after_a_restart_is_refused(tmp_path: Path) -> None:
         database_url=url,
         as_of=AS_OF,
         issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+        link_secret=LINK_SECRET,
         public_url=f"http://127.0.0.1:{port}",
     )
     once = token(claims(f"http://127.0.0.1:{port}/cds-services/{SIGN}"))
@@ -1054,6 +1114,17 @@ def test_without_a_public_url_the_secure_service_does_not_start(tmp_path: Path) 
     with pytest.raises(ConfigError) as err:
         create_app(settings)
     assert err.value.setting == "LEGSPASM_PUBLIC_URL"
+
+
+def test_without_a_link_secret_the_secure_service_does_not_start(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'a.sqlite3'}",
+        issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+        public_url="https://cds.example",
+    )
+    with pytest.raises(ConfigError) as err:
+        create_app(settings)
+    assert err.value.setting == "LEGSPASM_LINK_SECRET"
 
 
 def test_jwt_feedback_needs_a_token_and_discovery_is_open(live_secure: Live) -> None:
@@ -1368,3 +1439,83 @@ def test_service_ids_match_the_hooks_module() -> None:
         SELECT: "order-select",
         SIGN: "order-sign",
     }
+
+
+# --- the plan link is a capability -------------------------------------------------------------
+
+
+def test_the_plan_link_is_a_signed_expiring_capability(live_secure: Live) -> None:
+    """Secure mode (web pages off): the card link opens its plan, and its print view and PDFs;
+    the address without the token, a token altered, one for another plan or one past its time
+    opens nothing."""
+    from legspasm.capability import sign_token
+
+    pid, prefetch = vignette_prefetch(RLS_LOW_FERRITIN)
+    aud = f"{live_secure.base}/cds-services/{VIEW}"
+    r = post(
+        live_secure,
+        VIEW,
+        cds_request("patient-view", pid, prefetch),
+        headers={"Authorization": f"Bearer {token(claims(aud))}"},
+    )
+    assert r.status_code == 200, r.text
+    [link] = r.json()["cards"][0]["links"]
+    m = re.fullmatch(
+        re.escape(live_secure.base) + r"/plan/([0-9a-f-]{36})\?t=(\d+)\.([\w-]{43})", link["url"]
+    )
+    assert m, link["url"]
+    inv, expires, _ = m.groups()
+    assert 11.9 * 3600 < int(expires) - time.time() <= 12 * 3600  # plan_link_hours
+    t = f"t={expires}.{m.group(3)}"
+    get = live_secure.client.get
+    page = get(f"/plan/{inv}?{t}")
+    assert page.status_code == 200
+    assert "Restless legs syndrome" in page.text
+    # the page's own links carry the token on
+    assert f'href="/assessments/{inv}/handout.pdf?{t}"' in page.text
+    assert get(f"/assessments/{inv}/handout.pdf?{t}").headers["content-type"] == "application/pdf"
+    assert get(f"/assessments/{inv}/print?{t}").status_code == 200
+    other = str(uuid.uuid4())
+    forged = sign_token(b"another key, not the server's secret", inv, int(expires))
+    for path in (
+        f"/plan/{inv}",  # the address alone
+        f"/assessments/{inv}",
+        f"/assessments/{inv}/handout.pdf",
+        f"/assessments/{inv}/print",
+        f"/plan/{inv}?t={int(expires) + 3600}.{m.group(3)}",  # expiry moved
+        f"/plan/{inv}?t={forged}",
+        f"/plan/{other}?{t}",  # another plan's token
+        f"/plan/{inv}?t=%F0%9F%92%A9.x",
+    ):
+        refused_page = get(path)
+        assert refused_page.status_code == 403, path
+        assert "does not open a plan" in refused_page.text
+        assert "Restless" not in refused_page.text
+    past = sign_token(LINK_SECRET.encode(), inv, int(time.time()) - 1)
+    gone = get(f"/plan/{inv}?t={past}")
+    assert gone.status_code == 410
+    assert "expired" in gone.text
+    assert gone.headers["cache-control"] == "no-store"
+
+
+def test_an_invocation_that_fails_unexpectedly_has_its_audit_row(tmp_path: Path) -> None:
+    """A clock that fails stands in for any unexpected error: a 500 OperationOutcome, no
+    traceback to the caller, and the failed invocation is in the audit store."""
+
+    def broken_clock() -> dt.date:
+        raise RuntimeError("the clock is broken")
+
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    with AuditStore.open(url) as store:
+        app = create_app(Settings(dev=True, database_url=url), store=store, today=broken_clock)
+        with (
+            serve(app) as base,
+            httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
+        ):
+            r = client.post(f"/cds-services/{SIGN}", json=minimal_sign_request())
+            check_outcome(r, 500, "internal error")
+            assert "clock" not in r.text
+        [row] = store.recent(limit=5)
+        assert (row.status_code, row.outcome, row.service_id) == (500, "error", SIGN)
+        assert row.error is not None
+        assert "the clock is broken" in row.error

@@ -430,6 +430,7 @@ def test_secure_mode_closes_the_pages_that_list_or_create(tmp_path: Path) -> Non
         as_of=AS_OF,
         issuers=[{"iss": "https://ehr", "jwks_file": jwks}],
         public_url="https://cds.example",
+        link_secret="test-link-secret-0123456789abcdef-xyz",
     )
     with AuditStore.open(url) as store:
         with (

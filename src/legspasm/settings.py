@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_DATABASE_URL", "Issuer", "Settings"]
@@ -71,8 +71,19 @@ class Settings(BaseSettings):
     # Any request body: refused with 413 above this, before it is read, parsed or authenticated
     # (kept above max_upload_mb, so an upload's own limit answers with its page).
     max_body_mb: Annotated[float, Field(gt=0, le=1000)] = 50.0
+    # The key plan links are signed with: a card links to /plan/{invocation}?t=TOKEN, a signed,
+    # expiring capability for that one plan. Required unless dev (dev: a random key per process).
+    # Give every worker and every restart the same secret (32 or more random characters).
+    link_secret: SecretStr | None = None
+    plan_link_hours: Annotated[float, Field(gt=0, le=168)] = 12.0
     # The assessment date: None means the date each request is received (demos and tests fix it).
     as_of: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _secret_long_enough(self) -> Settings:
+        if self.link_secret is not None and len(self.link_secret.get_secret_value()) < 32:
+            raise ValueError("link_secret must be at least 32 characters")
+        return self
 
     @model_validator(mode="after")
     def _body_above_upload(self) -> Settings:

@@ -6,7 +6,7 @@ store.record_feedback([FeedbackRecord(...)])
 print(render_report(store.feedback_report()))
 """
 
-from .records import CardRecord, FeedbackRecord, Invocation, RuleRate
+from .records import CardRecord, FeedbackRecord, Invocation, Refusals, RuleRate
 from .report import render_report, report_json
 from .store import AuditStore
 
@@ -15,6 +15,7 @@ __all__ = [
     "CardRecord",
     "FeedbackRecord",
     "Invocation",
+    "Refusals",
     "RuleRate",
     "render_report",
     "report_json",

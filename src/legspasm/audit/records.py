@@ -67,6 +67,18 @@ class FeedbackRecord:
     outcome_timestamp: datetime | None = None
 
 
+@dataclass(slots=True)
+class Refusals:
+    """Requests refused before they were processed (``outcome`` "unauthorized"), counted for
+    one service over a window from ``first_at`` to ``last_at``."""
+
+    service_id: str
+    outcome: str
+    first_at: datetime
+    last_at: datetime
+    count: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class RuleRate:
     """How the cards of one rule fared: one row of the feedback report."""

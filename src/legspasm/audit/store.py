@@ -35,9 +35,9 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreError
-from .records import CardRecord, FeedbackRecord, Invocation, RuleRate
+from .records import CardRecord, FeedbackRecord, Invocation, Refusals, RuleRate
 from .report import compute_report
-from .tables import CardRow, FeedbackRow, InvocationRow, SeenTokenRow
+from .tables import CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
 
 __all__ = ["AuditStore"]
 
@@ -325,6 +325,33 @@ class AuditStore:
                 return False
             raise
         return True
+
+    def record_refusals(self, counts: Sequence[Refusals]) -> None:
+        """Store counts of refused requests (one row per service and outcome per window)."""
+        rows = [
+            RefusalRow(
+                service_id=c.service_id,
+                outcome=c.outcome,
+                count=c.count,
+                first_at=c.first_at,
+                last_at=c.last_at,
+            )
+            for c in counts
+            if c.count
+        ]
+        if rows:
+            with self._session("recording refused requests", write=True) as session:
+                session.add_all(rows)
+
+    def refusals(self) -> dict[tuple[str, str], int]:
+        """Refused requests counted so far, per (service, outcome)."""
+        with self._session("reading refused requests") as session:
+            got = session.execute(
+                select(RefusalRow.service_id, RefusalRow.outcome, func.sum(RefusalRow.count))
+                .group_by(RefusalRow.service_id, RefusalRow.outcome)
+                .order_by(RefusalRow.service_id, RefusalRow.outcome)
+            ).all()
+        return {(sid, outcome): int(n) for sid, outcome, n in got}
 
     # -- reads ----------------------------------------------------------------------------
 

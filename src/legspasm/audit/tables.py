@@ -26,7 +26,15 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-__all__ = ["Base", "CardRow", "FeedbackRow", "InvocationRow", "SeenTokenRow", "json_type"]
+__all__ = [
+    "Base",
+    "CardRow",
+    "FeedbackRow",
+    "InvocationRow",
+    "RefusalRow",
+    "SeenTokenRow",
+    "json_type",
+]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -116,3 +124,17 @@ class SeenTokenRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class RefusalRow(Base):
+    """Refused unauthenticated requests, counted per service over a window of time rather than
+    stored one row each (so a flood of bad tokens cannot fill the audit store)."""
+
+    __tablename__ = "refusals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..assessment import Assessment
 from ..audit import AuditStore, CardRecord, FeedbackRecord, Invocation
+from ..capability import sign_token
 from ..engine import evaluate
 from ..errors import AuthError, ConfigError, DataUnavailable, InputError, LegspasmError
 from ..fhir import entries_from_resources, records_from_resources, to_case
@@ -41,6 +43,7 @@ from .hooks import LEGACY_HOOKS, SERVICES, Service, discovery, prefetch_template
 from .limits import BodyLimit
 from .models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
 from .prefetch import gather, patient_id
+from .refusals import RefusalCounter
 
 __all__ = ["create_app"]
 
@@ -171,6 +174,7 @@ def create_app(
     store: AuditStore | None = None,
     http: httpx.Client | None = None,
     today: Callable[[], dt.date] | None = None,
+    refusal_window_s: float = 60.0,
 ) -> FastAPI:
     """The service. Raises LegspasmError when the settings cannot work (no issuers, bad DB)."""
     if not settings.dev and not settings.issuers:
@@ -186,6 +190,17 @@ def create_app(
             "required unless --dev: a JWT's audience is checked against the URL the EHR "
             "calls, never against the Host header a request carries",
         )
+    if not settings.dev and settings.link_secret is None:
+        raise ConfigError(
+            "LEGSPASM_LINK_SECRET",
+            "required unless --dev: card links to the plan are signed with it (32 or more "
+            "random characters, the same for every worker)",
+        )
+    link_key = (
+        settings.link_secret.get_secret_value().encode()
+        if settings.link_secret is not None
+        else secrets.token_bytes(32)
+    )
     client = http or httpx.Client(
         timeout=httpx.Timeout(settings.fhir_timeout_s, connect=min(1.0, settings.fhir_timeout_s)),
         follow_redirects=False,
@@ -199,6 +214,7 @@ def create_app(
         None if settings.dev else TokenVerifier(settings, client, replay=audit_store.claim_token),
         today or (lambda: settings.as_of or dt.date.today()),
     )
+    refusals = RefusalCounter(audit_store.record_refusals, refusal_window_s)
     if settings.dev:
         log.warning(
             "DEVELOPMENT MODE: CDS Hooks JWTs are NOT verified. Anyone who can reach this port "
@@ -211,6 +227,7 @@ def create_app(
         # them faster than anyio's default 40, which mostly contend for the interpreter.
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         yield
+        refusals.flush()
         if owns_http:
             client.close()
 
@@ -221,7 +238,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.legspasm = st
-    app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024))
+
+    def body_refused(path: str, status: int) -> None:
+        sid = path.removeprefix("/cds-services/")
+        if path.startswith("/cds-services/") and sid in SERVICES:
+            refusals.add(sid, "too-large" if status == 413 else "bad-request")
+
+    app.add_middleware(
+        BodyLimit, max_bytes=int(settings.max_body_mb * 1024 * 1024), on_refused=body_refused
+    )
     app.add_middleware(SecurityHeaders)  # outside the limit: its 413s carry the headers too
     if settings.cors_origins:
         app.add_middleware(
@@ -230,6 +255,10 @@ def create_app(
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
         )
+
+    def plan_token(invocation_id: str) -> str:
+        expires = int(time.time() + settings.plan_link_hours * 3600)
+        return sign_token(link_key, invocation_id, expires)
 
     def authorize(request: Request) -> None:
         if st.verifier is None:
@@ -279,7 +308,7 @@ def create_app(
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         log.info("401 on %s: %s", request.url.path, exc.reason)
         if (sid := _invoked_service(request)) is not None:
-            audit(sid, time.perf_counter(), 401, "unauthorized")
+            refusals.add(sid)  # counted, not a row each: a flood cannot fill the store
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(RequestValidationError)
@@ -365,7 +394,7 @@ def create_app(
             selections=[s for s in selections if isinstance(s, str)]
             if isinstance(selections, list)
             else None,
-            plan_url=f"{base}/plan/{invocation_id}",
+            plan_url=f"{base}/plan/{invocation_id}?t={plan_token(invocation_id)}",
             subject=f"Patient/{pid}" if pid else None,
         )
         audit(
@@ -428,12 +457,27 @@ def create_app(
 
     # The clinician web pages share the app: the card link /plan/{invocation} is their result
     # page for that invocation.
-    app.include_router(web_router(st.kb, st.store, settings, st.today))
+    app.include_router(web_router(st.kb, st.store, settings, st.today, link_key))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(LegspasmError)
     async def _internal(request: Request, exc: LegspasmError) -> Response:
         log.error("internal error on %s: %s", request.url.path, exc.message)
+        return failed(request, exc.message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return failed(request, f"{type(exc).__name__}: {exc}"[:500])
+
+    def failed(request: Request, error: str) -> Response:
+        """A 500, with its audit row when it was an invocation (unless the store is what
+        failed: then the log has it)."""
+        if (sid := _invoked_service(request)) is not None:
+            try:
+                audit(sid, time.perf_counter(), 500, "error", error=error)
+            except LegspasmError as exc:
+                log.error("the failed invocation could not be audited: %s", exc.message)
         return outcome(500, "exception", "internal error; see the service log")
 
     return app

@@ -21,9 +21,17 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyLimit:
-    def __init__(self, app: App, max_bytes: int) -> None:
+    """``on_refused(path, status)`` is told of each refusal (the service counts them)."""
+
+    def __init__(
+        self,
+        app: App,
+        max_bytes: int,
+        on_refused: Callable[[str, int], None] = lambda path, status: None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,9 +43,11 @@ class BodyLimit:
             try:
                 size = int(declared)
             except ValueError:
+                self.on_refused(scope.get("path", ""), 400)
                 await self._refuse(send, 400, "Content-Length is not a number")
                 return
             if size > self.max_bytes:
+                self.on_refused(scope.get("path", ""), 413)
                 await self._too_large(send)
                 return
             await self.app(scope, receive, send)
@@ -54,6 +64,7 @@ class BodyLimit:
                 break
             total += len(message.get("body", b""))
             if total > self.max_bytes:
+                self.on_refused(scope.get("path", ""), 413)
                 await self._too_large(send)
                 return
             if not message.get("more_body", False):

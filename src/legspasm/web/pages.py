@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..assessment import Assessment
 from ..audit import AuditStore, Invocation
+from ..capability import LinkCheck, check_token, sign_token
 from ..case import Case
 from ..caseio import parse_case, read_document
 from ..engine import evaluate
@@ -119,9 +120,14 @@ def _problems(exc: CaseValidationError, parsed: ParsedForm) -> dict[str, str]:
 
 
 def web_router(
-    kb: Knowledge, store: AuditStore, settings: Settings, today: Callable[[], dt.date]
+    kb: Knowledge,
+    store: AuditStore,
+    settings: Settings,
+    today: Callable[[], dt.date],
+    link_key: bytes,
 ) -> APIRouter:
-    """The web pages as one router (the service app includes it)."""
+    """The web pages as one router (the service app includes it). ``link_key`` checks the
+    signed plan links (``legspasm.capability``) the CDS Hooks cards carry."""
     d = _Deps(kb, store, settings, today, Templates(kb))
     # Web pages stay out of the OpenAPI schema, except the card link target /plan/{invocation}.
     router = APIRouter()
@@ -135,6 +141,26 @@ def web_router(
 
     def not_found(what: str) -> HTMLResponse:
         return d.pages.page("missing.html", {"title": "Not found", "what": what}, status=404)
+
+    def refused(invocation_id: str, t: str | None) -> HTMLResponse | None:
+        """None when this assessment may be shown: the pages are open (behind the
+        organisation's login), or ``t`` is a valid plan-link token for it; else the page that
+        says why not (403 for a missing or wrong token, 410 for an expired one)."""
+        if d.open_pages:
+            return None
+        check = check_token(link_key, invocation_id, t, time.time())
+        if check is LinkCheck.VALID:
+            return None
+        expired = check is LinkCheck.EXPIRED
+        context = {
+            "title": "This link has expired" if expired else "This link does not open a plan",
+            "expired": expired,
+        }
+        return d.pages.page("link.html", context, status=410 if expired else 403)
+
+    def cap(t: str | None) -> str:
+        """The query that carries the token on to the page's own links."""
+        return "" if d.open_pages or not t else "?" + urlencode({"t": t})
 
     def record(
         case: Case,
@@ -307,14 +333,16 @@ def web_router(
         invocation_id = await run_in_threadpool(_assess_example, d, ex, record)
         return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
 
-    def result(invocation_id: str) -> HTMLResponse:
+    def result(invocation_id: str, t: str | None = None) -> HTMLResponse:
+        if (no := refused(invocation_id, t)) is not None:
+            return no
         got = load(invocation_id)
         if got is None:
             return not_found(f"assessment {invocation_id!r}")
         inv, a = got
         case = Case.model_validate(inv.case) if inv.case is not None else None
         editable = case is not None and _round_trips(case, kb)
-        return d.pages.result(inv, a, case, editable=editable, open_pages=d.open_pages)
+        return d.pages.result(inv, a, case, editable=editable, open_pages=d.open_pages, cap=cap(t))
 
     router.add_api_route(
         "/assessments/{invocation_id}",
@@ -337,12 +365,14 @@ def web_router(
         include_in_schema=False,
         dependencies=[Depends(same_origin)],
     )
-    async def answers(invocation_id: str, request: Request) -> Response:
+    async def answers(invocation_id: str, request: Request, t: str | None = None) -> Response:
         """Re-assess with the missing data answered on the result page."""
+        if (no := refused(invocation_id, t)) is not None:
+            return no
         fields, _ = await _form(request)
-        return await run_in_threadpool(reassess, invocation_id, fields)
+        return await run_in_threadpool(reassess, invocation_id, fields, t)
 
-    def reassess(invocation_id: str, fields: FormData) -> Response:
+    def reassess(invocation_id: str, fields: FormData, t: str | None = None) -> Response:
         got = load(invocation_id)
         if got is None:
             return not_found(f"assessment {invocation_id!r}")
@@ -383,8 +413,14 @@ def web_router(
                 answers=fields,
                 errors=errors,
                 status=422,
+                cap=cap(t),
             )
-        return RedirectResponse(f"/assessments/{new_id}", status_code=303)
+        if d.open_pages or t is None:
+            return RedirectResponse(f"/assessments/{new_id}", status_code=303)
+        # reached through a plan link: the new assessment opens until the same time, no later
+        expires = int(t.partition(".")[0])
+        again = cap(sign_token(link_key, new_id, expires))
+        return RedirectResponse(f"/assessments/{new_id}{again}", status_code=303)
 
     @router.get(
         "/assessments/{invocation_id}/edit", response_class=HTMLResponse, include_in_schema=False
@@ -404,15 +440,19 @@ def web_router(
     @router.get(
         "/assessments/{invocation_id}/print", response_class=HTMLResponse, include_in_schema=False
     )
-    def print_view(invocation_id: str) -> HTMLResponse:
+    def print_view(invocation_id: str, t: str | None = None) -> HTMLResponse:
+        if (no := refused(invocation_id, t)) is not None:
+            return no
         got = load(invocation_id)
         if got is None:
             return not_found(f"assessment {invocation_id!r}")
-        return d.pages.print_view(*got)
+        return d.pages.print_view(*got, cap=cap(t))
 
     @router.get("/assessments/{invocation_id}/{kind}.pdf", include_in_schema=False)
-    def pdf(invocation_id: str, kind: str) -> Response:
+    def pdf(invocation_id: str, kind: str, t: str | None = None) -> Response:
         """The clinician summary (summary.pdf) or the patient handout (handout.pdf)."""
+        if (no := refused(invocation_id, t)) is not None:
+            return no
         build = {"summary": summary_pdf, "handout": handout_pdf}.get(kind)
         got = load(invocation_id)
         if got is None or build is None:

@@ -213,10 +213,12 @@ class Templates:
         answers: Mapping[str, list[str]] | None = None,
         errors: Mapping[str, str] | None = None,
         status: int = 200,
+        cap: str = "",
     ) -> HTMLResponse:
         context = {
             **self._form_context(),
             **self._assessment_context(inv, a),
+            "cap": cap,
             "title": "Assessment",
             "case": case,
             "editable": editable and open_pages,
@@ -244,8 +246,12 @@ class Templates:
             ],
         }
 
-    def print_view(self, inv: Invocation, a: Assessment) -> HTMLResponse:
-        context = {**self._assessment_context(inv, a), "title": "Print: summary and handout"}
+    def print_view(self, inv: Invocation, a: Assessment, cap: str = "") -> HTMLResponse:
+        context = {
+            **self._assessment_context(inv, a),
+            "title": "Print: summary and handout",
+            "cap": cap,
+        }
         return self.page("print.html", context)
 
     def history(self, rows: Sequence[Invocation], patient: str | None) -> HTMLResponse:
