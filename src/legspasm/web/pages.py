@@ -357,7 +357,11 @@ def web_router(
         methods=["GET"],
         response_class=HTMLResponse,
         summary="The full plan behind a card (the card link target): an HTML page",
-        responses={404: {"description": "No such assessment (HTML page)"}},
+        responses={
+            403: {"description": "The link carries no valid token for this plan (HTML page)"},
+            404: {"description": "No such assessment (HTML page)"},
+            410: {"description": "The link's token has expired (HTML page)"},
+        },
     )
 
     @router.post(
