@@ -45,6 +45,9 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     database=None,
 )
+# A failing input can be hundreds of kB; hypothesis warns before printing it, and with warnings
+# as errors that warning would hide the failure it reports.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 AS_OF = dt.date(2026, 11, 21)
 TALLY: Counter[str] = Counter()  # surface:outcome -> inputs (written by `make fuzz`)
 

@@ -103,6 +103,24 @@ def test_a_bulk_export_log_is_left_out_whole(tmp_path: Path) -> None:
     )
 
 
+def test_lines_without_resource_type_before_the_resources_cost_only_themselves(
+    tmp_path: Path,
+) -> None:
+    # Found by `make fuzz`: two such first lines used to drop the whole file as a log.
+    path = tmp_path / "MedicationRequest.ndjson"
+    head = b"".join(b'{"id": "x%d", "status": "active"}\n' % i for i in range(105))
+    named = b'{"id": "y", "subject": {"reference": "Patient/p1"}}\n'
+    path.write_bytes(head + named + b"".join(lines(3)))
+    ids, problems = read(path)
+    assert ids == ["m0", "m1", "m2"]
+    assert [p.line for p in problems] == [*range(1, 101), 101, 106]
+    assert problems[100].problem == "lines 101-105: no valid 'resourceType'"
+    assert problems[-1].owner == "p1"
+    only = tmp_path / "Condition.ndjson"
+    only.write_bytes(named * 2)
+    assert [(p.line, p.owner) for p in read(only)[1]] == [(1, "p1"), (2, "p1")]
+
+
 def test_a_deeply_nested_json_bundle_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "bundle.json"
     path.write_bytes(b"[" * 100_000 + b"]" * 100_000)

@@ -194,8 +194,9 @@ def read_file(path: Path) -> Iterator[tuple[Resource | None, Problem | None]]:
     """Every resource in one export file, or the problem with a line (file name and line number).
 
     Lines are decoded one by one, so a bad byte or a bad line costs only that line. An NDJSON
-    file whose first two lines are JSON but not FHIR resources (a bulk-export log) is left out
-    as a whole with one problem; one such line alone is reported and the file read on. A JSON
+    file none of whose lines is a FHIR resource, whose JSON lines name no patient (a bulk-export
+    log), is reported as a whole with one problem; otherwise every line without a resourceType
+    is reported and every resource read. A JSON
     file's Bundle entries are its resources (nested Bundles flattened); problems inside it are
     reported against line 0 with the entry path.
     """
@@ -209,32 +210,51 @@ def read_file(path: Path) -> Iterator[tuple[Resource | None, Problem | None]]:
         if name.lower().endswith(_JSON):
             yield from _json_file(fh, name)
             return
-        seen = 0  # content lines so far (resources or problems)
-        pending: Problem | None = None  # a first line that is JSON but not a resource
+        # A file that opens with JSON lines that have no resourceType and name no patient: a
+        # bulk-export log when the whole file is like that (one problem for the file). Once any
+        # other line comes, each of those lines is a problem of its own (the first _HEAD_KEPT by
+        # line, the rest as one range).
+        head: list[Problem] = []
+        head_more: list[int] = []  # the first and last line past the kept ones
+        in_head = True
         for n, text, problem in _lines(fh, name):
             res = None
             if text is not None:
                 res, problem = parse_line(text, name, n)
             if res is None and problem is None:
                 continue  # a blank line
-            seen += 1
-            if problem is not None and problem.problem == _LOG_LINE and seen <= 2:
-                if seen == 1:
-                    pending = problem
-                    continue
-                if pending is not None:
-                    yield None, Problem(name, 0, _NOT_RESOURCES, "")
-                    return
-            if pending is not None:
-                yield None, pending
-                pending = None
+            if in_head and problem is not None and _is_log_line(problem):
+                if len(head) < _HEAD_KEPT:
+                    head.append(problem)
+                else:
+                    head_more[len(head_more) > 0 :] = [n]
+                continue
+            if in_head:
+                in_head = False
+                yield from _head(name, head, head_more)
             if res is not None and not is_resource_type(str(res["resourceType"])):
                 what = f"unknown resource type {res['resourceType']!r}"
                 problem = Problem(name, n, what, patient_key(res) or "")
                 res = None
             yield res, problem
-        if pending is not None:
+        if in_head and head:
             yield None, Problem(name, 0, _NOT_RESOURCES, "")
+
+
+_HEAD_KEPT = 100
+
+
+def _is_log_line(problem: Problem) -> bool:
+    return problem.problem == _LOG_LINE and problem.owner == ANYONE
+
+
+def _head(name: str, head: list[Problem], more: list[int]) -> Iterator[tuple[None, Problem]]:
+    for problem in head:
+        yield None, problem
+    if more:
+        first, last = more[0], more[-1]
+        what = f"lines {first}-{last}: {_LOG_LINE}" if last > first else _LOG_LINE
+        yield None, Problem(name, first, what, ANYONE)
 
 
 def _json_file(fh: io.BufferedIOBase, name: str) -> Read:
