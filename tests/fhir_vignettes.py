@@ -128,6 +128,11 @@ RLS = {
     "irls_total": "int",
     "alpha2delta_failed": "bool",
     "augmentation_symptoms": "bool",
+    "earlier_onset_hours": "decimal",
+    "spread_to_other_limbs": "bool",
+    "shorter_drug_effect": "bool",
+    "more_intense": "bool",
+    "dose_escalated": "bool",
 }
 SPASTICITY = {
     "velocity_dependent_tone": "bool",
@@ -442,6 +447,14 @@ def _medications(case: dict[str, Any], kb: dict[str, Any], subject: dict[str, st
         "as_needed",
         "timing",
         "route",
+        "outcome",
+    }
+    outcomes = {
+        "ineffective": "Stopped: ineffective",
+        "not_tolerated": "Stopped: not tolerated (side effects)",
+        "augmentation": "RLS augmentation",
+        "helped": "Helped",
+        "partial": "Partial benefit",
     }
     out: list[tuple[str, dict[str, Any]]] = []
     for i, med in enumerate(case.get("medications") or []):
@@ -468,6 +481,8 @@ def _medications(case: dict[str, Any], kb: dict[str, Any], subject: dict[str, st
                 resource["effectivePeriod"] = period
             if dosage:
                 resource["dosage"] = [dosage]
+            if med.get("outcome") is not None:
+                resource["statusReason"] = [{"text": outcomes[med["outcome"]]}]
             out.append((f"medication-statement/{i}", resource))
         else:
             resource = {
@@ -483,6 +498,8 @@ def _medications(case: dict[str, Any], kb: dict[str, Any], subject: dict[str, st
                 dosage.setdefault("timing", {}).setdefault("repeat", {})["boundsPeriod"] = period
             if dosage:
                 resource["dosageInstruction"] = [dosage]
+            if med.get("outcome") is not None:
+                resource["statusReason"] = {"text": outcomes[med["outcome"]]}
             out.append((f"medication-request/{i}", resource))
     return out
 

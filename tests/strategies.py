@@ -195,6 +195,9 @@ def _rls(draw: st.DrawFn) -> dict[str, Any]:
         out["irls_total"] = draw(st.integers(0, 40))
     out["alpha2delta_failed"] = draw(tri)
     out["augmentation_symptoms"] = draw(tri)
+    out["earlier_onset_hours"] = draw(st.one_of(st.none(), st.integers(0, 12).map(float)))
+    for k in ("spread_to_other_limbs", "shorter_drug_effect", "more_intense", "dose_escalated"):
+        out[k] = draw(tri)
     return _drop_none(out)
 
 

@@ -30,6 +30,11 @@ KEYS = {
     "recommended_includes",
     "withheld_by",
     "stopping_includes",
+    "preferred",
+    "alternatives",
+    "regimen_complete",
+    "products_includes",
+    "start_contains",
 }
 
 
@@ -99,6 +104,31 @@ def test_vignette(folder: Path, kb: Knowledge) -> None:
         assert stop is not None, f"no stopping advice for {drug_id}"
         assert stop.basis != "UNVERIFIED", f"stopping advice for {drug_id} is not encoded"
         assert stop.citations, f"stopping advice for {drug_id} is uncited"
+    for group, want in (exp.get("preferred") or {}).items():
+        chosen = [s.id for s in a.plan if s.option_group == group and not s.alternative_to]
+        assert chosen == [want], f"option {group}: preferred {chosen}, not [{want}]"
+    for rid, want in (exp.get("alternatives") or {}).items():
+        assert rid in steps, f"{rid} missing from plan"
+        assert steps[rid].alternative_to == want, (
+            f"{rid} is an alternative to {steps[rid].alternative_to!r}, not {want!r}"
+        )
+        assert steps[rid].option_reason, f"{rid} gives no reason for this patient"
+    for rid in exp.get("regimen_complete") or []:
+        med = steps[rid].medication
+        assert med is not None, f"{rid} has no medication"
+        assert med.dose, f"{rid}: no start dose ({med.start})"
+        assert med.frequency, f"{rid}: no timing ({med.start})"
+        assert med.titration, f"{rid}: no titration"
+        assert med.max_daily_dose, f"{rid}: no maximum"
+    for rid, text in (exp.get("start_contains") or {}).items():
+        med = steps[rid].medication
+        assert med is not None, f"{rid} has no medication"
+        assert text in med.start, f"{rid}: {text!r} not in {med.start!r}"
+    for rid, drug_id in (exp.get("products_includes") or {}).items():
+        assert rid in steps, f"{rid} missing from plan"
+        named = {p.id: p for p in steps[rid].products}
+        assert drug_id in named, f"{rid} does not name {drug_id}"
+        assert named[drug_id].label, f"{rid} names no label for {drug_id}"
     missing = {m.fact for m in a.missing_data}
     for fact in exp.get("missing_includes") or []:
         assert fact in missing, f"{fact} not reported missing; missing {sorted(missing)}"
@@ -137,6 +167,7 @@ def test_every_rule_has_in_and_out_vignettes(kb: Knowledge) -> None:
         fires |= set(exp.get("conditional_includes") or [])
         fires |= set(exp.get("recommended_includes") or [])
         fires |= set(exp.get("withheld_by") or {})
+        fires |= set(exp.get("alternatives") or {}) | set((exp.get("preferred") or {}).values())
         silent |= set(exp.get("plan_excludes") or []) | set(exp.get("avoid_excludes") or [])
         if "red_flags" in exp:
             listed = set(exp["red_flags"] or [])

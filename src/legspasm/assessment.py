@@ -45,6 +45,7 @@ GateKind = Literal[
     "red-flag",
     "weight",
     "safety",
+    "history",
 ]
 # recommended: every gate known and passing; conditional: at least one gate unknown, so the step
 # reads "before prescribing, confirm: ..." and no surface counts it as a recommendation.
@@ -109,6 +110,7 @@ class DrugRef(_Out):
     id: str
     name: str
     rxnorm: str | None
+    label: str | None = None  # the address of its current label
 
 
 class MedicationPlan(_Out):
@@ -145,6 +147,14 @@ class PlanStep(_Out):
     warnings: list[str]
     status: ProposalStatus = "recommended"
     confirm: list[Confirmation] = []  # non-empty exactly when status is conditional
+    # Products the step names without a dose of its own (a referral for botulinum toxin).
+    products: list[DrugRef] = []
+    # One option of a choice: the plan prefers one option per group and folds the others under
+    # it (``alternative_to`` names the preferred step); ``option_reason`` says why, for this
+    # patient.
+    option_group: str | None = None
+    alternative_to: str | None = None
+    option_reason: str | None = None
 
 
 class Withheld(_Out):

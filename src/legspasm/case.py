@@ -7,11 +7,12 @@ Every field may be left out, and left out means *unknown*, never "no". Booleans 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "MEDICINE_OUTCOMES",
     "Allergy",
     "Case",
     "Code",
@@ -126,7 +127,28 @@ class RlsFeatures(_Model):
         "tolerated (refractory RLS).",
     )
     augmentation_symptoms: Tri = Field(
-        None, description="On a dopaminergic drug, symptoms start earlier, spread or intensify."
+        None,
+        description="Augmentation on a dopaminergic drug, as judged by the clinician (symptoms "
+        "start earlier, spread or intensify). The features below let legspasm judge it.",
+    )
+    earlier_onset_hours: Annotated[float | None, Field(ge=0, le=24)] = Field(
+        None,
+        description="On a dopaminergic drug: how many hours earlier in the day symptoms now "
+        "start than before it (0 if not earlier).",
+    )
+    spread_to_other_limbs: Tri = Field(
+        None, description="On a dopaminergic drug: symptoms have spread to the arms or trunk."
+    )
+    shorter_drug_effect: Tri = Field(
+        None, description="On a dopaminergic drug: each dose now helps for a shorter time."
+    )
+    more_intense: Tri = Field(
+        None, description="On a dopaminergic drug: symptoms are more intense than before it."
+    )
+    dose_escalated: Tri = Field(
+        None,
+        description="On a dopaminergic drug: the dose has been raised, or extra doses taken, "
+        "because symptoms came back.",
     )
 
 
@@ -249,6 +271,10 @@ class ConditionEntry(_Model):
         return self
 
 
+MedicineOutcome = Literal["helped", "partial", "ineffective", "not_tolerated", "augmentation"]
+MEDICINE_OUTCOMES: tuple[str, ...] = get_args(MedicineOutcome)
+
+
 class MedicationEntry(_Model):
     """A medicine the patient takes or took. Name (ingredient or brand) or RxNorm code."""
 
@@ -266,6 +292,12 @@ class MedicationEntry(_Model):
     route: (
         Literal["oral", "intrathecal", "intravenous", "transdermal", "inhaled", "other"] | None
     ) = None
+    outcome: MedicineOutcome | None = Field(
+        None,
+        description="How it worked for this patient: helped, partial benefit, ineffective "
+        "(after an adequate trial), not tolerated, or augmentation (RLS on a dopaminergic "
+        "drug). A medicine that was ineffective or not tolerated is not proposed again.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MedicationEntry:

@@ -131,6 +131,25 @@ STATIC_FACTS: dict[str, FactSpec] = {
     "rls.augmentation_symptoms": _b(
         "augmentation symptoms on a dopaminergic drug", _R + "augmentation_symptoms"
     ),
+    "rls.earlier_onset_hours": _n(
+        "hours earlier that RLS symptoms start on the dopaminergic drug", _R + "earlier_onset_hours"
+    ),
+    "rls.spread_to_other_limbs": _b(
+        "RLS symptoms spread to the arms or trunk", _R + "spread_to_other_limbs"
+    ),
+    "rls.shorter_drug_effect": _b(
+        "each dose of the dopaminergic drug helps for a shorter time", _R + "shorter_drug_effect"
+    ),
+    "rls.more_intense": _b("RLS symptoms more intense than before treatment", _R + "more_intense"),
+    "rls.dose_escalated": _b(
+        "dopaminergic dose raised because symptoms came back", _R + "dose_escalated"
+    ),
+    "rls.augmentation": _b(
+        "augmentation (earlier onset, spread, shorter effect, dose escalation)",
+        _R + "augmentation_symptoms, or its features (earlier_onset_hours, "
+        "spread_to_other_limbs, shorter_drug_effect, more_intense, dose_escalated)",
+    ),
+    "rls.augmentation_features": _n("augmentation features present", ""),
     "spasticity.velocity_dependent_tone": _b(
         "velocity-dependent increase in tone", "symptoms.spasticity.velocity_dependent_tone"
     ),
@@ -254,6 +273,7 @@ FAMILIES: dict[str, tuple[Kind, str, str]] = {
     "takes": ("bool", "drugs_or_classes", "currently takes {}"),
     "intrathecal": ("bool", "drugs", "receives {} intrathecally (pump)"),
     "stopped_days_ago": ("number", "drugs_or_classes", "days since {} was stopped"),
+    "failed": ("bool", "drugs_or_classes", "{} tried before: ineffective or not tolerated"),
     "days_on": ("number", "drugs", "days on {} so far"),
     "lab": ("number", "labs", "recent {} result"),
     "low": ("bool", "labs", "{} below the reference range"),

@@ -31,6 +31,7 @@ from .derive import derive
 from .gates import judge
 from .handout import handout
 from .missing import Missing
+from .options import choose_options
 from .orders import check_orders, offer_alternatives
 from .plan import draft_plan
 from .route import route
@@ -50,6 +51,7 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
     ctx = dataclasses.replace(EvalContext.of(kb, d, as_of), facts=facts)
     drafts = draft_plan(ctx, conditions, missing)
     plan, withheld, avoid = judge(ctx, drafts, red_flags, missing)
+    plan = choose_options(kb, plan, withheld)
     ordered = check_orders(ctx, missing)
     if ordered:
         avoid = dedupe(

@@ -188,7 +188,9 @@ def dose_excess(
 
 
 def _dose_check(rule: AvoidRule, ctx: EvalContext, missing: Missing) -> list[AvoidItem]:
-    items = []
+    items: list[AvoidItem] = []
+    if rule.compiled is not None and rule.compiled(ctx.facts) is not True:
+        return items
     for cm in ctx.current:
         if cm.drug_id not in rule.targets or cm.daily_mg is None:
             continue
@@ -289,7 +291,7 @@ def apply_avoid_rules(ctx: EvalContext, drafts: list[Draft], missing: Missing) -
         for d in drafts:
             hits_drug = d.drug_id is not None and d.drug_id in targets
             hits_tag = bool(rule.advice_tags) and not set(rule.advice_tags).isdisjoint(d.tags)
-            if not (hits_drug or hits_tag):
+            if not (hits_drug or hits_tag) or "review" in d.tags:
                 continue
             f = as_if_taking(kb, facts, d.drug_id) if hits_drug and d.drug_id else facts
             r = True if cond is None else cond(f)

@@ -28,7 +28,7 @@ from ..units import UnitError, normalise
 
 __all__ = ["CrCl", "Derivation", "FactMap", "Renal", "derive"]
 
-_TWO_VALUED = ("condition.", "takes.", "intrathecal.")
+_TWO_VALUED = ("condition.", "takes.", "intrathecal.", "failed.")
 _LIVER = (
     "hepatic_impairment_mild",
     "hepatic_impairment_moderate_severe",
@@ -388,6 +388,13 @@ def _medicines(
             )
         drug = kb.drugs[drug_id]
         groups = (drug_id, *drug.classes)
+        if m.outcome in _FAILED:
+            when = f", stopped {m.end_date}" if m.end_date is not None else ""
+            said = f"{drug.name} ({_FAILED[m.outcome]}{when})"
+            for g in groups:
+                v[f"failed.{g}"] = True
+                before = why.get(f"failed.{g}")
+                why[f"failed.{g}"] = f"{before}; {said}" if before and said not in before else said
         started = m.start_date is None or m.start_date <= as_of
         ended = m.status == "stopped" or (m.end_date is not None and m.end_date < as_of)
         if started and not ended:
@@ -635,8 +642,15 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "rls.days_per_week": r.days_per_week,
             "rls.distress": r.distress,
             "rls.irls_total": None if irls is None else float(irls),
-            "rls.alpha2delta_failed": r.alpha2delta_failed,
+            # An adequate trial that did not help makes RLS refractory; one ligand not
+            # tolerated only rules out that ligand (failed.<drug>).
+            "rls.alpha2delta_failed": True if _a2d_ineffective(kb, case) else r.alpha2delta_failed,
             "rls.augmentation_symptoms": r.augmentation_symptoms,
+            "rls.earlier_onset_hours": r.earlier_onset_hours,
+            "rls.spread_to_other_limbs": r.spread_to_other_limbs,
+            "rls.shorter_drug_effect": r.shorter_drug_effect,
+            "rls.more_intense": r.more_intense,
+            "rls.dose_escalated": r.dose_escalated,
             "spasticity.velocity_dependent_tone": sp.velocity_dependent_tone,
             "spasticity.distribution": sp.distribution,
             "spasticity.causes_problem": sp.causes_pain_hygiene_or_function_problem,
@@ -687,6 +701,7 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
             "red.laryngospasm_seizure_arrhythmia": rf.laryngospasm_seizure_or_arrhythmia,
         }
     )
+    _augmentation(kb, case, current, v, why)
     for lab_id, value in labs.items():
         v[f"lab.{lab_id}"] = value
     if "calcium" in labs:
@@ -715,6 +730,69 @@ def derive(case: Case, kb: Knowledge, as_of: dt.date) -> Derivation:
         stale,
         irls,
     )
+
+
+def _a2d_ineffective(kb: Knowledge, case: Case) -> bool:
+    for m in case.medications:
+        drug_id = match_drug(kb, m.name, m.rxnorm) if m.outcome == "ineffective" else None
+        if drug_id is not None and "alpha2delta" in kb.drugs[drug_id].classes:
+            return True
+    return False
+
+
+_FAILED = {
+    "ineffective": "ineffective",
+    "not_tolerated": "not tolerated",
+    "augmentation": "augmentation",
+}
+
+
+def _augmentation(
+    kb: Knowledge,
+    case: Case,
+    current: list[CurrentMed],
+    v: dict[str, FactValue],
+    why: dict[str, str],
+) -> None:
+    """RLS augmentation from its features (MPI criteria, evidence B23), or as recorded.
+
+    Established: the clinician says so, a current dopaminergic drug is recorded with outcome
+    augmentation, or symptoms start at least 4 h earlier, or 2-4 h earlier with spread, greater
+    intensity or a shorter effect of each dose. Dose escalation is a feature to ask about, not
+    enough alone. Not established: the clinician says not, or onset is under 2 h earlier and no
+    other feature is present."""
+    r = case.symptoms.rls
+    on_da = [c for c in current if "dopaminergic" in kb.drugs[c.drug_id].classes]
+    features = {
+        "spread to other limbs": r.spread_to_other_limbs,
+        "shorter effect of each dose": r.shorter_drug_effect,
+        "more intense": r.more_intense,
+    }
+    hours = r.earlier_onset_hours
+    full, partial = (
+        kb.threshold("augmentation_onset_hours"),
+        kb.threshold("augmentation_onset_hours_with_feature"),
+    )
+    present = [k for k, x in features.items() if x is True]
+    named = [f"starts {hours:g} h earlier"] if hours is not None and hours >= partial else []
+    named += present + (["dose escalated"] if r.dose_escalated is True else [])
+    v["rls.augmentation_features"] = float(len(named)) if on_da else 0.0
+    if named:
+        why["rls.augmentation_features"] = ", ".join(named)
+    value: bool | None
+    if r.augmentation_symptoms is not None:
+        value = r.augmentation_symptoms
+    elif any(c.entry.outcome == "augmentation" for c in on_da) or (
+        hours is not None and (hours >= full or (hours >= partial and present))
+    ):
+        value = True
+    elif hours is not None and hours < partial and not present:
+        value = False
+    else:
+        value = None
+    v["rls.augmentation"] = value
+    if value is True and named:
+        why["rls.augmentation"] = "augmentation: " + ", ".join(named)
 
 
 _CRAMP_ELECTROLYTES = ("potassium", "magnesium", "calcium", "calcium_ionised", "sodium")

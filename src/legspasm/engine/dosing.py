@@ -31,7 +31,7 @@ class DoseResult:
 
 def drug_ref(drug: Drug) -> DrugRef:
     code = next((c.code for c in drug.codes if c.system == "rxnorm" and c.verified), None)
-    return DrugRef(id=drug.id, name=drug.name, rxnorm=code)
+    return DrugRef(id=drug.id, name=drug.name, rxnorm=code, label=drug.label)
 
 
 def _mg(d: Dose) -> float:

@@ -73,6 +73,12 @@ def judge(
     """Pass every draft through every gate: the plan, what is withheld, and the avoid list."""
     for d in drafts:
         _red_flags(ctx, d, red_flags, missing)
+        if d.drug_id is not None and ctx.facts[f"failed.{d.drug_id}"] is True:
+            d.fail(
+                f"tried before: {ctx.facts.why.get(f'failed.{d.drug_id}', 'did not help')}",
+                "history",
+                "history",
+            )
         if d.rec.medication is not None:
             for g in ctx.kb.gates.values():
                 _gate(ctx, d, g, missing)

@@ -13,7 +13,7 @@ from ..assessment import ConditionResult, Confirmation, GateKind, PlanStep
 from ..knowledge.model import PHASES, Confirm, Recommendation
 from .context import EvalContext
 from .derive import FactMap
-from .dosing import plan_medication
+from .dosing import drug_ref, plan_medication
 from .explain import known_facts, label, unknown_facts
 from .missing import Missing
 
@@ -123,6 +123,7 @@ def draft_plan(
             citations=list(rec.citations),
             medication=med,
             warnings=[],
+            products=[drug_ref(kb.drugs[p]) for p in rec.products],
         )
         draft = Draft(rec, step, drug_id, warnings, [], failed)
         for asked in confirm:

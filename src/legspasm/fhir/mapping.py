@@ -423,10 +423,12 @@ class _Mapper:
             )
         dose, times = self._dosage(dosage) if len(drugs) == 1 else (None, None)
         as_needed, timing, route = _dosage_extras(dosage, f"{path}.dosage")
+        outcome = _outcome(res, path)
         for d in drugs:
             drug = self.kb.drugs[d]
             try:
                 entry = MedicationEntry(
+                    outcome=outcome,
                     name=drug.name if how == "text" else None,
                     rxnorm=rxnorm if how == "code" else None,
                     dose=dose,
@@ -450,6 +452,10 @@ class _Mapper:
             parts += _dose_text(dose, times)
             if start:
                 parts.append(f"started {start}")
+            if outcome:
+                parts.append(
+                    f"outcome {outcome.replace('_', ' ')} (from the status reason's words)"
+                )
             parts.append(f"from {label!r}")
             self.use(e, "medications", "; ".join(parts), how)
 
@@ -879,6 +885,34 @@ def _dosage_extras(
         words = " ".join(w.lower() for w in [concept_text(rc, f"{path}.route") or ""] if w)
         route = next((r for r in _ROUTES if r in words), "other" if words else None)
     return as_needed, timing, route
+
+
+# How a medicine worked, from the words of its statusReason (no code for these outcomes was
+# verified, so they are read by text and reported as a text match).
+_OUTCOMES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("augmentation", ("augmentation",)),
+    ("not_tolerated", ("not tolerated", "intoleran", "side effect", "adverse")),
+    (
+        "ineffective",
+        ("ineffective", "not effective", "no effect", "lack of efficacy", "no benefit"),
+    ),
+)
+Outcome = Literal["ineffective", "not_tolerated", "augmentation"]
+
+
+def _outcome(res: Mapping[str, Any], path: str) -> Outcome | None:
+    """The outcome a MedicationStatement's or MedicationRequest's statusReason states."""
+    raw = res.get("statusReason")
+    reasons = raw if isinstance(raw, list) else [raw] if raw is not None else []
+    words = " ".join(
+        (concept_text(r, f"{path}.statusReason") or "").lower()
+        for r in reasons
+        if isinstance(r, Mapping)
+    )
+    for outcome, keys in _OUTCOMES:
+        if any(k in words for k in keys):
+            return outcome  # type: ignore[return-value]
+    return None
 
 
 def _dose_text(dose: Quantity | None, times: float | None) -> list[str]:

@@ -214,7 +214,7 @@ def assessment_bundle(a: Assessment, subject: str | None = None) -> dict[str, An
         steps = [s for s in a.plan if s.phase == phase]
         if not steps:
             continue
-        sub = []
+        sub: list[dict[str, Any]] = []
         for step in steps:
             kind, res = _step_resource(b, step, ref)
             url = b.add(kind, f"step/{step.id}", {k: v for k, v in res.items() if v is not None})
@@ -240,6 +240,25 @@ def assessment_bundle(a: Assessment, subject: str | None = None) -> dict[str, An
                         },
                     }
                 ]
+            if step.option_reason:
+                action["description"] += f" {step.option_reason}"
+            if step.alternative_to:
+                # An option folded under the preferred one: a choice of at most one.
+                head = next(x for x in sub if x.get("id") == f"choice-{step.alternative_to}")
+                head["action"].append(action)
+                continue
+            if step.option_group and any(x.alternative_to == step.id for x in steps):
+                action["title"] = f"Preferred: {action['title']}"
+                sub.append(
+                    {
+                        "id": f"choice-{step.id}",
+                        "title": f"Choose one ({step.option_group}); the first is preferred",
+                        "groupingBehavior": "logical-group",
+                        "selectionBehavior": "at-most-one",
+                        "action": [action],
+                    }
+                )
+                continue
             sub.append(action)
         actions.append({"title": title, "groupingBehavior": "logical-group", "action": sub})
     notes = [f"legspasm knowledge base {a.knowledge_version}, assessed as of {a.as_of}."]

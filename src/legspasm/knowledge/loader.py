@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -289,6 +289,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             _check_refs(rel, r.id, "medication.drug", [r.medication.drug], drugs, "drug")
             regs = {g.id: g for g in drugs[r.medication.drug].regimens}
             _check_refs(rel, r.id, "medication.regimen", [r.medication.regimen], regs, "regimen")
+        _check_refs(rel, r.id, "products", r.products, drugs, "drug")
         new_recs[r.id] = r.model_copy(
             update={
                 "compiled_when": compiled(rel, r.id, "applies_when", r.applies_when),
@@ -297,14 +298,16 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             }
         )
 
+    _check_options(recs, rec_files)
+
     new_av = {}
     for a in avoid.values():
         cites(av_rel, a.id, "citations", a.citations)
         _check_refs(av_rel, a.id, "drugs", a.drugs, {**drugs, **classes}, "drug or class")
         if not a.drugs and not a.advice_tags and a.check != "allergy":
             raise KnowledgeError(av_rel, a.id, "drugs", "an avoid rule needs drugs or advice_tags")
-        if a.check is not None and a.when is not None:
-            raise KnowledgeError(av_rel, a.id, "check", "a check rule takes no 'when'")
+        if a.check == "allergy" and a.when is not None:
+            raise KnowledgeError(av_rel, a.id, "check", "an allergy check takes no 'when'")
         if a.check == "dose" and not a.drugs:
             raise KnowledgeError(av_rel, a.id, "check", "a dose check needs drugs")
         _check_refs(av_rel, a.id, "replace_with", a.replace_with, contexts, "context")
@@ -361,6 +364,28 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
         changelog=text,
         lookups=_lookups(drugs, concepts, labs),
     )
+
+
+def _check_options(recs: Mapping[str, Recommendation], rec_files: Mapping[str, str]) -> None:
+    """An option group has at least two options, all in one phase."""
+    groups: dict[str, list[Recommendation]] = {}
+    for r in recs.values():
+        if r.option is not None:
+            groups.setdefault(r.option.group, []).append(r)
+    for gid, members in groups.items():
+        first = members[0]
+        if len(members) < 2:
+            raise KnowledgeError(
+                rec_files[first.id], first.id, "option.group", f"{gid!r} has only this option"
+            )
+        for r in members[1:]:
+            if r.phase != first.phase:
+                raise KnowledgeError(
+                    rec_files[r.id],
+                    r.id,
+                    "option.group",
+                    f"{gid!r} mixes phases ({r.phase} here, {first.phase} in {first.id})",
+                )
 
 
 def _check_handouts(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,8 @@ Basis = Literal["V-stored", "V-label", "V-2nd", "M", "UNVERIFIED", "local-policy
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=3)]
 CitationIds = Annotated[list[Id], Field(min_length=1)]
+# The US label of a drug without its own label address: DailyMed's search for its name.
+LABEL_SEARCH = "https://dailymed.nlm.nih.gov/dailymed/search.cfm?query="
 
 
 class _Entry(BaseModel):
@@ -233,6 +236,15 @@ class Drug(_Entry):
     monitoring: list[Statement] = []
     stopping: Statement | None = None  # how to stop it (taper, cross-taper); else the class's
     regimens: list[Regimen] = []
+    # Where the current label is read; default: the DailyMed search for the name.
+    label_url: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The address of the drug's current label."""
+        if self.label_url is not None:
+            return self.label_url
+        return LABEL_SEARCH + quote_plus(self.name.split(" (")[0])
 
 
 class Criterion(_Entry):
@@ -308,6 +320,14 @@ class MedicationRef(_Entry):
     regimen: Id
 
 
+class Option(_Entry):
+    """The step is one option of a choice (``group``): the plan shows one preferred option and
+    folds the others under it, each with the reason for this patient."""
+
+    group: Id
+    choose_when: Text  # when this option is the one to choose, in a clinician's words
+
+
 class Recommendation(_Entry):
     id: Id
     context: Id
@@ -325,6 +345,10 @@ class Recommendation(_Entry):
     unless_text: str | None = None  # the exclusion in words, for "confirm" when it is unknown
     tags: list[str] = []
     medication: MedicationRef | None = None
+    # Products the step names without a regimen (a referral for botulinum toxin): the plan links
+    # each to its current label.
+    products: list[Id] = []
+    option: Option | None = None
     confirm: list[Confirm] = []
     compiled_when: Compiled | None = None
     compiled_unless: Compiled | None = None

@@ -129,6 +129,8 @@ def _step(s: PlanStep, numbers: dict[str, int], st: _Styles) -> list[Flowable]:
             rows.append(["Maximum", f"{m.max_daily_dose} per day{band}"])
         if m.stop_after_days is not None and m.stop_date is not None:
             rows.append(["Stop", f"after {m.stop_after_days} days: by {m.stop_date.isoformat()}"])
+        if not m.dose and m.drug.label:
+            rows.append(["Label", m.drug.label])
         rows += [["Note", n] for n in m.notes]
         table = Table(
             [[Paragraph(f"<b>{_t(k)}</b>", st.small), Paragraph(_t(v), st.small)] for k, v in rows],
@@ -143,8 +145,29 @@ def _step(s: PlanStep, numbers: dict[str, int], st: _Styles) -> list[Flowable]:
             )
         )
         out.append(table)
+    out += [
+        Paragraph(
+            f"<b>Product:</b> {_t(p.name)}; dose per its current label: {_t(p.label or '')}",
+            st.small,
+        )
+        for p in s.products
+    ]
+    if s.option_reason:
+        out.append(Paragraph(_t(s.option_reason), st.small))
     out += [Paragraph(f"<b>Caution:</b> {_t(w)}", st.small) for w in s.warnings]
     return out
+
+
+def _alternative(s: PlanStep, st: _Styles) -> Paragraph:
+    m = s.medication
+    what = s.text
+    if m is not None:
+        dose = f"{m.dose} {m.frequency}" if m.dose and m.frequency else m.start
+        what = f"{m.drug.name}, {m.form}: {dose}"
+        if m.max_daily_dose:
+            what += f"; maximum {m.max_daily_dose} per day"
+    cond = " (conditional)" if s.status == "conditional" else ""
+    return Paragraph(f"<b>Alternative{cond}:</b> {_t(what)}. {_t(s.option_reason or '')}", st.small)
 
 
 def summary_pdf(a: Assessment) -> bytes:
@@ -195,6 +218,9 @@ def summary_pdf(a: Assessment) -> bytes:
         if steps:
             story.append(Paragraph(_t(heading), st.h3))
             for s in steps:
+                if s.alternative_to:
+                    story.append(_alternative(s, st))
+                    continue
                 story.append(KeepTogether(_step(s, numbers, st)))
                 story.append(Spacer(1, 3))
     if a.withheld:

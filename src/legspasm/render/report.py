@@ -90,8 +90,26 @@ def _med(doc: _Doc, m: MedicationPlan, depth: int, conditional: bool = False) ->
         )
     if m.stop_after_days is not None and m.stop_date is not None:
         doc.li(f"stop after {m.stop_after_days} days: by {m.stop_date.isoformat()}", depth + 1)
+    if m.dose is None and m.drug.label:
+        doc.li(f"current label: {m.drug.label}", depth + 1)
     for n in m.notes:
         doc.li(n, depth + 1)
+
+
+def _alternative(doc: _Doc, s: PlanStep) -> None:
+    """An option folded under the preferred one: what it is, its dose, when to choose it."""
+    m = s.medication
+    if m is not None:
+        dose = f"{m.dose} {m.frequency}" if m.dose and m.frequency else m.start
+        what = f"{doc.b(m.drug.name)}, {m.form}: {dose}"
+        if m.titration:
+            what += f"; titration: {m.titration}"
+        if m.max_daily_dose:
+            what += f"; maximum {m.max_daily_dose} per day"
+    else:
+        what = s.text
+    cond = " (conditional)" if s.status == "conditional" else ""
+    doc.li(f"alternative{cond}: {what}. {s.option_reason or ''}".rstrip(), 1)
 
 
 def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
@@ -111,6 +129,10 @@ def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
         doc.li(f"evidence: {s.grade_note}", 1)
     if s.medication:
         _med(doc, s.medication, 1, s.status == "conditional")
+    for p in s.products:
+        doc.li(f"product: {p.name}; dose per its current label: {p.label}", 1)
+    if s.option_reason:
+        doc.li(f"choice: {s.option_reason}", 1)
     for w in s.warnings:
         doc.li(f"{doc.b('caution')}: {w}", 1)
     doc.li("why: " + "; ".join(s.rationale), 1)
@@ -197,7 +219,10 @@ def _render(a: Assessment, md: bool) -> str:
         if steps:
             doc.h(3, title)
             for s in steps:
-                _step(doc, s, numbers)
+                if s.alternative_to:
+                    _alternative(doc, s)
+                else:
+                    _step(doc, s, numbers)
     if a.withheld:
         doc.h(3, "Withheld for this patient")
         for w in a.withheld:

@@ -264,7 +264,7 @@ class _Cards:
         parts = []
         if shown:
             parts.append("Leg symptoms: " + ", ".join(f"{c.name} ({c.status})" for c in shown))
-        ready = [s for s in a.plan if s.status == "recommended"]
+        ready = [s for s in a.plan if s.status == "recommended" and not s.alternative_to]
         nxt = next((s for s in ready if s.phase != "work-up"), ready[0] if ready else None)
         if nxt is not None and shown:
             parts.append(f"next: {_first_sentence(nxt.text)}")
@@ -281,9 +281,10 @@ class _Cards:
                 f"- **{c.name}**: {c.status}; {met} of {len(c.criteria)} criteria met, "
                 f"{unknown} unknown {_refs(c.citations, self.cites)}"
             )
-        if a.plan:
+        first = [s for s in a.plan if not s.alternative_to][:4]
+        if first:
             lines += ["", "**Next steps**", ""]
-            for s in a.plan[:4]:
+            for s in first:
                 dose = ""
                 if s.status == "conditional":
                     asks = "; ".join(c.question for c in s.confirm)
@@ -304,9 +305,7 @@ class _Cards:
                 )
         if a.missing_data:
             lines += ["", f"{len(a.missing_data)} items of missing data would refine this plan."]
-        cited = [c for x in shown for c in x.citations] + [
-            c for s in a.plan[:4] for c in s.citations
-        ]
+        cited = [c for x in shown for c in x.citations] + [c for s in first for c in s.citations]
         cited += [c for i in current for c in i.citations]
         code, display = (shown[0].id, shown[0].name) if shown else ("medication-review", "review")
         card = Card(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..case import Case, MedicationEntry, MedicationOrder
+from ..case import MEDICINE_OUTCOMES, Case, MedicationEntry, MedicationOrder
 from ..engine.derive import coded_concepts
 from ..fhir.intake import Leaf, intake_leaves
 from ..knowledge import Knowledge
@@ -32,6 +32,7 @@ __all__ = [
     "DOSE_UNITS",
     "MED_ROWS",
     "ORDER_ROWS",
+    "OUTCOME_LABELS",
     "FormData",
     "ParsedForm",
     "case_to_form",
@@ -44,6 +45,9 @@ MED_ROWS = 5
 ORDER_ROWS = 2
 DOSE_UNITS = ("mg", "g", "mcg", "mg/24h")
 WEIGHT_UNITS = ("kg", "lb")
+# The words the form shows for each outcome a current or past medicine can have (case.py).
+_OUTCOME_WORDS = {"partial": "partial benefit", "ineffective": "ineffective after a fair trial"}
+OUTCOME_LABELS = tuple((v, _OUTCOME_WORDS.get(v, v.replace("_", " "))) for v in MEDICINE_OUTCOMES)
 _UNIT_CANDIDATES = (
     "ng/mL",
     "ug/L",
@@ -196,12 +200,19 @@ def _medicine_rows(
             )
             row["end_date"] = _date(_one(form, f"{prefix}.end_date"), f"{prefix}.end_date", out)
             row["status"] = "stopped" if _one(form, f"{prefix}.status") == "stopped" else "active"
+            outcome = _one(form, f"{prefix}.outcome")
+            if outcome and outcome not in MEDICINE_OUTCOMES:
+                out.errors[f"{prefix}.outcome"] = (
+                    f"{outcome!r} is not one of {', '.join(MEDICINE_OUTCOMES)}"
+                )
+            elif outcome:
+                row["outcome"] = outcome
         if "duration_days" in extra:
             days = _number(
                 _one(form, f"{prefix}.duration_days"), f"{prefix}.duration_days", out, integer=True
             )
             row["duration_days"] = days
-        filled = {k: v for k, v in row.items() if v is not None and k != "status"}
+        filled = {k: v for k, v in row.items() if v is not None and k not in ("status", "outcome")}
         if not filled:
             continue
         if not name:
@@ -387,6 +398,8 @@ def case_to_form(case: Case, kb: Knowledge) -> dict[str, list[str]]:
         if m.end_date:
             out[f"med.{n}.end_date"] = [m.end_date.isoformat()]
         out[f"med.{n}.status"] = [m.status]
+        if m.outcome:
+            out[f"med.{n}.outcome"] = [m.outcome]
     for n, o in enumerate(case.orders, start=1):
         _medicine_fields(out, f"order.{n}", kb, o)
         if o.duration_days is not None:

@@ -24,7 +24,7 @@ from ..fhir.intake import questionnaire
 from ..knowledge import Knowledge
 from ..render.report import AVOID_STATUS, PHASE_TITLES
 from .examples import Example
-from .form import DOSE_UNITS, MED_ROWS, ORDER_ROWS, WEIGHT_UNITS, lab_units
+from .form import DOSE_UNITS, MED_ROWS, ORDER_ROWS, OUTCOME_LABELS, WEIGHT_UNITS, lab_units
 
 __all__ = ["AnswerGroup", "Templates", "answer_fields"]
 
@@ -164,6 +164,7 @@ class Templates:
             "lab_units": {lab_id: units for lab_id, _, units in self.labs},
             "weight_units": WEIGHT_UNITS,
             "dose_units": DOSE_UNITS,
+            "medicine_outcomes": OUTCOME_LABELS,
             "drug_names": self.drug_names,
         }
 
