@@ -73,7 +73,14 @@ def test_fhir_output_validates(folder: Path, kb: Knowledge) -> None:
     assert kinds.count("RequestGroup") == 1
     assert kinds.count("CarePlan") == 1
     assert kinds.count("DetectedIssue") == len(a.red_flags) + len(a.avoid)
-    assert kinds.count("MedicationRequest") == sum(1 for s in a.plan if s.medication)
+    # A step that reviews a current medicine is a request to review it, never a new order.
+    assert kinds.count("MedicationRequest") == sum(
+        1 for s in a.plan if s.medication and not s.review
+    )
+    reviewed = {s.medication.drug.name for s in a.plan if s.review and s.medication}
+    for e in bundle["entry"]:
+        if e["resource"]["resourceType"] == "MedicationRequest":
+            assert e["resource"]["medicationCodeableConcept"]["text"] not in reviewed
 
 
 # --- the same parity over generated cases ------------------------------------------------------

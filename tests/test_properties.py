@@ -260,6 +260,29 @@ def test_no_planned_dose_exceeds_the_regimen_or_renal_band_maximum(case: Case) -
 
 @PROPS
 @given(cases())
+def test_each_choice_has_one_preferred_option_and_its_alternatives_point_to_it(case: Case) -> None:
+    a = assess(case)
+    steps = {s.id: s for s in a.plan}
+    preferred: dict[str, list[str]] = {}
+    for s in a.plan:
+        group = KB.recommendations[s.id].option
+        assert (group.group if group else None) == s.option_group, s.id
+        if s.option_group is None:
+            assert s.alternative_to is None, s.id
+            continue
+        if s.alternative_to is None:
+            preferred.setdefault(s.option_group, []).append(s.id)
+        else:
+            head = steps[s.alternative_to]
+            assert head.alternative_to is None, s.id
+            assert head.option_group == s.option_group, s.id
+            assert s.option_reason, s.id
+    for group, ids in preferred.items():
+        assert len(ids) == 1, (group, ids)
+
+
+@PROPS
+@given(cases())
 def test_every_cited_id_exists_and_is_numbered(case: Case) -> None:
     a = assess(case)
     numbered = [c.id for c in a.citations]

@@ -438,7 +438,32 @@ def test_known_is_never_unknown() -> None:
     assert expr({}) is False
     assert expr({"lab.ferritin": None}) is False
     assert expr({"lab.ferritin": 0.0}) is True  # zero is a value, not absence
-    assert expr.facts == ()
+    assert expr.facts == ("lab.ferritin",)  # read, so a missing value is asked for
+
+
+def test_a_gate_that_is_false_on_a_missing_fact_asks_for_that_fact_alone(kb: Knowledge) -> None:
+    # A woman of 46 with pregnancy not recorded: the pregnancy gate asks for pregnancy status,
+    # not for her sex, which is known (review case 02).
+    case = Case.model_validate(
+        {
+            "patient": {"age_years": 46, "sex": "female"},
+            "symptoms": {
+                "rls": {
+                    "urge_to_move": True,
+                    "worse_at_rest": True,
+                    "relieved_by_movement": True,
+                    "worse_evening_night": True,
+                    "not_explained_by_other_condition": True,
+                }
+            },
+            "labs": [{"name": "ferritin", "value": 28, "unit": "ng/mL", "date": "2026-11-12"}],
+            "none_known": ["allergies", "medications"],
+        }
+    )
+    a = evaluate(case, kb, dt.date(2026, 11, 20))
+    missing = {m.fact: m.affects for m in a.missing_data}
+    assert "RLS-IRON-ORAL-OR-IV" in missing["pregnant"]
+    assert "sex" not in missing
 
 
 def test_sugar_forms() -> None:

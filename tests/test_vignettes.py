@@ -178,3 +178,40 @@ def test_every_rule_has_in_and_out_vignettes(kb: Knowledge) -> None:
     assert not rules - silent, (
         f"rules with no vignette where they must not fire: {sorted(rules - silent)}"
     )
+
+
+def test_every_pathway_with_medicines_has_a_vignette_ending_in_a_full_regimen(
+    kb: Knowledge,
+) -> None:
+    """Issue 14: each pathway that can propose a medicine shows, in some vignette, a proposal with
+    its start dose and timing, titration and maximum (``regimen_complete`` checks the step)."""
+    with_medicines = {
+        r.context
+        for r in kb.recommendations.values()
+        if r.medication is not None and "review" not in r.tags
+    }
+    shown = {
+        kb.recommendations[rid].context
+        for folder in FOLDERS
+        for rid in _expected(folder).get("regimen_complete") or []
+    }
+    assert not with_medicines - shown, sorted(with_medicines - shown)
+
+
+def test_every_proposed_medicine_has_a_dose_or_its_label(kb: Knowledge) -> None:
+    """A step is never a bare drug name: it has a start dose and a maximum, or it links to the
+    current label (a NOT FOUND dose), and every product a step names links to its label."""
+    proposed = 0
+    for folder in FOLDERS:
+        a, _ = _assess(folder, kb)
+        for s in a.plan:
+            for p in s.products:
+                assert p.label and p.label.startswith("https://"), (folder.name, s.id, p.id)
+            m = s.medication
+            if m is None:
+                continue
+            proposed += 1
+            dosed = m.dose_value is not None and m.max_daily_dose is not None
+            assert dosed or (m.drug.label or "").startswith("https://"), (folder.name, s.id)
+            assert m.start, (folder.name, s.id)
+    assert proposed >= 50

@@ -155,6 +155,9 @@ class PlanStep(_Out):
     option_group: str | None = None
     alternative_to: str | None = None
     option_reason: str | None = None
+    # Reviews a medicine the patient already takes: the regimen is the schedule to check the
+    # current dose against, never a new start (no surface turns it into an order).
+    review: bool = False
 
 
 class Withheld(_Out):

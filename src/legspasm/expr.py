@@ -6,7 +6,8 @@ An expression is YAML data::
     {condition: stroke}                   sugar for {fact: condition.stroke, is: true}
     {takes: benzodiazepine}               sugar for {fact: takes.benzodiazepine, is: true}
     {context: rls}                        the routing context is established
-    {known: lab.ferritin}                 the fact has a value (never unknown itself)
+    {known: lab.ferritin}                 the fact has a value (never unknown itself; the fact
+                                          still counts as read, so it is asked when missing)
     {all: [...]}, {any: [...]}, {not: ...}
 
 Evaluation is Kleene three-valued logic: a comparison on an unknown fact is unknown (None), and
@@ -136,7 +137,7 @@ def compile_expr(src: Any, ids: Mapping[str, frozenset[str]]) -> Compiled:
         def known(f: Facts) -> Tri:
             return f.get(kname) is not None
 
-        return Compiled(known, (), src)
+        return Compiled(known, (kname,), src)
     for sugar in _SUGAR:
         if sugar in src:
             if set(src) != {sugar} or not isinstance(src[sugar], str):

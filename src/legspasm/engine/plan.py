@@ -124,6 +124,7 @@ def draft_plan(
             medication=med,
             warnings=[],
             products=[drug_ref(kb.drugs[p]) for p in rec.products],
+            review="review" in rec.tags,
         )
         draft = Draft(rec, step, drug_id, warnings, [], failed)
         for asked in confirm:

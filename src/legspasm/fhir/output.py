@@ -144,7 +144,7 @@ def _medication_request(
 
 
 def _step_resource(b: _Builder, step: PlanStep, ref: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    if step.medication is not None:
+    if step.medication is not None and not step.review:
         return "MedicationRequest", _medication_request(b, step, step.medication, ref)
     common = {"subject": ref, "authoredOn": b.a.as_of.isoformat()}
     if step.phase in ("work-up", "referral", "refractory"):
@@ -157,9 +157,22 @@ def _step_resource(b: _Builder, step: PlanStep, ref: dict[str, str]) -> tuple[st
             "requester": {"reference": b.device, "display": "legspasm"},
             "note": [{"text": w} for w in step.warnings] or None,
         }
+    payload = [{"contentString": step.text}]
+    if step.medication is not None:  # a review of a current medicine: its schedule, no order
+        m = step.medication
+        schedule = "; ".join(
+            x
+            for x in (
+                f"{m.drug.name}: {m.start}",
+                m.titration and f"titration: {m.titration}",
+                m.max_daily_dose and f"maximum {m.max_daily_dose} per day",
+            )
+            if x
+        )
+        payload.append({"contentString": f"Schedule to check the current dose against: {schedule}"})
     return "CommunicationRequest", {
         "status": "draft",
-        "payload": [{"contentString": step.text}],
+        "payload": payload,
         "reasonCode": [{"text": step.context}],
         **common,
         "sender": {"reference": b.device, "display": "legspasm"},

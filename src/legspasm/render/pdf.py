@@ -118,6 +118,8 @@ def _step(s: PlanStep, numbers: dict[str, int], st: _Styles) -> list[Flowable]:
         out.append(Paragraph(f"<b>{_t(confirm_line(s.confirm, lead))}</b>", st.small))
     m = s.medication
     if m is not None:
+        if s.review:
+            out.append(Paragraph("Schedule to check the current dose against:", st.small))
         rows = [["Medicine", f"{m.drug.name}, {m.form}"]]
         if m.dose and m.frequency:
             rows.append(["Dose", f"{m.dose} {m.frequency}"])

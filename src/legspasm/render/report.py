@@ -74,10 +74,18 @@ def _refs(ids: Iterable[str], numbers: dict[str, int]) -> str:
     return "".join(f"[{numbers[i]}]" for i in ids if i in numbers)
 
 
-def _med(doc: _Doc, m: MedicationPlan, depth: int, conditional: bool = False) -> None:
+def _med(
+    doc: _Doc, m: MedicationPlan, depth: int, conditional: bool = False, review: bool = False
+) -> None:
     name = m.drug.name + (f" (RxNorm {m.drug.rxnorm})" if m.drug.rxnorm else "")
     dose = f"{m.dose} {m.frequency}" if m.dose and m.frequency else m.start
-    lead = "only once confirmed: " if conditional else ""
+    lead = (
+        "schedule to check the current dose against: "
+        if review
+        else "only once confirmed: "
+        if conditional
+        else ""
+    )
     doc.li(f"{lead}{doc.b(name)}, {m.form}: {dose}", depth)
     if m.dose and m.frequency:
         doc.li(f"start: {m.start}", depth + 1)
@@ -128,7 +136,7 @@ def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
     if s.grade_note:
         doc.li(f"evidence: {s.grade_note}", 1)
     if s.medication:
-        _med(doc, s.medication, 1, s.status == "conditional")
+        _med(doc, s.medication, 1, s.status == "conditional", s.review)
     for p in s.products:
         doc.li(f"product: {p.name}; dose per its current label: {p.label}", 1)
     if s.option_reason:
