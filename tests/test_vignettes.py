@@ -206,7 +206,7 @@ def test_every_proposed_medicine_has_a_dose_or_its_label(kb: Knowledge) -> None:
         a, _ = _assess(folder, kb)
         for s in a.plan:
             for p in s.products:
-                assert p.label and p.label.startswith("https://"), (folder.name, s.id, p.id)
+                assert (p.label or "").startswith("https://"), (folder.name, s.id, p.id)
             m = s.medication
             if m is None:
                 continue
