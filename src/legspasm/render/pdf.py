@@ -29,7 +29,7 @@ from reportlab.platypus import (
 )
 
 from ..assessment import Assessment, PlanStep
-from .report import AVOID_STATUS, CRITERION_STATE, PHASE_TITLES, confirm_line
+from .report import AVOID_STATUS, CRITERION_STATE, PHASE_TITLES, alternative_text, confirm_line
 
 __all__ = ["handout_pdf", "summary_pdf"]
 
@@ -161,15 +161,8 @@ def _step(s: PlanStep, numbers: dict[str, int], st: _Styles) -> list[Flowable]:
 
 
 def _alternative(s: PlanStep, st: _Styles) -> Paragraph:
-    m = s.medication
-    what = s.text
-    if m is not None:
-        dose = f"{m.dose} {m.frequency}" if m.dose and m.frequency else m.start
-        what = f"{m.drug.name}, {m.form}: {dose}"
-        if m.max_daily_dose:
-            what += f"; maximum {m.max_daily_dose} per day"
     cond = " (conditional)" if s.status == "conditional" else ""
-    return Paragraph(f"<b>Alternative{cond}:</b> {_t(what)}. {_t(s.option_reason or '')}", st.small)
+    return Paragraph(f"<b>Alternative{cond}:</b> {_t(alternative_text(s))}", st.small)
 
 
 def summary_pdf(a: Assessment) -> bytes:

@@ -7,7 +7,7 @@ numbered reference list. Citation ids become [n] markers in order of first use.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..assessment import Assessment, AvoidItem, Confirmation, MedicationPlan, PlanStep
 
@@ -15,6 +15,7 @@ __all__ = [
     "AVOID_STATUS",
     "CRITERION_STATE",
     "PHASE_TITLES",
+    "alternative_text",
     "confirm_line",
     "render_markdown",
     "render_text",
@@ -104,20 +105,24 @@ def _med(
         doc.li(n, depth + 1)
 
 
-def _alternative(doc: _Doc, s: PlanStep) -> None:
+def alternative_text(s: PlanStep, bold: Callable[[str], str] = str) -> str:
     """An option folded under the preferred one: what it is, its dose, when to choose it."""
     m = s.medication
     if m is not None:
         dose = f"{m.dose} {m.frequency}" if m.dose and m.frequency else m.start
-        what = f"{doc.b(m.drug.name)}, {m.form}: {dose}"
+        what = f"{bold(m.drug.name)}, {m.form}: {dose}"
         if m.titration:
             what += f"; titration: {m.titration}"
         if m.max_daily_dose:
             what += f"; maximum {m.max_daily_dose} per day"
     else:
         what = s.text
+    return f"{what}. {s.option_reason or ''}".rstrip()
+
+
+def _alternative(doc: _Doc, s: PlanStep) -> None:
     cond = " (conditional)" if s.status == "conditional" else ""
-    doc.li(f"alternative{cond}: {what}. {s.option_reason or ''}".rstrip(), 1)
+    doc.li(f"alternative{cond}: {alternative_text(s, doc.b)}", 1)
 
 
 def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
