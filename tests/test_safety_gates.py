@@ -705,3 +705,40 @@ def test_c14_no_warm_water_at_86_f() -> None:
         + [i.text for h in KB.handouts.values() for i in h.items]
     )
     assert "86" not in everything
+
+
+def test_a_review_of_a_current_medicine_keeps_every_gate_but_the_new_start_ones() -> None:
+    """A woman of 40 on pramipexole with pregnancy and allergies unrecorded: the review of her
+    pramipexole still waits for pregnancy status, but not for allergies to a drug she takes; a
+    new alpha-2-delta start waits for both."""
+    case = Case.model_validate(
+        {
+            "patient": {"age_years": 40, "sex": "female", "weight": {"value": 70, "unit": "kg"}},
+            "symptoms": {
+                "rls": {
+                    "urge_to_move": True,
+                    "worse_at_rest": True,
+                    "relieved_by_movement": True,
+                    "worse_evening_night": True,
+                    "not_explained_by_other_condition": True,
+                    "days_per_week": 5,
+                    "distress": "severe",
+                }
+            },
+            "medications": [
+                {"name": "pramipexole", "dose": {"value": 0.25, "unit": "mg"}, "times_per_day": 1}
+            ],
+            "labs": [
+                {"name": "creatinine", "value": 0.8, "unit": "mg/dL", "date": "2026-11-01"},
+                {"name": "ferritin", "value": 120, "unit": "ng/mL", "date": "2026-11-01"},
+                {"name": "tsat", "value": 30, "unit": "%", "date": "2026-11-01"},
+            ],
+        }
+    )
+    plan = {s.id: s for s in evaluate(case, KB, AS_OF).plan}
+    review, start = plan["RLS-DA-PRAMIPEXOLE"], plan["RLS-GABAPENTIN-ENACARBIL"]
+    assert review.review
+    assert not start.review
+    assert {c.gate for c in review.confirm} >= {"pregnancy"}
+    assert "allergies" not in {c.gate for c in review.confirm}
+    assert {c.gate for c in start.confirm} >= {"pregnancy", "allergies"}

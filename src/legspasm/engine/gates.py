@@ -4,9 +4,11 @@ A plan step passes, in order: its own dosing (renal and weight bands), the facts
 recommendation ask to confirm, the red flags (present or possible ones withhold the advice they
 make unsafe; for a medicine, the red flags its pathway excludes first must be excluded), the
 knowledge base's gates for every medicine (``gates.yaml``: adult dosing, pregnancy, lactation,
-allergies, the medicine list), and the avoid rules. Each gate is known and passing, known and
-failing (the step is withheld, with the reason), or unknown: the step is *conditional* and says
-what to confirm before prescribing. No surface counts a conditional step as a recommendation.
+allergies, the medicine list; a step that reviews a medicine the patient already takes skips
+the gates marked ``new_starts_only``), and the avoid rules. Each gate is known and passing,
+known and failing (the step is withheld, with the reason), or unknown: the step is
+*conditional* and says what to confirm before prescribing. No surface counts a conditional step
+as a recommendation.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def judge(
             )
         if d.rec.medication is not None:
             for g in ctx.kb.gates.values():
-                _gate(ctx, d, g, missing)
+                if not (g.new_starts_only and d.step.review):
+                    _gate(ctx, d, g, missing)
     avoid = apply_avoid_rules(ctx, drafts, missing)
     plan: list[PlanStep] = []
     withheld: list[Withheld] = []

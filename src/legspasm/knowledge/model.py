@@ -391,6 +391,9 @@ class Gate(_Entry):
     question: Text
     because: Text
     fails: str | None = None
+    # True: only a new start passes this gate; a step that reviews a medicine the patient
+    # already takes does not (an allergy to it would be known by now).
+    new_starts_only: bool = False
     citations: CitationIds
     basis: Basis
     compiled: Compiled | None = None
