@@ -15,6 +15,9 @@ Basis = Literal["V-stored", "V-label", "V-2nd", "M", "UNVERIFIED", "local-policy
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=3)]
 CitationIds = Annotated[list[Id], Field(min_length=1)]
+# The words a bottom line and a CDS card summary use: one whole clinician's sentence or phrase,
+# short enough that a card summary (under 140 characters) never has to cut it.
+Short = Annotated[str, Field(min_length=3, max_length=90)]
 # The US label of a drug without its own label address: DailyMed's search for its name.
 LABEL_SEARCH = "https://dailymed.nlm.nih.gov/dailymed/search.cfm?query="
 
@@ -283,6 +286,8 @@ class RedFlag(_Entry):
     when: Any
     possible_when: Any = None
     action: Text
+    # The action in one short sentence ("Same-day Wells score, then D-dimer or ultrasound.").
+    summary: Short | None = None
     possible_action: str | None = None  # the action while it is only possible (default: action)
     order: str | None = None
     withhold_tags: list[str] = []
@@ -335,6 +340,8 @@ class Recommendation(_Entry):
     context_status: list[Literal["documented", "likely", "possible"]] = ["documented", "likely"]
     phase: Phase
     statement: Text
+    # The step as one short imperative sentence ("Replete iron by mouth."), for the bottom line.
+    summary: Short | None = None
     strength: Text  # e.g. "strong for", "conditional for", "label", "consensus"
     certainty: Literal["high", "moderate", "low", "very low", "not graded"]
     grade_note: str | None = None
@@ -371,6 +378,8 @@ class AvoidRule(_Entry):
     targets: frozenset[str] = frozenset()  # drug ids named by `drugs`, expanded at load time
     severity: Literal["contraindicated", "avoid", "caution"]
     reason: Text
+    # Why not, as a short phrase after the target ("augmentation in RLS", "worsens RLS").
+    summary: Short | None = None
     citations: CitationIds
     basis: Basis
     compiled: Compiled | None = None
