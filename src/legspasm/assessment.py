@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 __all__ = [
     "Assessment",
     "AvoidItem",
+    "BottomLine",
     "CitationRef",
     "ConditionResult",
     "Confirmation",
@@ -86,6 +87,7 @@ class RedFlagResult(_Out):
     # feature is recorded. Both withhold the advice the red flag makes unsafe.
     status: Literal["present", "possible"] = "present"
     order: str | None = None  # the order to place (a ServiceRequest in the FHIR output)
+    summary: str = ""  # the action in one short sentence (the bottom line and card summary)
 
 
 class Confirmation(_Out):
@@ -158,6 +160,7 @@ class PlanStep(_Out):
     # Reviews a medicine the patient already takes: the regimen is the schedule to check the
     # current dose against, never a new start (no surface turns it into an order).
     review: bool = False
+    summary: str = ""  # the step in one short sentence (the bottom line)
 
 
 class Withheld(_Out):
@@ -187,13 +190,28 @@ class AvoidItem(_Out):
     confirm: list[Confirmation] = []
     # For a medicine the patient takes and should stop: how to stop it safely.
     stopping: Stopping | None = None
+    summary: str = ""  # why not, in one short sentence (the bottom line and card summary)
 
 
 class MissingDatum(_Out):
     fact: str
     question: str
     where: str
-    affects: list[str]
+    affects: list[str]  # ids of the red flags, rules and recommendations it could change
+    # The same, in a clinician's words ("DVT", "gabapentin enacarbil for RLS"), in that order.
+    changes: list[str] = []
+
+
+BottomLineKind = Literal["red-flag", "diagnosis", "do", "start", "do-not", "hold", "missing"]
+
+
+class BottomLine(_Out):
+    """One line of the answer first: every surface leads with these (at most five lines)."""
+
+    kind: BottomLineKind
+    text: str
+    # What the line summarises: a red flag, condition, plan step or avoid rule id, or a fact.
+    about: str | None = None
 
 
 class Note(_Out):
@@ -262,6 +280,8 @@ class Assessment(_Out):
     knowledge_version: str
     as_of: dt.date
     case_id: str | None
+    # The answer in at most five short lines, most urgent first (engine.bottom_line).
+    bottom_line: list[BottomLine] = []
     red_flags: list[RedFlagResult]
     conditions: list[ConditionResult]
     plan: list[PlanStep]

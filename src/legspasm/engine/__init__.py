@@ -26,6 +26,7 @@ from ..case import Case
 from ..knowledge import Knowledge
 from ..knowledge.model import Citation
 from .avoid import dedupe
+from .bottom_line import bottom_line, name_of
 from .context import EvalContext
 from .derive import derive
 from .gates import judge
@@ -47,7 +48,10 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
     d = derive(case, kb, as_of)
     red_flags = triage(kb, d.facts, missing)
     conditions = route(kb, d.facts, missing)
-    facts = d.facts.with_overlay({f"context.{c.id}": c.status for c in conditions})
+    facts = d.facts.with_overlay(
+        {f"context.{c.id}": c.status for c in conditions},
+        {f"context.{c.id}": c.name for c in conditions},
+    )
     ctx = dataclasses.replace(EvalContext.of(kb, d, as_of), facts=facts)
     drafts = draft_plan(ctx, conditions, missing)
     plan, withheld, avoid = judge(ctx, drafts, red_flags, missing)
@@ -69,26 +73,34 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
         irls_label = kb.scales["irls"].label_for(d.irls_total)
     age = d.facts["age"]
     egfr = d.facts["egfr"]
+    derived = Derived(
+        age_years=age if isinstance(age, float) else None,
+        crcl_ml_min=d.crcl.value,
+        crcl_note=d.crcl.note,
+        egfr=egfr if isinstance(egfr, float) else None,
+        renal_function_ml_min=d.renal.value,
+        renal_function_note=d.renal.note,
+        irls_total=d.irls_total,
+        irls_severity=irls_label,
+    )
+    missing_data = [
+        m.model_copy(update={"changes": [name_of(kb, x) for x in m.affects]})
+        for m in missing.result()
+    ]
     return Assessment(
         knowledge_version=kb.version,
         as_of=as_of,
         case_id=case.id,
+        bottom_line=bottom_line(
+            kb, red_flags, conditions, plan, withheld, avoid, missing_data, derived
+        ),
         red_flags=red_flags,
         conditions=conditions,
         plan=plan,
         withheld=withheld,
         avoid=avoid,
-        missing_data=missing.result(),
-        derived=Derived(
-            age_years=age if isinstance(age, float) else None,
-            crcl_ml_min=d.crcl.value,
-            crcl_note=d.crcl.note,
-            egfr=egfr if isinstance(egfr, float) else None,
-            renal_function_ml_min=d.renal.value,
-            renal_function_note=d.renal.note,
-            irls_total=d.irls_total,
-            irls_severity=irls_label,
-        ),
+        missing_data=missing_data,
+        derived=derived,
         notes=d.notes,
         citations=_number(kb, red_flags, conditions, plan, avoid, irls_label is not None, sections),
         handout=sections,

@@ -17,7 +17,7 @@ from ..knowledge.model import AvoidRule
 from .context import EvalContext
 from .derive import FactMap
 from .dosing import daily_limit_mg, drug_ref
-from .explain import known_facts, label, unknown_facts
+from .explain import known_facts, label, short, unknown_facts
 from .missing import Missing
 from .plan import Draft
 
@@ -113,6 +113,7 @@ def avoid_item(
         order_id=order_id,
         confirm=confirm or [],
         stopping=stopping,
+        summary=short(rule.summary, rule.reason),
     )
 
 

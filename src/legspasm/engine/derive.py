@@ -325,8 +325,8 @@ def cockcroft_gault(
     value = (140.0 - age) * weight / (72.0 * scr) * (0.85 if sex == "female" else 1.0)
     return CrCl(
         round(value, 1),
-        f"Cockcroft-Gault: (140 - {age:g}) x {weight:.1f} kg / "
-        f"(72 x {scr:g} mg/dL){' x 0.85' if sex == 'female' else ''} = {value:.1f} mL/min",
+        f"Cockcroft-Gault: (140 - {age:g}) × {round(weight, 1):g} kg / "
+        f"(72 × {scr:.2f} mg/dL){' × 0.85' if sex == 'female' else ''} = {value:.0f} mL/min",
     )
 
 

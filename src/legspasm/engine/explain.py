@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import re
+
 from ..expr import Compiled
 from ..facts import FAMILIES, STATIC_FACTS, FactValue
 from .derive import FactMap
 
-__all__ = ["ORDERED", "describe", "known_facts", "label", "unknown_facts", "where"]
+__all__ = [
+    "ORDERED",
+    "describe",
+    "first_sentence",
+    "known_facts",
+    "label",
+    "short",
+    "unknown_facts",
+    "where",
+]
 
 ORDERED = "being ordered: "  # prefixes the medicines of an order set in a ``takes.`` rationale
+
+
+_SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9)%])[.;:](?=\s+[A-Z(]|$)")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (up to its first full stop, semicolon or colon)."""
+    m = _SENTENCE_END.search(text)
+    return (text[: m.start()] if m else text).strip().rstrip(".") + "."
+
+
+def short(summary: str | None, text: str) -> str:
+    """An entry's short summary, or the first sentence of its text where it has none."""
+    return summary if summary else first_sentence(text)
 
 
 def label(name: str) -> str:
@@ -60,7 +85,8 @@ def known_facts(expr: Compiled | None, facts: FactMap) -> list[str]:
             continue
         if n.startswith("context."):
             if v in ("documented", "likely"):
-                out.append(f"{label(n)}: {v}")
+                name = facts.why.get(n, label(n))
+                out.append(f"{name}: {'on the record' if v == 'documented' else v}")
             continue
         if n.startswith("takes.") and n in facts.why:
             what = n.split(".", 1)[1].replace("_", " ")

@@ -14,7 +14,7 @@ from ..knowledge.model import PHASES, Confirm, Recommendation
 from .context import EvalContext
 from .derive import FactMap
 from .dosing import drug_ref, plan_medication
-from .explain import known_facts, label, unknown_facts
+from .explain import known_facts, label, short, unknown_facts
 from .missing import Missing
 
 __all__ = ["Draft", "draft_plan"]
@@ -125,6 +125,7 @@ def draft_plan(
             warnings=[],
             products=[drug_ref(kb.drugs[p]) for p in rec.products],
             review="review" in rec.tags,
+            summary=short(rec.summary, rec.statement),
         )
         draft = Draft(rec, step, drug_id, warnings, [], failed)
         for asked in confirm:

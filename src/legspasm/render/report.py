@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..assessment import Assessment, AvoidItem, Confirmation, MedicationPlan, PlanStep
+from .words import basis_words, care_missing, grade_words, red_flag_screen
 
 __all__ = [
     "AVOID_STATUS",
@@ -41,9 +42,25 @@ AVOID_STATUS = {
 }
 
 
+# The case fields a FHIR record fills, as a clinician names them.
+RECORD_FIELDS = {
+    "labs": "labs",
+    "medications": "medicines",
+    "conditions": "conditions",
+    "allergies": "allergies",
+    "patient.weight": "weight",
+    "patient.height": "height",
+    "patient.birth_date": "date of birth",
+    "patient.sex": "sex",
+}
+NOTE_KINDS = {"unmapped": "not used", "stale": "out of date", "derived": "derived", "data": "data"}
+
+
 class _Doc:
-    def __init__(self, md: bool) -> None:
+    def __init__(self, md: bool, numbers: dict[str, int]) -> None:
         self.md = md
+        self.numbers = numbers
+        self.used: set[str] = set()  # the citations the report cites: its reference list
         self.lines: list[str] = []
 
     def h(self, level: int, text: str) -> None:
@@ -56,6 +73,8 @@ class _Doc:
             self.lines.append(("=" if level == 1 else "-") * len(text))
 
     def p(self, text: str) -> None:
+        if self.md and self.lines and self.lines[-1].startswith(("- ", "  ")):
+            self.lines.append("")  # a paragraph after a list needs a blank line in Markdown
         self.lines.append(text)
 
     def li(self, text: str, depth: int = 0) -> None:
@@ -64,15 +83,19 @@ class _Doc:
     def b(self, text: str) -> str:
         return f"**{text}**" if self.md else text
 
+    def i(self, text: str) -> str:
+        return f"_{text}_" if self.md else text
+
+    def refs(self, ids: Iterable[str]) -> str:
+        shown = [i for i in ids if i in self.numbers]
+        self.used.update(shown)
+        return "".join(f"[{self.numbers[i]}]" for i in shown)
+
 
 def confirm_line(items: Iterable[Confirmation], lead: str = "Before prescribing, confirm") -> str:
     """'Before prescribing, confirm: age (...); allergies (...)' in one sentence."""
     parts = [f"{c.question}: {c.because}" if c.because else c.question for c in items]
     return f"{lead}: " + "; ".join(parts) + "."
-
-
-def _refs(ids: Iterable[str], numbers: dict[str, int]) -> str:
-    return "".join(f"[{numbers[i]}]" for i in ids if i in numbers)
 
 
 def _med(
@@ -125,16 +148,9 @@ def _alternative(doc: _Doc, s: PlanStep) -> None:
     doc.li(f"alternative{cond}: {alternative_text(s, doc.b)}", 1)
 
 
-def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
-    grade = f"{s.strength}; certainty {s.certainty}"
-    if s.basis in ("M", "UNVERIFIED"):
-        grade += "; not verified against the primary source"
+def _step(doc: _Doc, s: PlanStep) -> None:
     lead = doc.b("CONDITIONAL") + ": " if s.status == "conditional" else ""
-    doc.li(
-        f"{lead}{s.text} {_refs(s.citations, numbers)} _({grade})_"
-        if doc.md
-        else f"{lead}{s.text} {_refs(s.citations, numbers)} ({grade})"
-    )
+    doc.li(f"{lead}{s.text} {doc.refs(s.citations)} {doc.i('(' + grade_words(s) + ')')}")
     if s.confirm:
         lead = "Before prescribing, confirm" if s.medication else "First confirm"
         doc.li(doc.b(confirm_line(s.confirm, lead)), 1)
@@ -148,20 +164,21 @@ def _step(doc: _Doc, s: PlanStep, numbers: dict[str, int]) -> None:
         doc.li(f"choice: {s.option_reason}", 1)
     for w in s.warnings:
         doc.li(f"{doc.b('caution')}: {w}", 1)
-    doc.li("why: " + "; ".join(s.rationale), 1)
+    if s.rationale:
+        doc.li("why: " + "; ".join(s.rationale), 1)
 
 
-def _avoid(doc: _Doc, a: AvoidItem, numbers: dict[str, int]) -> None:
+def _avoid(doc: _Doc, a: AvoidItem) -> None:
     where = AVOID_STATUS[a.status]
     unless = " unless confirmed otherwise" if a.confirm else ""
     doc.li(
         f"{doc.b(a.severity.upper())}{unless}: {a.target} ({where}). {a.reason} "
-        f"{_refs(a.citations, numbers)}"
+        f"{doc.refs(a.citations)}"
     )
     if a.confirm:
         doc.li(confirm_line(a.confirm, "Not recorded, so assumed to apply"), 1)
     if a.stopping is not None:
-        doc.li(f"how to stop: {a.stopping.text} {_refs(a.stopping.citations, numbers)}", 1)
+        doc.li(f"how to stop: {a.stopping.text} {doc.refs(a.stopping.citations)}", 1)
     if a.rationale:
         doc.li("why: " + "; ".join(a.rationale), 1)
 
@@ -178,7 +195,7 @@ def _record(doc: _Doc, a: Assessment) -> None:
     for (fld, value), hows in groups.items():
         flag = " [matched by name in free text: check]" if "text" in hows else ""
         times = f" ×{len(hows)}" if len(hows) > 1 else ""
-        by_field.setdefault(fld, []).append(f"{value}{times}{flag}")
+        by_field.setdefault(RECORD_FIELDS.get(fld, fld), []).append(f"{value}{times}{flag}")
     for fld, values in by_field.items():
         doc.li(f"{doc.b(fld)}: " + "; ".join(values[:12]) + (" ..." if len(values) > 12 else ""))
     if a.unmapped:
@@ -193,88 +210,121 @@ def _record(doc: _Doc, a: Assessment) -> None:
             doc.li(f"{reason}: " + "; ".join(items[:8]) + more)
 
 
+def _red_flags(doc: _Doc, a: Assessment) -> None:
+    doc.h(2, "Red flags: act before anything else")
+    for rf in a.red_flags:
+        head = rf.urgency.upper() + (" (possible: exclude it)" if rf.status == "possible" else "")
+        doc.li(f"{doc.b(head)}: {rf.name}. {rf.action} {doc.refs(rf.citations)}")
+        if rf.order:
+            doc.li(f"order: {rf.order}", 1)
+        if rf.rationale:
+            doc.li("why: " + "; ".join(rf.rationale), 1)
+    held = [w for w in a.withheld if any(w.by == rf.id for rf in a.red_flags)]
+    if held:
+        doc.li("held until the red flag is excluded: " + "; ".join(w.text for w in held))
+
+
+def _plan(doc: _Doc, a: Assessment, level: int) -> None:
+    doc.h(level, "What to do")
+    if not a.plan:
+        doc.p("No plan step applies yet.")
+    for phase, title in PHASE_TITLES.items():
+        steps = [s for s in a.plan if s.phase == phase]
+        if steps:
+            doc.h(level + 1, title)
+            for s in steps:
+                if s.alternative_to:
+                    _alternative(doc, s)
+                else:
+                    _step(doc, s)
+    red = {rf.id for rf in a.red_flags}
+    other = [w for w in a.withheld if w.by not in red]
+    if other:
+        doc.h(level + 1, "Withheld for this patient")
+        for w in other:
+            doc.li(f"{w.text} {doc.b('Withheld')}: {w.reason}")
+
+
+def _conditions(doc: _Doc, a: Assessment, level: int) -> None:
+    shown = [c for c in a.conditions if c.status in ("documented", "likely", "possible")]
+    doc.h(level, "What it probably is")
+    if not shown:
+        doc.p("No condition is established yet; see the missing data below.")
+    for c in shown:
+        status = "on the record" if c.status == "documented" else c.status
+        doc.li(f"{doc.b(c.name)}: {status} {doc.refs(c.citations)}")
+        for k in c.criteria:
+            doc.li(f"{CRITERION_STATE[k.state]}: {k.text}", 1)
+    ruled = [c.name for c in a.conditions if c.status == "unlikely"]
+    if ruled:
+        doc.p(doc.i("Unlikely:") + " " + ", ".join(ruled) + ".")
+
+
+def _missing(doc: _Doc, a: Assessment) -> None:
+    care = care_missing(a)
+    flags, features = red_flag_screen(a)
+    if not care and not flags:
+        return
+    doc.h(2, "Missing data that could change this answer")
+    for m in care:
+        changes = ", ".join(m.changes or m.affects)
+        doc.li(f"{m.question}: could change {changes}")
+    if flags:
+        more = f" and {len(flags) - 6} more" if len(flags) > 6 else ""
+        doc.li(
+            f"red-flag screen not documented ({features} features): "
+            + ", ".join(flags[:6])
+            + more
+            + " not excluded"
+        )
+
+
 def _render(a: Assessment, md: bool) -> str:
-    doc = _Doc(md)
-    numbers = {c.id: c.number for c in a.citations}
+    doc = _Doc(md, {c.id: c.number for c in a.citations})
     title = "legspasm assessment" + (f": {a.case_id}" if a.case_id else "")
     doc.h(1, title)
     doc.p(
         f"As of {a.as_of.isoformat()} · knowledge base {a.knowledge_version}. Decision support "
         "for a clinician, not a substitute for clinical judgement."
     )
+    if a.bottom_line:
+        doc.h(2, "Bottom line")
+        for line in a.bottom_line:
+            doc.li(doc.b(line.text) if line.kind in ("red-flag", "do-not") else line.text)
     if a.red_flags:
-        doc.h(2, "Red flags: act before anything else")
-        for rf in a.red_flags:
-            head = rf.urgency.upper() + (
-                " (possible: exclude it)" if rf.status == "possible" else ""
-            )
-            doc.li(f"{doc.b(head)}: {rf.name}. {rf.action} {_refs(rf.citations, numbers)}")
-            if rf.order:
-                doc.li(f"order: {rf.order}", 1)
-            if rf.rationale:
-                doc.li("why: " + "; ".join(rf.rationale), 1)
-    shown = [c for c in a.conditions if c.status in ("documented", "likely", "possible")]
-    doc.h(2, "What it probably is")
-    if not shown:
-        doc.p("No context is established yet; see the missing data below.")
-    for c in shown:
-        doc.li(f"{doc.b(c.name)}: {c.status} {_refs(c.citations, numbers)}")
-        for k in c.criteria:
-            doc.li(f"{CRITERION_STATE[k.state]}: {k.text}", 1)
-    ruled = [c.name for c in a.conditions if c.status == "unlikely"]
-    if ruled:
-        doc.p(("Unlikely: " if not md else "_Unlikely:_ ") + ", ".join(ruled) + ".")
-    doc.h(2, "What to do")
-    if not a.plan:
-        doc.p("No plan step applies yet.")
-    for phase, title in PHASE_TITLES.items():
-        steps = [s for s in a.plan if s.phase == phase]
-        if steps:
-            doc.h(3, title)
-            for s in steps:
-                if s.alternative_to:
-                    _alternative(doc, s)
-                else:
-                    _step(doc, s, numbers)
-    if a.withheld:
-        doc.h(3, "Withheld for this patient")
-        for w in a.withheld:
-            doc.li(f"{w.text} {doc.b('Withheld')}: {w.reason} ({w.by})")
+        _red_flags(doc, a)
     if a.avoid:
         doc.h(2, "What not to do")
         for item in a.avoid:
-            _avoid(doc, item, numbers)
+            _avoid(doc, item)
+    if a.red_flags:
+        doc.h(2, "Once the red flag is excluded")
+        _plan(doc, a, 3)
+        _conditions(doc, a, 3)
+    else:
+        _plan(doc, a, 2)
+        _conditions(doc, a, 2)
+    _missing(doc, a)
     d = a.derived
     doc.h(2, "Derived values")
     doc.li(f"age: {d.age_years:g} years" if d.age_years is not None else "age: unknown")
-    doc.li(f"creatinine clearance: {d.crcl_note}")
+    crcl_refs = doc.refs(["CG1976"]) if d.crcl_ml_min is not None else ""
+    doc.li(f"creatinine clearance: {d.crcl_note} {crcl_refs}".rstrip())
     if d.renal_function_note:
         doc.li(f"renal function used for dosing: {d.renal_function_note}")
     if d.egfr is not None:
         doc.li(f"eGFR: {d.egfr:g} mL/min/1.73 m²")
     if d.irls_total is not None:
-        doc.li(f"IRLS total: {d.irls_total} ({d.irls_severity})")
-    if a.missing_data:
-        doc.h(2, "Missing data that could change this answer")
-        screen = [m for m in a.missing_data if all(x.startswith("RF-") for x in m.affects)]
-        for m in a.missing_data:
-            if m not in screen:
-                doc.li(f"{m.question} (record in {m.where}); affects {', '.join(m.affects)}")
-        if screen:
-            doc.li(
-                "red-flag screen not documented: "
-                + "; ".join(m.question for m in screen)
-                + " (record under red_flags, neuro and labs)"
-            )
+        doc.li(f"IRLS total: {d.irls_total} of 40 ({d.irls_severity})")
     if a.data_used or a.unmapped:
         _record(doc, a)
     if a.notes:
         doc.h(2, "Data notes")
         for n in a.notes:
-            doc.li(f"{n.kind}: {n.text}")
+            doc.li(f"{NOTE_KINDS[n.kind]}: {n.text}")
     doc.h(2, "References")
-    for ref in a.citations:
-        extra = " (expert opinion or unverified detail)" if ref.basis in ("M", "UNVERIFIED") else ""
+    for ref in (c for c in a.citations if c.id in doc.used):
+        extra = f" ({basis_words(ref.basis)})" if basis_words(ref.basis) else ""
         doc.p(f"{ref.number}. {ref.text}{extra}" + (f" {ref.url}" if ref.url else ""))
     return "\n".join(doc.lines) + "\n"
 

@@ -1,0 +1,79 @@
+"""The assessment in a clinician's words: one vocabulary for every rendering (text, page, PDF,
+card). No rule id, field name or basis code reaches a clinician; these say the same in words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..assessment import Assessment, BottomLine, CitationRef, MissingDatum, PlanStep
+
+__all__ = [
+    "BASIS_WORDS",
+    "BOTTOM_LINE_LABELS",
+    "basis_words",
+    "cited",
+    "grade_words",
+    "red_flag_screen",
+]
+
+# The evidence basis of an entry (knowledge-base codes) as a reader would say it.
+BASIS_WORDS = {
+    "V-stored": "",
+    "V-2nd": "from a secondary source",
+    "V-label": "from the label",
+    "M": "not yet verified",
+    "UNVERIFIED": "not yet verified",
+    "local-policy": "local policy",
+}
+# How each kind of bottom-line line is marked where a surface marks it (screen readers, PDF).
+BOTTOM_LINE_LABELS = {
+    "red-flag": "Act first",
+    "diagnosis": "Most likely",
+    "do": "Do now",
+    "start": "Start",
+    "do-not": "Do not",
+    "hold": "Hold",
+    "missing": "Missing",
+}
+
+
+def basis_words(basis: str) -> str:
+    return BASIS_WORDS.get(basis, "not yet verified")
+
+
+def grade_words(s: PlanStep) -> str:
+    """'strong for; certainty moderate; from the label' for a plan step."""
+    parts = [s.strength]
+    if s.certainty != "not graded":
+        parts.append(f"certainty {s.certainty}")
+    if basis_words(s.basis):
+        parts.append(basis_words(s.basis))
+    return "; ".join(parts)
+
+
+def red_flag_screen(a: Assessment, names: dict[str, str] | None = None) -> tuple[list[str], int]:
+    """The red flags not yet excluded because their features are not recorded, by name, and how
+    many features are missing. Red flags are those MissingDatum.affects ids naming one."""
+    flags: dict[str, str] = {}
+    count = 0
+    for m in a.missing_data:
+        if m.affects and all(x.startswith("RF-") for x in m.affects):
+            count += 1
+            for x, name in zip(m.affects, m.changes or m.affects, strict=False):
+                flags.setdefault(x, (names or {}).get(x, name))
+    return list(flags.values()), count
+
+
+def care_missing(a: Assessment) -> list[MissingDatum]:
+    """Missing facts that could change the care plan (not only the red-flag screen)."""
+    return [m for m in a.missing_data if not all(x.startswith("RF-") for x in m.affects)]
+
+
+def cited(a: Assessment, groups: Iterable[Sequence[str]]) -> list[CitationRef]:
+    """The references the given citation lists use, in the assessment's numbering."""
+    want = {c for g in groups for c in g}
+    return [c for c in a.citations if c.id in want]
+
+
+def bottom_line_words(lines: Sequence[BottomLine]) -> int:
+    return sum(len(line.text.split()) for line in lines)
