@@ -92,6 +92,24 @@ def test_every_rule_is_cited_with_known_citations(kb: Knowledge) -> None:
         assert rec.context in kb.contexts
 
 
+RULE_ID_LIKE = re.compile(r"\b[A-Z]{2,}-[A-Z0-9-]+\b")
+
+
+def test_every_rule_has_a_short_summary(kb: Knowledge) -> None:
+    """The bottom line and card summaries print these words: one short sentence with no rule
+    ids and no citation brackets, so a card summary (under 140 characters) never cuts it."""
+    groups: dict[str, Any] = {**kb.recommendations, **kb.red_flags, **kb.avoid_rules}
+    assert len(groups) == len(kb.recommendations) + len(kb.red_flags) + len(kb.avoid_rules)
+    for ident, entry in groups.items():
+        summary = entry.summary
+        assert isinstance(summary, str), ident
+        assert len(summary) <= 90, (ident, len(summary))
+        assert summary[:1].isupper(), (ident, summary)
+        assert summary.endswith("."), (ident, summary)
+        assert not RULE_ID_LIKE.search(summary), (ident, summary)
+        assert "[" not in summary, (ident, summary)
+
+
 def test_every_verified_code_names_its_source(kb: Knowledge) -> None:
     owners: list[tuple[str, Any]] = [
         (f"drug {d.id}", c) for d in kb.drugs.values() for c in d.codes
@@ -324,6 +342,26 @@ def test_recommendation_without_citations_key(data: Path) -> None:
     edit(data, rel, lambda doc: doc["recommendations"][0].pop("citations"))
     err = refused(data)
     assert (err.file, err.entry, err.field) == (f"data/{rel}", rec["id"], "citations")
+
+
+@pytest.mark.parametrize(
+    ("rel", "key"),
+    [("red_flags.yaml", "red_flags"), ("avoid.yaml", "avoid"), (None, "recommendations")],
+)
+def test_rule_without_summary_or_with_a_long_one(data: Path, rel: str | None, key: str) -> None:
+    rel = rel or rec_files(data)[0]
+    ident = read(data, rel)[key][0]["id"]
+    edit(data, rel, lambda doc: doc[key][0].pop("summary"))
+    err = refused(data)
+    assert (err.file, err.entry, err.field) == (f"data/{rel}", ident, "summary")
+    assert "required" in err.problem.lower()
+
+    def too_long(doc: Any) -> None:
+        doc[key][0]["summary"] = "A" * 90 + "."
+
+    edit(data, rel, too_long)
+    err = refused(data)
+    assert (err.file, err.entry, err.field) == (f"data/{rel}", ident, "summary")
 
 
 def test_duplicate_recommendation_id_across_files(data: Path) -> None:

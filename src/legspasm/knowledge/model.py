@@ -287,7 +287,7 @@ class RedFlag(_Entry):
     possible_when: Any = None
     action: Text
     # The action in one short sentence ("Same-day Wells score, then D-dimer or ultrasound.").
-    summary: Short | None = None
+    summary: Short
     possible_action: str | None = None  # the action while it is only possible (default: action)
     order: str | None = None
     withhold_tags: list[str] = []
@@ -341,7 +341,7 @@ class Recommendation(_Entry):
     phase: Phase
     statement: Text
     # The step as one short imperative sentence ("Replete iron by mouth."), for the bottom line.
-    summary: Short | None = None
+    summary: Short
     strength: Text  # e.g. "strong for", "conditional for", "label", "consensus"
     certainty: Literal["high", "moderate", "low", "very low", "not graded"]
     grade_note: str | None = None
@@ -379,7 +379,7 @@ class AvoidRule(_Entry):
     severity: Literal["contraindicated", "avoid", "caution"]
     reason: Text
     # Why not, as a short phrase after the target ("augmentation in RLS", "worsens RLS").
-    summary: Short | None = None
+    summary: Short
     citations: CitationIds
     basis: Basis
     compiled: Compiled | None = None
