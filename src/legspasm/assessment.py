@@ -229,6 +229,8 @@ class Derived(_Out):
     renal_function_note: str = ""
     irls_total: int | None
     irls_severity: str | None
+    ferritin_ng_ml: float | None = None  # the most recent, as the rules read it
+    tsat_percent: float | None = None
 
 
 class CitationRef(_Out):

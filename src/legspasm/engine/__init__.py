@@ -82,6 +82,8 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
         renal_function_note=d.renal.note,
         irls_total=d.irls_total,
         irls_severity=irls_label,
+        ferritin_ng_ml=_number_or_none(d.facts["lab.ferritin"]),
+        tsat_percent=_number_or_none(d.facts["lab.tsat"]),
     )
     missing_data = [
         m.model_copy(update={"changes": [name_of(kb, x) for x in m.affects]})
@@ -105,6 +107,10 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
         citations=_number(kb, red_flags, conditions, plan, avoid, irls_label is not None, sections),
         handout=sections,
     )
+
+
+def _number_or_none(v: object) -> float | None:
+    return v if isinstance(v, float) else None
 
 
 def format_citation(c: Citation) -> str:

@@ -19,6 +19,7 @@ Lines are dropped from the end (missing, then do) while the total is over the wo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ..assessment import (
@@ -72,12 +73,17 @@ def name_of(kb: Knowledge, ident: str) -> str:
             ctx = kb.contexts[rec.context].name if rec.context in kb.contexts else ""
             drug = kb.drugs[rec.medication.drug].name
             return f"{drug} for {ctx.lower()}" if ctx else drug
-        return _lower_first(short(rec.summary, rec.statement).rstrip("."))
+        return _lower_first(_clause(short(rec.summary, rec.statement)))
     if ident in kb.avoid_rules:
         rule = kb.avoid_rules[ident]
         what = rule.label or ", ".join(kb.drugs[d].name for d in rule.drugs if d in kb.drugs)
         return f"the warning on {what}" if what else "a safety warning"
     return ident.replace("_", " ").replace("-", " ")
+
+
+def _clause(text: str) -> str:
+    """The lead clause of a summary: up to its first colon or semicolon, without the stop."""
+    return re.split(r"[:;] ", text, maxsplit=1)[0].rstrip(".")
 
 
 def _words(lines: Sequence[BottomLine]) -> int:
@@ -94,7 +100,8 @@ def _lower_first(text: str) -> str:
 
 
 def _red_flag(rf: RedFlagResult, others: int) -> BottomLine:
-    lead = "Red flag" if rf.status == "present" else "Red flag, not excluded"
+    possible = rf.status == "possible" and not rf.name.lower().startswith("possible")
+    lead = "Red flag, not excluded" if possible else "Red flag"
     more = f" ({others} more below)" if others else ""
     return BottomLine(
         kind="red-flag",
@@ -132,7 +139,7 @@ def _do(plan: Sequence[PlanStep]) -> BottomLine | None:
     for phase in _DO_PHASES:
         for s in steps:
             if s.phase == phase:
-                return BottomLine(kind="do", text=f"Do: {_lower_first(s.summary)}", about=s.id)
+                return BottomLine(kind="do", text=s.summary, about=s.id)
     return None
 
 
@@ -149,7 +156,7 @@ def _start(plan: Sequence[PlanStep]) -> BottomLine | None:
         if m.dose and m.frequency:
             what = f"{m.drug.name} {m.dose} {m.frequency}"
         else:
-            what = f"{m.drug.name} ({_lower_first(first_sentence(m.start).rstrip('.'))})"
+            what = f"{m.drug.name} ({_lower_first(_clause(first_sentence(m.start)))})"
         if s.status == "conditional":
             text = f"Start {what}, only after confirming {_confirm_words(s)}."
         else:
@@ -163,7 +170,8 @@ def _do_not(avoid: Sequence[AvoidItem]) -> BottomLine | None:
         return None
     a = min(avoid, key=lambda i: (_AVOID_STATUS[i.status], _SEVERITY[i.severity]))
     why = _lower_first(a.summary.rstrip("."))
-    text = f"{_VERB[a.severity]} {a.target}{_WHERE[a.status]}: {why}"
+    sep = " — " if ":" in why else ": "
+    text = f"{_VERB[a.severity]} {a.target}{_WHERE[a.status]}{sep}{why}"
     if a.stopping is not None:
         text += "; check how to stop it first"
     return BottomLine(kind="do-not", text=_sentence(text), about=a.id)
@@ -173,18 +181,14 @@ def _hold(kb: Knowledge, withheld: Sequence[Withheld], rf: RedFlagResult) -> Bot
     held = list(dict.fromkeys(name_of(kb, w.id) for w in withheld if w.by == rf.id))
     if not held:
         return None
-    what = " and ".join(held[:2]) + (f" (and {len(held) - 2} more)" if len(held) > 2 else "")
-    return BottomLine(kind="hold", text=f"Hold {what} until it is excluded.", about=rf.id)
+    what = held[0] + (f" (and {len(held) - 1} more)" if len(held) > 1 else "")
+    return BottomLine(kind="hold", text=f"Until it is excluded, hold: {what}.", about=rf.id)
 
 
-def _missing(
-    kb: Knowledge, missing: Sequence[MissingDatum], asked: set[str]
-) -> BottomLine | None:
+def _missing(kb: Knowledge, missing: Sequence[MissingDatum], asked: set[str]) -> BottomLine | None:
     """The unknown fact that could change most of the plan; else the undone red-flag screen."""
     care = [
-        m
-        for m in missing
-        if m.fact not in asked and any(x not in kb.red_flags for x in m.affects)
+        m for m in missing if m.fact not in asked and any(x not in kb.red_flags for x in m.affects)
     ]
     if care:
         m = max(care, key=lambda m: sum(x not in kb.red_flags for x in m.affects))
@@ -192,7 +196,7 @@ def _missing(
         more = f" and {len(changes) - 2} more" if len(changes) > 2 else ""
         return BottomLine(
             kind="missing",
-            text=f"Missing: {_lower_first(m.question)}; it could change "
+            text=f"Missing: {_lower_first(m.question)}; it would change the advice on "
             f"{', '.join(changes[:2])}{more}.",
             about=m.fact,
         )
@@ -245,4 +249,3 @@ def bottom_line(
             break
         out = [line for line in out if line.kind != kind]
     return out
-

@@ -8,7 +8,7 @@ from typing import Literal
 from ..assessment import RedFlagResult
 from ..knowledge import Knowledge
 from .derive import FactMap
-from .explain import known_facts, short, unknown_facts
+from .explain import first_sentence, known_facts, unknown_facts
 from .missing import Missing
 
 __all__ = ["triage"]
@@ -46,7 +46,9 @@ def triage(kb: Knowledge, facts: FactMap, missing: Missing) -> list[RedFlagResul
                 citations=list(rf.citations),
                 status=status,
                 order=rf.order,
-                summary=short(rf.summary, rf.action),
+                summary=first_sentence(rf.possible_action)
+                if status == "possible" and rf.possible_action
+                else rf.summary,
             )
         )
     fired.sort(key=lambda f: (_URGENCY[f.urgency], _STATUS[f.status]))

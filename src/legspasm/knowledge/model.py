@@ -427,8 +427,12 @@ class Band(_Entry):
 
 
 class Scale(_Entry):
+    """A scale a value is read on (IRLS total, ferritin against the RLS iron thresholds): bands in
+    ascending order; a band holds values above the previous band's max up to its own max."""
+
     id: Id
     name: Text
+    unit: str | None = None  # of a lab scale ("ng/mL", "%"); none for a score
     bands: Annotated[list[Band], Field(min_length=1)]
     citations: CitationIds
     basis: Basis

@@ -11,8 +11,10 @@ __all__ = [
     "BASIS_WORDS",
     "BOTTOM_LINE_LABELS",
     "basis_words",
+    "care_missing",
     "cited",
     "grade_words",
+    "page_citations",
     "red_flag_screen",
 ]
 
@@ -73,6 +75,18 @@ def cited(a: Assessment, groups: Iterable[Sequence[str]]) -> list[CitationRef]:
     """The references the given citation lists use, in the assessment's numbering."""
     want = {c for g in groups for c in g}
     return [c for c in a.citations if c.id in want]
+
+
+def page_citations(a: Assessment) -> list[CitationRef]:
+    """The references a clinician page cites: every numbered one but those only the patient
+    handout uses (the handout prints no numbers; the engine numbers its sources last)."""
+    clinician = {c for rf in a.red_flags for c in rf.citations}
+    clinician |= {c for x in a.conditions if x.status != "unlikely" for c in x.citations}
+    clinician |= {c for s in a.plan for c in s.citations}
+    clinician |= {c for i in a.avoid for c in i.citations}
+    clinician |= {c for i in a.avoid if i.stopping for c in i.stopping.citations}
+    handout_only = {c for h in a.handout for c in h.citations} - clinician
+    return [c for c in a.citations if c.id not in handout_only]
 
 
 def bottom_line_words(lines: Sequence[BottomLine]) -> int:

@@ -22,7 +22,15 @@ from ..audit import Invocation
 from ..case import Case
 from ..fhir.intake import questionnaire
 from ..knowledge import Knowledge
-from ..render.report import AVOID_STATUS, PHASE_TITLES
+from ..render.charts import charts
+from ..render.report import AVOID_STATUS, NOTE_KINDS, PHASE_TITLES, RECORD_FIELDS
+from ..render.words import (
+    BOTTOM_LINE_LABELS,
+    basis_words,
+    care_missing,
+    page_citations,
+    red_flag_screen,
+)
 from .examples import Example
 from .form import DOSE_UNITS, MED_ROWS, ORDER_ROWS, OUTCOME_LABELS, WEIGHT_UNITS, lab_units
 
@@ -68,7 +76,11 @@ def answer_fields(
         crcl = m.fact == "crcl"
         if crcl:
             labs = ["creatinine"]
-        out.append(AnswerGroup(m.question, m.affects, [leaf] if leaf else [], labs, crcl, where))
+        out.append(
+            AnswerGroup(
+                m.question, m.changes or m.affects, [leaf] if leaf else [], labs, crcl, where
+            )
+        )
     return out
 
 
@@ -127,6 +139,10 @@ class Templates:
             status_text=AVOID_STATUS,
             phases=PHASE_TITLES,
             kb_version=kb.version,
+            bottom_line_labels=BOTTOM_LINE_LABELS,
+            basis_words=basis_words,
+            record_fields=RECORD_FIELDS,
+            note_kinds=NOTE_KINDS,
         )
 
     @cached_property
@@ -237,6 +253,13 @@ class Templates:
         return {
             "inv": inv,
             "a": a,
+            "refs_shown": page_citations(a),
+            "care_missing": care_missing(a),
+            "screen_flags": red_flag_screen(a)[0],
+            "step_names": {
+                s.id: s.medication.drug.name if s.medication else s.summary for s in a.plan
+            },
+            "charts": charts(a, self.kb),
             "numbers": {c.id: c.number for c in a.citations},
             "shown_conditions": shown,
             "unlikely": [c.name for c in a.conditions if c.status == "unlikely"],
