@@ -22,6 +22,7 @@ from ..audit import Invocation
 from ..case import Case
 from ..fhir.intake import questionnaire
 from ..knowledge import Knowledge
+from ..render.handout import PRESCRIBED, handout_view
 from ..render.report import AVOID_STATUS, PHASE_TITLES
 from .examples import Example
 from .form import DOSE_UNITS, MED_ROWS, ORDER_ROWS, OUTCOME_LABELS, WEIGHT_UNITS, lab_units
@@ -252,6 +253,8 @@ class Templates:
             **self._assessment_context(inv, a),
             "title": "Print: summary and handout",
             "cap": cap,
+            "ho": handout_view(a),
+            "prescribed": PRESCRIBED,
         }
         return self.page("print.html", context)
 
