@@ -16,7 +16,7 @@ if"). A section left with no line is left out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..assessment import AvoidItem, ConditionResult, HandoutItem, HandoutSection, RedFlagResult
 from ..knowledge import Knowledge
@@ -43,7 +43,7 @@ def withheld_advice(kb: Knowledge, red_flags: list[RedFlagResult], facts: FactMa
 def _relevant(
     item: ItemEntry,
     facts: FactMap,
-    fired: dict[str, str],
+    fired: Mapping[str, str],
     avoided: set[str],
     unsafe: set[str],
 ) -> bool:
