@@ -1,12 +1,16 @@
 """The patient handout: plain-language knowledge data (handouts.yaml), validated at load and chosen
-by the pure engine. Sections follow the routing contexts; unsafe self-care (stretching, massage,
-fluid and salt) is left out exactly when the plan withholds it; the urgent sections are always
-there and describe every red flag; every handout citation is numbered in the assessment."""
+by the pure engine. Sections follow the routing contexts, one for every pathway; unsafe self-care
+(stretching, massage, fluid and salt) is left out exactly when the plan withholds it; warning signs
+are only those relevant to this patient (as the data says), a present red flag is a sign found
+today; every handout citation is numbered in the assessment but none is printed. Every vignette's
+handout is one page (US Letter and A4), at reading grade 8 or lower (textstat), with no rule id,
+field name or citation number."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
 import re
 import shutil
 from collections.abc import Callable
@@ -14,19 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import textstat
 import yaml
 from hypothesis import HealthCheck, given, settings
+from pypdf import PdfReader
 
 from legspasm import Assessment, Knowledge, KnowledgeError, evaluate, load_knowledge
 from legspasm.caseio import parse_case
 from legspasm.engine.derive import FactMap
 from legspasm.engine.handout import handout
 from legspasm.knowledge.loader import DATA_DIR
+from legspasm.render.handout import handout_text, handout_view
+from legspasm.render.pdf import handout_pdf
 from strategies import AS_OF, KB, case_dicts
 
 VIGNETTES = Path(__file__).parent / "vignettes"
 AS_OF_VIGNETTE = dt.date(2026, 11, 21)
 URGENT = ["HO-URGENT-EMERGENCY", "HO-URGENT-SAME-DAY"]
+SAME_DAY = "HO-URGENT-SAME-DAY"
+QUININE = "HO-QUININE"
 CRAMP_SELF_CARE = ["HO-CRAMP-DURING", "HO-CRAMP-NIGHTLY"]
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -61,6 +71,16 @@ HEAT = "exertional-heat-cramps-runner"
 FMD = "fmd-functional-dystonia-on-baclofen"
 CIRRHOSIS = "cirrhosis-cramps-ascites-diuretics-baclofen"
 PREGNANCY = "pregnancy-cramps-second-trimester-on-cyclobenzaprine"
+STROKE = "rev-04-stroke-diazepam"
+SECONDARY = "rev-01-thiazide-cramps"
+DIALYSIS = "dialysis-cramps-on-gabapentin-enacarbil"
+CLAUDICATION = "claudication-not-exertional-cramps"
+MSK = "boundary-age-64-cyclobenzaprine-allowed"
+MSK_OLDER = "boundary-age-65-cyclobenzaprine-beers-avoid"
+CORD = "cord-spasticity-sci-focal-refractory-on-lisinopril"
+FAINT = "presyncope-vasovagal-young-woman"
+TETANY = "tetany-hyperventilation-normal-labs"
+QUININE_TOXICITY = "quinine-toxicity-bruising-nocturnal-cramps"
 
 # section: (vignettes where it is shown, vignettes where it is not)
 SHOWN_IN = {
@@ -69,6 +89,16 @@ SHOWN_IN = {
     "HO-HEAT": ([HEAT], [NLC, RLS]),
     "HO-RLS": ([RLS], [NLC, HEAT]),
     "HO-FMD": ([FMD], [NLC, RLS]),
+    "HO-SECONDARY": ([SECONDARY], [NLC, RLS]),
+    "HO-PREGNANCY": ([PREGNANCY], [NLC, RLS]),
+    "HO-CIRRHOSIS": ([CIRRHOSIS], [NLC, DIALYSIS]),
+    "HO-DIALYSIS": ([DIALYSIS], [NLC, CIRRHOSIS]),
+    "HO-CLAUDICATION": ([CLAUDICATION], [NLC, HEAT]),
+    "HO-MSK": ([MSK, MSK_OLDER], [NLC, STROKE]),
+    "HO-STROKE": ([STROKE], [NLC, CORD]),
+    "HO-CORD": ([CORD], [NLC, STROKE]),
+    "HO-PRESYNCOPE": ([FAINT], [NLC, RLS]),
+    "HO-TETANY": ([TETANY], [NLC, RLS]),
 }
 
 
@@ -85,24 +115,126 @@ def test_section_follows_its_contexts(section: str, kb: Knowledge) -> None:
 
 
 def test_every_section_is_exercised_by_the_table(kb: Knowledge) -> None:
-    assert set(SHOWN_IN) | set(URGENT) == set(kb.handouts)
+    assert set(SHOWN_IN) | set(URGENT) | {QUININE} == set(kb.handouts)
+
+
+def test_every_pathway_has_its_own_section(kb: Knowledge) -> None:
+    """Each routing context (pathway) has a plain-language section of its own."""
+    covered = {c for s in kb.handouts.values() for c in s.contexts}
+    assert covered == set(kb.contexts)
 
 
 def test_typical_nocturnal_cramps_get_the_cramp_handout_in_file_order(kb: Knowledge) -> None:
     a = vignette(NLC, kb)
-    assert sections(a) == [*CRAMP_SELF_CARE, *URGENT]
+    assert sections(a) == [*CRAMP_SELF_CARE, QUININE, SAME_DAY]
     assert sections(a) == [s for s in kb.handouts if s in sections(a)]
 
 
 def test_urgent_sections_with_no_condition_at_all(kb: Knowledge) -> None:
-    """The pure function on its own: no context established, no red flag -> only the urgent
-    sections, whose citations are their red flags' citations."""
+    """The pure function on its own: no context established, no red flag, nothing taken -> only
+    the warning signs that matter for anyone with leg pain (DVT), cited by the red flag."""
     out = handout(kb, [], [], FactMap({}))
-    assert [s.id for s in out] == URGENT
-    for s in out:
-        want = {c for i in s.items if i.red_flag for c in kb.red_flags[i.red_flag].citations}
-        assert set(s.citations) == want
-        assert all(i.red_flag for i in s.items)
+    assert [s.id for s in out] == [SAME_DAY]
+    assert [i.red_flag for i in out[0].items] == ["RF-DVT"]
+    assert set(out[0].citations) == set(kb.red_flags["RF-DVT"].citations)
+
+
+def red_flag_lines(a: Assessment) -> dict[str, bool]:
+    """The red flags the handout describes, each with whether it is found today."""
+    return {i.red_flag: i.found for s in a.handout for i in s.items if i.red_flag}
+
+
+# --- only the warning signs that matter for this patient --------------------------------------
+
+
+def test_nocturnal_cramps_get_only_their_mimics(kb: Knowledge) -> None:
+    """The review's complaint: 11 bullets, most irrelevant (FAST, antipsychotic dystonia, quinine
+    bleeding, cyclobenzaprine with antidepressants). A man with typical cramps and no medicines
+    gets DVT and the neurological mimics of cramps only."""
+    assert red_flag_lines(vignette(NLC, kb)) == {
+        "RF-DVT": False,
+        "RF-NEUROMUSCULAR": False,
+        "RF-MYELOPATHY": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "shown", "not_shown"),
+    [
+        (STROKE, {"RF-STROKE", "RF-DVT"}, {"RF-QUININE-TOXICITY", "RF-HEATSTROKE"}),
+        (FAINT, {"RF-STROKE"}, {"RF-COMPARTMENT", "RF-NEUROMUSCULAR"}),
+        (HEAT, {"RF-HEATSTROKE", "RF-RHABDO", "RF-COMPARTMENT"}, {"RF-STROKE"}),
+        (MSK, {"RF-COMPARTMENT", "RF-CAUDA", "RF-RHABDO"}, {"RF-HEATSTROKE"}),
+        (CLAUDICATION, {"RF-ISCHAEMIA", "RF-CLTI"}, {"RF-HEATSTROKE"}),
+        (QUININE_TOXICITY, {"RF-QUININE-TOXICITY"}, {"RF-STROKE"}),
+        ("itb-pump-withdrawal-fever-rigidity", {"RF-ITB-WITHDRAWAL"}, {"RF-QUININE-TOXICITY"}),
+        ("acute-dystonia-after-metoclopramide", {"RF-DYSTONIA"}, {"RF-QUININE-TOXICITY"}),
+        (RLS, {"RF-DVT"}, {"RF-STROKE", "RF-DYSTONIA", "RF-HYPERTHERMIA", "RF-TETANY"}),
+    ],
+)
+def test_warning_signs_follow_the_patient(
+    name: str, shown: set[str], not_shown: set[str], kb: Knowledge
+) -> None:
+    lines = red_flag_lines(vignette(name, kb))
+    assert shown <= set(lines), (name, sorted(lines))
+    assert not not_shown & set(lines), (name, sorted(lines))
+
+
+def test_a_present_red_flag_is_a_sign_found_today_not_a_future_if(kb: Knowledge) -> None:
+    """The review: the DVT handout listed her current problem as a future 'see a doctor if'."""
+    a = vignette("dvt-unilateral-swelling", kb)
+    assert red_flag_lines(a)["RF-DVT"] is True
+    v = handout_view(a)
+    assert any("One leg is swollen" in t for t in v.found)
+    assert v.alert
+    for s in v.sections:
+        assert not any("One leg is swollen" in t for t in s.items), s.id
+
+
+def test_pregnancy_words_only_in_pregnancy(kb: Knowledge) -> None:
+    for name in (NLC, RLS, STROKE, HEAT):
+        text = handout_text(vignette(name, kb)).lower()
+        assert "in pregnancy" not in text, name
+    assert "in pregnancy" in handout_text(vignette(PREGNANCY, kb)).lower()
+
+
+def test_stroke_handout_explains_spasticity_and_diazepam(kb: Knowledge) -> None:
+    """The review: the stroke handout said nothing about spasticity, stretching or diazepam."""
+    a = vignette(STROKE, kb)
+    sec = next(s for s in a.handout if s.id == "HO-STROKE")
+    text = " ".join(i.text for i in sec.items).lower()
+    for want in ("spasticity", "physical therapist", "every day", "splints", "diazepam"):
+        assert want in text, want
+    assert "AV-BENZO-STROKE" in {i.id for i in a.avoid}
+    assert set(kb.avoid_rules["AV-BENZO-STROKE"].citations) <= set(sec.citations)
+    v = handout_view(a)
+    assert v.medicines is not None
+    assert "diazepam" in v.medicines
+    assert v.taper is not None
+    assert "diazepam" in v.taper
+
+
+def test_quinine_is_stopped_not_tapered(kb: Knowledge) -> None:
+    v = handout_view(vignette(QUININE_TOXICITY, kb))
+    assert v.medicines is not None
+    assert "quinine" in v.medicines
+    assert v.taper is None or "quinine" not in v.taper
+
+
+def test_lines_tied_to_an_avoid_rule_need_it_on_the_avoid_list(kb: Knowledge) -> None:
+    """The dopamine-agonist line comes with AV-DA-RLS; the benzodiazepine line with stroke."""
+    a = vignette(RLS, kb)
+    assert "AV-DA-RLS" in {i.id for i in a.avoid}
+    assert "ropinirole" in handout_text(a)
+    assert "benzodiazepines" not in handout_text(a)
+    assert "ropinirole" not in handout_text(vignette(STROKE, kb))
+
+
+def test_older_adults_get_the_beers_line_younger_ones_the_short_course(kb: Knowledge) -> None:
+    younger, older = handout_text(vignette(MSK, kb)), handout_text(vignette(MSK_OLDER, kb))
+    assert "At 65 and over, muscle relaxants" in older
+    assert "At 65 and over, muscle relaxants" not in younger
+    assert "only for a short time" in younger
 
 
 # --- unsafe advice is left out, urgent help never is ------------------------------------------
@@ -112,29 +244,33 @@ def test_dvt_drops_stretching_and_massage_but_keeps_the_urgent_sections(kb: Know
     a = vignette(NLC, kb, unilateral_leg_swelling=True)
     assert "RF-DVT" in {rf.id for rf in a.red_flags}
     assert not set(CRAMP_SELF_CARE) & set(sections(a))
-    assert sections(a) == URGENT
+    assert sections(a) == [QUININE, SAME_DAY]
     dvt = [i for s in a.handout for i in s.items if i.red_flag == "RF-DVT"]
     assert len(dvt) == 1
+    assert dvt[0].found
     assert "Do not rub or stretch that leg" in dvt[0].text
 
 
 def test_dvt_in_pregnancy_drops_the_cramp_sections(kb: Knowledge) -> None:
     a = vignette("pregnancy-dvt-unilateral-calf-swelling", kb)
     assert "RF-DVT" in {rf.id for rf in a.red_flags}
-    assert sections(a) == URGENT
+    assert sections(a) == ["HO-PREGNANCY", QUININE, SAME_DAY]
+    pregnancy = next(s for s in a.handout if s.id == "HO-PREGNANCY")
+    assert not any("Stretching" in i.text for i in pregnancy.items)
 
 
 def test_dvt_keeps_advice_it_does_not_withhold(kb: Knowledge) -> None:
     """A possible DVT withholds stretching and massage only: RLS tips (self-care) stay."""
     a = vignette(RLS, kb, unilateral_leg_swelling=True)
     assert "RF-DVT" in {rf.id for rf in a.red_flags}
-    assert sections(a) == ["HO-RLS", *URGENT]
+    assert sections(a) == ["HO-RLS", QUININE, SAME_DAY]
 
 
 def test_compartment_syndrome_withholds_all_self_care(kb: Knowledge) -> None:
     a = vignette(RLS, kb, pain_on_passive_stretch=True)
     assert "RF-COMPARTMENT" in {rf.id for rf in a.red_flags}
-    assert sections(a) == URGENT
+    assert sections(a) == [QUININE, *URGENT]
+    assert red_flag_lines(a)["RF-COMPARTMENT"] is True
 
 
 def test_functional_motor_disorder_drops_stretching_advice(kb: Knowledge) -> None:
@@ -142,7 +278,7 @@ def test_functional_motor_disorder_drops_stretching_advice(kb: Knowledge) -> Non
     handout as in the plan, and FMD advice is given instead."""
     a = vignette("fmd-with-nocturnal-cramps-no-passive-stretch", kb)
     assert {"NLC-ACUTE", "NLC-STRETCH"} <= {w.id for w in a.withheld}
-    assert sections(a) == ["HO-FMD", *URGENT]
+    assert sections(a) == ["HO-FMD", QUININE, SAME_DAY]
 
 
 def test_heat_cramp_first_aid_is_left_out_when_fluid_and_salt_are_not_advised(
@@ -154,19 +290,24 @@ def test_heat_cramp_first_aid_is_left_out_when_fluid_and_salt_are_not_advised(
     a = assess(data, kb)
     assert "EX-ACUTE" in {w.id for w in a.withheld}
     assert "HO-HEAT" not in sections(a)
-    assert sections(a) == URGENT
+    assert sections(a) == [QUININE, *URGENT]
 
 
 def test_handout_tags_cover_what_the_text_advises(kb: Knowledge) -> None:
-    """A section that advises stretching or massage carries the tag that withholds it."""
+    """A line that advises stretching, massage or extra fluid and salt carries the tag that
+    withholds it (on the line or its section); lines that say not to are exempt."""
     for s in kb.handouts.values():
-        text = " ".join(i.text for i in s.items).lower()
-        if "stretch" in text and not s.urgency and s.id != "HO-FMD":
-            assert "stretching" in s.tags, s.id
-        if "rub" in text or "massag" in text:
-            assert "massage" in s.tags or s.urgency, s.id
-        if "drink" in text:
-            assert "fluid-salt" in s.tags, s.id
+        if s.urgency:
+            continue
+        for item in s.items:
+            text = item.text.lower()
+            tags = set(s.tags) | set(item.tags)
+            if re.search(r"\bstretch", text) and s.id != "HO-FMD":
+                assert "stretching" in tags, (s.id, item.text)
+            if "rub" in text or "massag" in text:
+                assert "massage" in tags, (s.id, item.text)
+            if re.search(r"(?<!not )drink", text) or "more salt" in text:
+                assert "fluid-salt" in tags, (s.id, item.text)
 
 
 # --- citations, red flags and content ---------------------------------------------------------
@@ -179,8 +320,58 @@ def test_every_handout_citation_is_numbered(name: str, kb: Knowledge) -> None:
     for s in a.handout:
         assert s.citations, s.id
         assert set(s.citations) <= numbered, (s.id, set(s.citations) - numbered)
-    for s in URGENT:
-        assert s in sections(a)
+    # Every red flag this patient has is in the handout: found today when present.
+    lines = red_flag_lines(a)
+    for rf in a.red_flags:
+        assert lines.get(rf.id) is (rf.status == "present"), rf.id
+
+
+# --- what the patient reads: one page, plain words, no codes -------------------------------
+
+ALL = sorted(p.name for p in VIGNETTES.iterdir() if p.is_dir())
+RULE_ID = re.compile(r"\b[A-Z]{2,}-[A-Z0-9-]+\b")
+CITATION_NUMBER = re.compile(r"\[\d+\]")
+# snake_case or dotted fact names (red_flag, lab.ferritin), enum values as field names
+FIELD_NAME = re.compile(r"\b[a-z]+_[a-z_]+\b|\b[a-z]+\.[a-z_]+\b")
+MAX_GRADE = 8.0
+
+
+def _expected_as_of(name: str) -> dt.date:
+    exp = yaml.safe_load((VIGNETTES / name / "expected.yaml").read_text(encoding="utf-8"))
+    as_of = exp["as_of"]
+    return as_of if isinstance(as_of, dt.date) else dt.date.fromisoformat(str(as_of))
+
+
+def _pdf_text(pdf: bytes) -> tuple[int, str, tuple[float, float]]:
+    reader = PdfReader(io.BytesIO(pdf))
+    box = reader.pages[0].mediabox
+    text = " ".join(" ".join(p.extract_text().split()) for p in reader.pages)
+    return len(reader.pages), text, (round(float(box.width)), round(float(box.height)))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_vignette_handout_is_one_plain_page(name: str, kb: Knowledge) -> None:
+    a = evaluate(parse_case(case_data(name)), kb, _expected_as_of(name))
+    text = handout_text(a)
+    grade = textstat.flesch_kincaid_grade(text)
+    assert grade <= MAX_GRADE, (name, grade)
+    for pattern in (RULE_ID, CITATION_NUMBER, FIELD_NAME):
+        assert not pattern.search(text), (name, pattern.pattern, pattern.findall(text))
+    for page_size, size in (("letter", (612, 792)), ("a4", (595, 842))):
+        pages, pdf_text, box = _pdf_text(handout_pdf(a, page_size=page_size))
+        assert pages == 1, (name, page_size)
+        assert box == size, (name, page_size)
+        assert "Sources" not in pdf_text
+        assert not CITATION_NUMBER.search(pdf_text), name
+        assert not RULE_ID.search(pdf_text), name
+        for s in handout_view(a).sections:
+            assert " ".join(s.heading.split()) in pdf_text, (name, s.heading)
+
+
+def test_handout_pdf_is_letter_by_default(kb: Knowledge) -> None:
+    """Backward compatible: handout_pdf(a) still works, and prints on US Letter."""
+    _, _, box = _pdf_text(handout_pdf(vignette(NLC, kb)))
+    assert box == (612, 792)
 
 
 def test_every_red_flag_has_one_item_in_the_section_of_its_urgency(kb: Knowledge) -> None:
@@ -256,9 +447,15 @@ def test_an_assessment_stored_before_the_handout_still_validates(kb: Knowledge) 
 def test_handout_invariants(data: dict[str, Any]) -> None:
     a = evaluate(parse_case(data), KB, AS_OF)
     ids = sections(a)
-    # The urgent sections are always there, last, in file order.
-    assert ids[-2:] == URGENT
+    # In file order; the DVT signs (relevant to any leg pain) are always there.
     assert ids == [s for s in KB.handouts if s in ids]
+    lines = red_flag_lines(a)
+    assert "RF-DVT" in lines
+    # Every red flag of the patient is described, found today exactly when present.
+    for rf in a.red_flags:
+        assert lines[rf.id] is (rf.status == "present"), rf.id
+    # No section is empty.
+    assert all(s.items for s in a.handout)
     # Nothing a fired red flag withholds is in the handout.
     unsafe = {t for rf in a.red_flags for t in KB.red_flags[rf.id].withhold_tags}
     for sid in ids:
@@ -435,3 +632,30 @@ def test_missing_handouts_file(data: Path) -> None:
     err = refused(data)
     assert err.file == "data/handouts.yaml"
     assert "missing" in err.problem
+
+
+def test_unknown_avoid_rule_on_a_line(data: Path) -> None:
+    edit_handouts(
+        data, lambda secs: by_id(secs, "HO-QUININE")["items"][0].update(avoid_rule="AV-QUINNE")
+    )
+    err = refused(data)
+    assert (err.entry, err.field) == ("HO-QUININE", "items[0].avoid_rule")
+    assert "did you mean 'AV-QUININE'" in err.problem
+
+
+def test_undeclared_fact_in_a_line_when(data: Path) -> None:
+    def corrupt(secs: list[dict[str, Any]]) -> None:
+        by_id(secs, "HO-MSK")["items"][0]["when"] = {"fact": "agee", "ge": 65}
+
+    edit_handouts(data, corrupt)
+    err = refused(data)
+    assert (err.entry, err.field) == ("HO-MSK", "items[0].when")
+
+
+def test_a_red_flag_line_cannot_be_withheld(data: Path) -> None:
+    def corrupt(secs: list[dict[str, Any]]) -> None:
+        by_id(secs, "HO-URGENT-SAME-DAY")["items"][0]["tags"] = ["massage"]
+
+    edit_handouts(data, corrupt)
+    err = refused(data)
+    assert (err.entry, err.field) == ("HO-URGENT-SAME-DAY", "items[0].tags")

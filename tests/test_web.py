@@ -392,8 +392,35 @@ def test_print_view_and_pdfs(web: Web, kb: Knowledge) -> None:
             assert "What to do" in text
             assert "cyclobenzaprine" in text.lower()
         else:
+            assert len(PdfReader(io.BytesIO(r.content)).pages) == 1
             for section in a.handout:
                 assert " ".join(section.heading.split()) in text
+            assert "Sources" not in text
+
+
+def test_handout_pdf_page_size_is_a_setting(tmp_path: Path, kb: Knowledge) -> None:
+    """US Letter by default (the web fixture), A4 with handout_page_size; one page either way."""
+    url = f"sqlite:///{tmp_path / 'a4.sqlite3'}"
+    settings = Settings(dev=True, database_url=url, as_of=AS_OF, handout_page_size="a4")
+    assert Settings(dev=True).handout_page_size == "letter"
+    store = AuditStore.open(url)
+    with (
+        serve(create_app(settings, store=store)) as base,
+        httpx.Client(base_url=base, timeout=30, trust_env=False) as client,
+    ):
+        web = Web(base, client, store)
+        fields = form_of(VIGNETTES / "rev-04-stroke-diazepam" / "case.yaml", kb)
+        invocation_id, _ = assessed(web, submit(web, fields))
+        pdf = client.get(f"/assessments/{invocation_id}/handout.pdf")
+        assert pdf.status_code == 200
+        reader = PdfReader(io.BytesIO(pdf.content))
+        assert len(reader.pages) == 1
+        box = reader.pages[0].mediabox
+        assert (round(float(box.width)), round(float(box.height))) == (595, 842)
+        text = " ".join(reader.pages[0].extract_text().split())
+        assert "spasticity" in text
+        assert "Sources" not in text
+    store.close()
 
 
 def test_history_lists_web_and_cds_hooks_assessments(web: Web, kb: Knowledge) -> None:

@@ -106,6 +106,7 @@ class Stopping(_Out):
     text: str
     basis: str
     citations: list[str]
+    gradual: bool = False  # not to be stopped all at once (a taper)
 
 
 class DrugRef(_Out):
@@ -244,6 +245,8 @@ class CitationRef(_Out):
 class HandoutItem(_Out):
     text: str
     red_flag: str | None  # the red flag an urgent line describes
+    # True: that red flag is present for this patient (a sign found today, not a future "if").
+    found: bool = False
 
 
 class HandoutSection(_Out):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     plan_link_hours: Annotated[float, Field(gt=0, le=168)] = 12.0
     # The assessment date: None means the date each request is received (demos and tests fix it).
     as_of: dt.date | None = None
+    # The paper the patient handout PDF is laid out for (one page): US Letter or A4.
+    handout_page_size: Literal["letter", "a4"] = "letter"
 
     @model_validator(mode="after")
     def _secret_long_enough(self) -> Settings:

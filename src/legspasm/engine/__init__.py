@@ -67,7 +67,7 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
                 ),
             ]
         )
-    sections = handout(kb, conditions, red_flags, facts)
+    sections = handout(kb, conditions, red_flags, facts, avoid)
     irls_label = None
     if d.irls_total is not None:
         irls_label = kb.scales["irls"].label_for(d.irls_total)

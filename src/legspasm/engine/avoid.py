@@ -91,7 +91,7 @@ def avoid_item(
     if drug_id is not None and status == "current" and rule.severity in BLOCKING:
         st = kb.stopping(drug_id)
         stopping = (
-            Stopping(text=st.text, basis=st.basis, citations=list(st.citations))
+            Stopping(text=st.text, basis=st.basis, citations=list(st.citations), gradual=st.gradual)
             if st is not None
             else Stopping(
                 text="How to stop it is not encoded: check the label before stopping, and do "

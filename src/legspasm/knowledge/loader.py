@@ -335,7 +335,20 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             av_rel, a.id, "advice_tags", a.advice_tags, dict.fromkeys(known_tags), "advice tag"
         )
 
-    _check_handouts(ho_rel, handouts, contexts, red_flags, citations, known_tags)
+    _check_handouts(ho_rel, handouts, contexts, red_flags, citations, known_tags, new_av)
+    handouts = {
+        h.id: h.model_copy(
+            update={
+                "items": [
+                    item.model_copy(
+                        update={"compiled": compiled(ho_rel, h.id, f"items[{i}].when", item.when)}
+                    )
+                    for i, item in enumerate(h.items)
+                ]
+            }
+        )
+        for h in handouts.values()
+    }
 
     changelog = f("CHANGELOG.md")
     if not changelog.exists():
@@ -395,6 +408,7 @@ def _check_handouts(
     red_flags: dict[str, RedFlag],
     citations: dict[str, Citation],
     known_tags: set[str],
+    avoid: dict[str, AvoidRule],
 ) -> None:
     """References, citations and urgency of the patient handout; every red flag is described."""
     covered: set[str] = set()
@@ -407,6 +421,19 @@ def _check_handouts(
                 rel, h.id, "urgency", "an urgent section is always shown: no contexts or tags"
             )
         for i, item in enumerate(h.items):
+            tags_field = f"items[{i}].tags"
+            _check_refs(rel, h.id, tags_field, item.tags, dict.fromkeys(known_tags), "advice tag")
+            if item.avoid_rule is not None:
+                _check_refs(
+                    rel, h.id, f"items[{i}].avoid_rule", [item.avoid_rule], avoid, "avoid rule"
+                )
+            if item.red_flag is not None and (item.tags or item.avoid_rule):
+                raise KnowledgeError(
+                    rel,
+                    h.id,
+                    tags_field,
+                    "a red-flag line is never withheld: no tags, no avoid_rule",
+                )
             if item.red_flag is None:
                 continue
             field = f"items[{i}].red_flag"

@@ -126,6 +126,12 @@ class Statement(_Entry):
     basis: Basis
 
 
+class StopStatement(Statement):
+    """How to stop a medicine. ``gradual``: it must not be stopped all at once (a taper)."""
+
+    gradual: bool = False
+
+
 class RenalBand(_Entry):
     """A renal dose band as the label writes it (Cockcroft-Gault CrCl, mL/min).
 
@@ -220,7 +226,7 @@ class Regimen(_Entry):
 class DrugClass(_Entry):
     id: Id
     name: Text
-    stopping: Statement | None = None  # how to stop a member the patient takes
+    stopping: StopStatement | None = None  # how to stop a member the patient takes
 
 
 class Drug(_Entry):
@@ -237,7 +243,7 @@ class Drug(_Entry):
     contraindications: list[Statement] = []
     interactions: list[Statement] = []
     monitoring: list[Statement] = []
-    stopping: Statement | None = None  # how to stop it (taper, cross-taper); else the class's
+    stopping: StopStatement | None = None  # how to stop it (taper, cross-taper); else the class's
     regimens: list[Regimen] = []
     # Where the current label is read; default: the DailyMed search for the name.
     label_url: str | None = None
@@ -442,10 +448,21 @@ class Scale(_Entry):
 
 
 class HandoutItem(_Entry):
-    """One line of a patient handout. ``red_flag`` names the red flag an urgent line describes."""
+    """One line of a patient handout. ``red_flag`` names the red flag an urgent line describes.
+
+    Relevance is data: ``when`` (a criterion) must be true for this patient, ``avoid_rule`` must
+    be on this patient's avoid list, and none of ``tags`` may be withheld; a line with none of
+    them is always relevant. A red-flag line is also shown when that red flag is possible, and
+    moved to the signs found today when it is present.
+    """
 
     text: Text
     red_flag: Id | None = None
+    when: Any = None
+    avoid_rule: Id | None = None
+    tags: list[str] = []
+    compiled: Compiled | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
 class HandoutSection(_Entry):
@@ -528,7 +545,7 @@ class Knowledge(_Entry):
     def threshold(self, key: str) -> float:
         return self.policy[key].value
 
-    def stopping(self, drug_id: str) -> Statement | None:
+    def stopping(self, drug_id: str) -> StopStatement | None:
         """How to stop a drug: its own statement, else its first class's."""
         drug = self.drugs[drug_id]
         if drug.stopping is not None:

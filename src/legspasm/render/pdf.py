@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from typing import Literal
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
-from reportlab.lib.pagesizes import A4
+from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import (
+    BaseDocTemplate,
     Flowable,
+    Frame,
+    FrameBreak,
     KeepTogether,
     ListFlowable,
+    PageTemplate,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -29,9 +34,10 @@ from reportlab.platypus import (
 )
 
 from ..assessment import Assessment, PlanStep
+from .handout import PRESCRIBED, HandoutView, handout_view
 from .report import AVOID_STATUS, CRITERION_STATE, PHASE_TITLES, alternative_text, confirm_line
 
-__all__ = ["handout_pdf", "summary_pdf"]
+__all__ = ["PAGE_SIZES", "PageSize", "handout_pdf", "summary_pdf"]
 
 _SYMBOLS = str.maketrans(
     {
@@ -249,42 +255,104 @@ def summary_pdf(a: Assessment) -> bytes:
     return _build(story, title)
 
 
-def handout_pdf(a: Assessment) -> bytes:
-    """The plain-language patient handout as a PDF."""
-    st = _Styles(12.5)
-    numbers = {c.id: c.number for c in a.citations}
-    title = "Your legs: what you can do"
-    story: list[Flowable] = [
-        Paragraph(title, st.title),
-        Paragraph(
-            _t(
-                f"Given on {a.as_of.isoformat()}. Keep this sheet. Ask your clinician if anything "
-                "is unclear."
-            ),
-            st.small,
-        ),
+PAGE_SIZES = {"letter": LETTER, "a4": A4}
+PageSize = Literal["letter", "a4"]
+
+
+def _handout_story(
+    v: HandoutView, base: float, width: float
+) -> tuple[list[Flowable], list[Flowable]]:
+    """The full-width head (title, date, urgent box) and the two-column body of the handout."""
+    st = _Styles(base)
+    h2 = ParagraphStyle("ho-h2", parent=st.h2, spaceBefore=base * 0.6, spaceAfter=base * 0.2)
+    urgent_h2 = ParagraphStyle("ho-uh2", parent=h2, textColor=colors.HexColor("#a4001d"))
+    body = ParagraphStyle("ho-b", parent=st.body, leading=base * 1.22)
+    note = ParagraphStyle("ho-n", parent=st.small, leading=(base - 1.5) * 1.22)
+    head: list[Flowable] = [
+        Paragraph(_t(v.title), st.title),
+        Paragraph(_t(v.given), st.small),
     ]
-    if a.red_flags:
-        story.append(
-            Paragraph(
-                "<b>Your clinician found signs that need checking urgently.</b> Follow what they "
-                "tell you today before anything on this sheet.",
-                st.alert,
-            )
+    if v.alert:
+        lines = [f"<b>{_t(v.alert[0])}</b>"]
+        lines += [f"&bull; {_t(t)}" for t in v.found]
+        lines.append(_t(v.alert[1]))
+        head.append(Paragraph("<br/>".join(lines), st.alert))
+    head.append(Spacer(1, base * 0.3))
+
+    def bullets(items: Sequence[str]) -> ListFlowable:
+        return ListFlowable(
+            [Paragraph(_t(i), body) for i in items],
+            bulletType="bullet",
+            start="•",
+            leftIndent=base,
+            bulletFontSize=base * 0.8,
         )
-    for s in a.handout:
+
+    cols: list[Flowable] = []
+    for s in v.sections:
         block: list[Flowable] = [
-            Paragraph(_t(s.heading), st.h2),
-            _bullets([_t(i.text) for i in s.items], st),
+            Paragraph(_t(s.heading), urgent_h2 if s.urgent else h2),
+            bullets(s.items),
         ]
         if s.note:
-            block.append(Paragraph(_t(s.note), st.small))
-        refs = _refs(s.citations, numbers)
-        if refs:
-            block.append(
-                Paragraph(f"Sources: {refs} (listed on your clinician's summary)", st.small)
-            )
-        story.append(KeepTogether(block))
-    story.append(Paragraph("Medicines your clinician prescribed", st.h2))
-    story.append(Spacer(1, 30 * mm))
-    return _build(story, title)
+            block.append(Paragraph(_t(s.note), note))
+        cols.append(KeepTogether(block))
+    if v.medicines:
+        block = [Paragraph("Your medicines", h2), Paragraph(_t(v.medicines), body)]
+        if v.taper:
+            block.append(Paragraph(f"<b>{_t(v.taper)}</b>", body))
+        cols.append(KeepTogether(block))
+    line = Table([[""]] * 2, colWidths=[width], rowHeights=[base * 2] * 2)
+    line.setStyle(TableStyle([("LINEBELOW", (0, 0), (-1, -1), 0.6, colors.black)]))
+    cols.append(KeepTogether([Paragraph(_t(PRESCRIBED), h2), line]))
+    return head, cols
+
+
+def _handout_build(v: HandoutView, base: float, pagesize: tuple[float, float]) -> tuple[bytes, int]:
+    margin = 13 * mm
+    gap = 7 * mm
+    page_w, page_h = pagesize
+    inner_w = page_w - 2 * margin
+    col_w = (inner_w - gap) / 2
+    head, cols = _handout_story(v, base, col_w)
+    head_h = 6 + sum(
+        f.wrap(inner_w, page_h)[1] + f.getSpaceBefore() + f.getSpaceAfter() for f in head
+    )
+    if v.alert:
+        head_h += 12  # the urgent box's border padding, above and below
+    body_h = page_h - 2 * margin - head_h
+    frames = [
+        Frame(margin, page_h - margin - head_h, inner_w, head_h, id="head", **_NOPAD),
+        Frame(margin, margin, col_w, body_h, id="left", **_NOPAD),
+        Frame(margin + col_w + gap, margin, col_w, body_h, id="right", **_NOPAD),
+    ]
+    buf = io.BytesIO()
+    doc = BaseDocTemplate(
+        buf,
+        pagesize=pagesize,
+        title=v.title,
+        author="legspasm",
+        subject="Leg cramps, spasms and restless legs",
+    )
+    doc.addPageTemplates([PageTemplate(id="handout", frames=frames)])
+    doc.build([*head, FrameBreak(), *cols])
+    return buf.getvalue(), doc.page
+
+
+_NOPAD = {"leftPadding": 0, "rightPadding": 0, "topPadding": 0, "bottomPadding": 0}
+
+
+def handout_pdf(a: Assessment, page_size: PageSize = "letter") -> bytes:
+    """The plain-language patient handout as a one-page PDF (US Letter by default, or A4).
+
+    Two columns under a full-width head; the type is as large as fits on one page (13 pt down
+    to 8 pt). No citation numbers: the sources are on the clinician's summary.
+    """
+    v = handout_view(a)
+    pagesize = PAGE_SIZES[page_size]
+    pdf = b""
+    for tenth in range(130, 79, -5):
+        pdf, pages = _handout_build(v, tenth / 10, pagesize)
+        if pages == 1:
+            return pdf
+    return pdf

@@ -457,11 +457,14 @@ def web_router(
         """The clinician summary (summary.pdf) or the patient handout (handout.pdf)."""
         if (no := refused(invocation_id, t)) is not None:
             return no
-        build = {"summary": summary_pdf, "handout": handout_pdf}.get(kind)
         got = load(invocation_id)
-        if got is None or build is None:
+        if got is None or kind not in ("summary", "handout"):
             return not_found(f"{kind}.pdf of assessment {invocation_id!r}")
-        return _pdf(build(got[1]), f"legspasm-{kind}-{invocation_id[:8]}.pdf")
+        if kind == "summary":
+            content = summary_pdf(got[1])
+        else:
+            content = handout_pdf(got[1], page_size=d.settings.handout_page_size)
+        return _pdf(content, f"legspasm-{kind}-{invocation_id[:8]}.pdf")
 
     @router.get("/history", response_class=HTMLResponse, include_in_schema=False)
     def history(patient: str | None = None) -> HTMLResponse:

@@ -23,6 +23,7 @@ from ..case import Case
 from ..fhir.intake import questionnaire
 from ..knowledge import Knowledge
 from ..render.charts import charts
+from ..render.handout import PRESCRIBED, handout_view
 from ..render.report import AVOID_STATUS, NOTE_KINDS, PHASE_TITLES, RECORD_FIELDS
 from ..render.words import (
     BOTTOM_LINE_LABELS,
@@ -275,6 +276,8 @@ class Templates:
             **self._assessment_context(inv, a),
             "title": "Print: summary and handout",
             "cap": cap,
+            "ho": handout_view(a),
+            "prescribed": PRESCRIBED,
         }
         return self.page("print.html", context)
 
