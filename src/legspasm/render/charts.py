@@ -69,6 +69,8 @@ def _svg(c: Chart) -> str:
         )
         mid = (x0 + x1) / 2
         label = b.label if len(b.label) * 6.2 < x1 - x0 + 30 else b.label.split(" (")[0]
+        if len(label) * 6.2 > x1 - x0 + 10:
+            continue  # a label that does not fit is in the text equivalent
         parts.append(
             f'<text x="{mid:.1f}" y="{_BAR_Y + _BAR_H + 14}" font-size="11" '
             f'text-anchor="middle" fill="#1b1f24">{escape(label)}</text>'

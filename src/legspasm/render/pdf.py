@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 from xml.sax.saxutils import escape
 
+from reportlab.graphics.shapes import Drawing, Line, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4, LETTER
@@ -34,8 +35,10 @@ from reportlab.platypus import (
 )
 
 from ..assessment import Assessment, PlanStep
+from .charts import Chart
 from .handout import PRESCRIBED, HandoutView, handout_view
 from .report import AVOID_STATUS, CRITERION_STATE, PHASE_TITLES, alternative_text, confirm_line
+from .words import BOTTOM_LINE_LABELS, basis_words, care_missing, grade_words, red_flag_screen
 
 __all__ = ["PAGE_SIZES", "PageSize", "handout_pdf", "summary_pdf"]
 
@@ -112,9 +115,7 @@ _UNLESS = " unless confirmed otherwise"
 
 
 def _step(s: PlanStep, numbers: dict[str, int], st: _Styles) -> list[Flowable]:
-    grade = f"{s.strength}; certainty {s.certainty}"
-    if s.basis in ("M", "UNVERIFIED"):
-        grade += "; not verified against the primary source"
+    grade = grade_words(s)
     lead = "<b>CONDITIONAL:</b> " if s.status == "conditional" else ""
     out: list[Flowable] = [
         Paragraph(f"{lead}{_t(s.text)} {_refs(s.citations, numbers)} <i>({_t(grade)})</i>", st.body)
@@ -171,10 +172,68 @@ def _alternative(s: PlanStep, st: _Styles) -> Paragraph:
     return Paragraph(f"<b>Alternative{cond}:</b> {_t(alternative_text(s))}", st.small)
 
 
-def summary_pdf(a: Assessment) -> bytes:
-    """The clinician summary as a PDF."""
+def _chart_drawing(c: Chart, width: float) -> Drawing:
+    """A chart as a reportlab drawing: the same bands and marker as the page's SVG."""
+    lo, hi = c.bands[0].low, c.bands[-1].high
+    span = (hi - lo) or 1.0
+    h, bar_y, bar_h = 34.0, 12.0, 9.0
+    d = Drawing(width, h)
+
+    def x(v: float) -> float:
+        return 4 + (min(max(v, lo), hi) - lo) / span * (width - 8)
+
+    for i, b in enumerate(c.bands):
+        x0, x1 = x(b.low), x(b.high)
+        rect = Rect(x0, bar_y, max(x1 - x0, 1), bar_h)
+        rect.fillColor = colors.HexColor(_CHART_FILLS[i % len(_CHART_FILLS)])
+        rect.strokeColor = colors.HexColor("#7b8794")
+        rect.strokeWidth = 0.4
+        d.add(rect)
+        label = b.label.split(" (")[0]
+        if len(label) * 3.0 <= x1 - x0 + 6:  # a label that does not fit is in the caption
+            d.add(String((x0 + x1) / 2, 2, _t_plain(label), fontSize=6, textAnchor="middle"))
+    vx = x(c.value)
+    d.add(
+        Line(
+            vx,
+            bar_y - 2,
+            vx,
+            bar_y + bar_h + 2,
+            strokeColor=colors.HexColor("#10324f"),
+            strokeWidth=2,
+        )
+    )
+    d.add(
+        String(
+            min(max(vx, 20), width - 20),
+            bar_y + bar_h + 4,
+            _t_plain(f"{c.title}: {c.value:g} {c.unit}"),
+            fontSize=7,
+            textAnchor="middle",
+            fontName="Helvetica-Bold",
+        )
+    )
+    return d
+
+
+_CHART_FILLS = ("#f3d6d9", "#fbe7c6", "#dcefe0", "#dfe7f1", "#eadff1", "#e9ecef")
+
+
+def _t_plain(text: str) -> str:
+    return text.translate(_SYMBOLS).encode("cp1252", "replace").decode("cp1252")
+
+
+def summary_pdf(a: Assessment, chart_list: Sequence[Chart] = ()) -> bytes:
+    """The clinician summary as a PDF: the bottom line first, then the detail in page order."""
     st = _Styles(10)
     numbers = {c.id: c.number for c in a.citations}
+    used: set[str] = set()
+
+    def refs(ids: Iterable[str]) -> str:
+        ids = list(ids)
+        used.update(i for i in ids if i in numbers)
+        return _refs(ids, numbers)
+
     title = "legspasm clinician summary" + (f": {a.case_id}" if a.case_id else "")
     story: list[Flowable] = [
         Paragraph(_t(title), st.title),
@@ -186,31 +245,76 @@ def summary_pdf(a: Assessment) -> bytes:
             st.small,
         ),
     ]
+    if a.bottom_line:
+        rows = [
+            [
+                Paragraph(f"<b>{_t(BOTTOM_LINE_LABELS[b.kind].upper())}</b>", st.small),
+                Paragraph(
+                    f"<b>{_t(b.text)}</b>"
+                    if b.kind in ("red-flag", "do-not", "hold")
+                    else _t(b.text),
+                    st.body,
+                ),
+            ]
+            for b in a.bottom_line
+        ]
+        box = Table(rows, colWidths=[22 * mm, None])
+        red = bool(a.red_flags)
+        box.setStyle(
+            TableStyle(
+                [
+                    (
+                        "BOX",
+                        (0, 0),
+                        (-1, -1),
+                        1.5 if red else 1,
+                        colors.HexColor("#a4001d" if red else "#10324f"),
+                    ),
+                    (
+                        "BACKGROUND",
+                        (0, 0),
+                        (-1, -1),
+                        colors.HexColor("#fdecee" if red else "#f7fafd"),
+                    ),
+                    ("LINEBELOW", (0, 0), (-1, -2), 0.3, colors.HexColor("#c9d0d8")),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        story += [Paragraph("Bottom line", st.h2), box]
     for rf in a.red_flags:
         story.append(
             Paragraph(
                 f"<b>{rf.urgency.upper()}{' (possible)' if rf.status == 'possible' else ''}: "
-                f"{_t(rf.name)}.</b> {_t(rf.action)} "
-                f"{_refs(rf.citations, numbers)}",
+                f"{_t(rf.name)}.</b> {_t(rf.action)} {refs(rf.citations)}"
+                + (f" <b>Order:</b> {_t(rf.order)}" if rf.order else ""),
                 st.alert,
+            )
+        )
+    red_ids = {rf.id for rf in a.red_flags}
+    held = [w for w in a.withheld if w.by in red_ids]
+    if held:
+        story.append(
+            Paragraph(
+                "<b>Held until the red flag is excluded:</b> " + _t(" ".join(w.text for w in held)),
+                st.small,
             )
         )
     d = a.derived
     facts = [f"Age: {d.age_years:g} years" if d.age_years is not None else "Age: unknown"]
-    facts.append(f"Creatinine clearance: {d.crcl_note}")
+    facts.append(
+        f"Creatinine clearance: {d.crcl_note}"
+        + (f" {refs(['CG1976'])}" if d.crcl_ml_min is not None else "")
+    )
     if d.irls_total is not None:
-        facts.append(f"IRLS total: {d.irls_total} ({d.irls_severity})")
+        facts.append(f"IRLS total: {d.irls_total} of 40 ({d.irls_severity})")
     story.append(Paragraph(_t(" · ".join(facts)), st.body))
-    story.append(Paragraph("What it probably is", st.h2))
-    shown = [c for c in a.conditions if c.status in ("documented", "likely", "possible")]
-    if not shown:
-        story.append(Paragraph("No condition is established yet; see what is missing.", st.body))
-    for c in shown:
-        crit = "; ".join(f"{CRITERION_STATE[k.state]}: {k.text}" for k in c.criteria)
-        story.append(
-            Paragraph(f"<b>{_t(c.name)}</b>: {c.status} {_refs(c.citations, numbers)}", st.body)
-        )
-        story.append(Paragraph(_t(crit), st.small))
+    width = A4[0] - 36 * mm
+    for chart in chart_list:
+        story.append(_chart_drawing(chart, width))
+        story.append(Paragraph(_t(chart.text), st.small))
+    if a.red_flags:
+        story.append(Paragraph("Once the red flag is excluded", st.h2))
     story.append(Paragraph("What to do", st.h2))
     if not a.plan:
         story.append(Paragraph("No plan step applies yet.", st.body))
@@ -222,13 +326,13 @@ def summary_pdf(a: Assessment) -> bytes:
                 if s.alternative_to:
                     story.append(_alternative(s, st))
                     continue
+                refs(s.citations)
                 story.append(KeepTogether(_step(s, numbers, st)))
                 story.append(Spacer(1, 3))
-    if a.withheld:
+    other = [w for w in a.withheld if w.by not in red_ids]
+    if other:
         story.append(Paragraph("Withheld for this patient", st.h3))
-        story.append(
-            _bullets([f"{_t(w.text)} <b>Withheld:</b> {_t(w.reason)}" for w in a.withheld], st)
-        )
+        story.append(_bullets([f"{_t(w.text)} <b>Withheld:</b> {_t(w.reason)}" for w in other], st))
     if a.avoid:
         story.append(Paragraph("What not to do", st.h2))
         story.append(
@@ -237,19 +341,36 @@ def summary_pdf(a: Assessment) -> bytes:
                     f"<b>{i.severity.upper()}</b>{_UNLESS if i.confirm else ''}"
                     f": {_t(i.target)} ({AVOID_STATUS[i.status]}). "
                     f"{_t(i.reason)} "
-                    f"{_refs(i.citations, numbers)}"
+                    f"{refs(i.citations)}"
                     + (f" <b>How to stop:</b> {_t(i.stopping.text)}" if i.stopping else "")
                     for i in a.avoid
                 ],
                 st,
             )
         )
-    if a.missing_data:
+    story.append(Paragraph("What it probably is", st.h2))
+    shown = [c for c in a.conditions if c.status in ("documented", "likely", "possible")]
+    if not shown:
+        story.append(Paragraph("No condition is established yet; see what is missing.", st.body))
+    for c in shown:
+        crit = "; ".join(f"{CRITERION_STATE[k.state]}: {k.text}" for k in c.criteria)
+        status = "on the record" if c.status == "documented" else c.status
+        story.append(Paragraph(f"<b>{_t(c.name)}</b>: {status} {refs(c.citations)}", st.body))
+        story.append(Paragraph(_t(crit), st.small))
+    care = care_missing(a)
+    flags, _ = red_flag_screen(a)
+    if care or flags:
         story.append(Paragraph("Still missing", st.h2))
-        story.append(_bullets([_t(m.question) for m in a.missing_data], st))
+        lines = [_t(m.question) for m in care]
+        if flags:
+            lines.append(
+                _t("Red-flag screen not documented: " + ", ".join(flags) + " not excluded")
+            )
+        story.append(_bullets(lines, st))
     story.append(Paragraph("References", st.h2))
-    for ref in a.citations:
-        extra = " (expert opinion or unverified detail)" if ref.basis in ("M", "UNVERIFIED") else ""
+    for ref in (r for r in a.citations if r.id in used):
+        words = basis_words(ref.basis)
+        extra = f" ({words})" if words else ""
         url = f" {_t(ref.url)}" if ref.url else ""
         story.append(Paragraph(f"{ref.number}. {_t(ref.text)}{extra}{url}", st.small))
     return _build(story, title)

@@ -15,6 +15,7 @@ from ..assessment import Assessment, AvoidItem, CitationRef, PlanStep, RedFlagRe
 from ..engine.avoid import BLOCKING
 from ..fhir.output import plan_step_resource
 from ..fhir.systems import BASE
+from ..render.words import basis_words
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
 __all__ = ["OVERRIDE_REASONS", "RULE_SYSTEM", "IssuedCard", "build_cards"]
@@ -55,6 +56,7 @@ class IssuedCard:
 
 
 def _short(text: str, limit: int = _MAX_SUMMARY) -> str:
+    """For labels and codings only (never a card summary): cut at a word, marked with '…'."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
@@ -62,8 +64,14 @@ def _short(text: str, limit: int = _MAX_SUMMARY) -> str:
     return cut + "…"
 
 
-def _first_sentence(text: str) -> str:
-    return text.split(". ", 1)[0].rstrip(".")
+def _fit(*candidates: str, limit: int = _MAX_SUMMARY) -> str:
+    """The first candidate that fits the summary limit: a summary is whole, never cut. The last
+    candidate is the short form; if even that is too long it is cut at a word (a long name)."""
+    texts = [" ".join(c.split()) for c in candidates if c]
+    for text in texts:
+        if len(text) <= limit:
+            return text
+    return _short(texts[-1], limit)
 
 
 def _refs(ids: Sequence[str], cites: Mapping[str, CitationRef]) -> str:
@@ -78,7 +86,8 @@ def _references(ids: Sequence[str], cites: Mapping[str, CitationRef]) -> str:
     lines = ["", "**References**", ""]
     for c in shown:
         text = f"[{c.text}]({c.url})" if c.url else c.text
-        lines.append(f"{c.number}. {text} *(evidence basis: {c.basis})*")
+        words = basis_words(c.basis)
+        lines.append(f"{c.number}. {text}" + (f" *({words})*" if words else ""))
     return "\n".join(lines)
 
 
@@ -113,14 +122,17 @@ class _Cards:
     def red_flags(self) -> None:
         for rf in self.a.red_flags:
             why = "; ".join(rf.rationale)
+            held = [w.text for w in self.a.withheld if w.by == rf.id]
             detail = (
                 f"**{rf.urgency.upper()}: {rf.action}** {_refs(rf.citations, self.cites)}\n\n"
-                + (f"Why: {why}.\n" if why else "")
+                + (f"**Order:** {rf.order}\n\n" if rf.order else "")
+                + (f"Why: {why}.\n\n" if why else "")
+                + (f"Held until it is excluded: {' '.join(held)}\n" if held else "")
                 + _references(rf.citations, self.cites)
             )
             card = Card(
                 uuid=self.new_uuid(),
-                summary=_short(f"Red flag: {rf.name}. {rf.action}"),
+                summary=_fit(f"Red flag: {rf.name}. {rf.summary}", f"Red flag: {rf.name}."),
                 detail=detail,
                 indicator="critical",
                 source=_source(self.a, rf.id, rf.name, rf.citations),
@@ -190,11 +202,15 @@ class _Cards:
             suggestions = self.suggestions(order_id, head, draft)
         others = len(items) - 1
         more = f" (+{others} more)" if others else ""
-        summary = _short(f"{word} {drug}{more}: {_first_sentence(head.reason)}")
+        why = head.summary.rstrip(".")
+        summary = _fit(f"{word} {drug}{more}: {why}.", f"{word} {drug}{more}.")
+        lead = f"**{'Do not order' if blocking else 'Check before ordering'} {drug}:** {why}."
+        if suggestions:
+            lead += " " + "; ".join(x.label for x in suggestions) + "."
         card = Card(
             uuid=self.new_uuid(),
             summary=summary,
-            detail="\n".join(lines) + "\n" + _references(cited, self.cites),
+            detail=lead + "\n\n" + "\n".join(lines) + "\n" + _references(cited, self.cites),
             indicator="warning" if blocking else "info",
             source=_source(self.a, head.id, head.target, head.citations),
             suggestions=suggestions or None,
@@ -237,9 +253,7 @@ class _Cards:
                     isRecommended=n == 0 and not conditional,
                     actions=[
                         *remove,
-                        Action(
-                            type="create", description=_short(step.text, 200), resource=resource
-                        ),
+                        Action(type="create", description=step.summary, resource=resource),
                     ],
                 )
             )
@@ -261,19 +275,8 @@ class _Cards:
         current = [i for i in a.avoid if i.status == "current" and i.severity in BLOCKING]
         if not shown and not current:
             return
-        parts = []
-        if shown:
-            parts.append("Leg symptoms: " + ", ".join(f"{c.name} ({c.status})" for c in shown))
-        ready = [s for s in a.plan if s.status == "recommended" and not s.alternative_to]
-        nxt = next((s for s in ready if s.phase != "work-up"), ready[0] if ready else None)
-        if nxt is not None and shown:
-            parts.append(f"next: {_first_sentence(nxt.text)}")
-        if current:
-            names = sorted({i.drug.name if i.drug else i.target for i in current})
-            why = _first_sentence(current[0].reason).rstrip(":")
-            lead = "review" if parts else "Review current medicines:"
-            parts.append(f"{lead} {', '.join(names)} ({why})")
-        lines = []
+        bottom = [b.text for b in a.bottom_line if b.kind != "missing"]
+        lines = [f"- {b}" for b in bottom] + [""]
         for c in shown:
             met = sum(1 for k in c.criteria if k.state == "met")
             unknown = sum(1 for k in c.criteria if k.state == "unknown")
@@ -308,9 +311,10 @@ class _Cards:
         cited = [c for x in shown for c in x.citations] + [c for s in first for c in s.citations]
         cited += [c for i in current for c in i.citations]
         code, display = (shown[0].id, shown[0].name) if shown else ("medication-review", "review")
+        head = bottom[0] if shown else f"Review current medicines: {bottom[0]}"
         card = Card(
             uuid=self.new_uuid(),
-            summary=_short("; ".join(parts)),
+            summary=_fit(*(" ".join([head, *bottom[1:n]]) for n in range(len(bottom), 0, -1))),
             detail="\n".join(lines) + "\n" + _references(cited, self.cites),
             indicator="info",
             source=_source(self.a, code, display, cited),
@@ -322,7 +326,7 @@ class _Cards:
 def _label(step: PlanStep) -> str:
     med = step.medication
     if med is None:
-        return _first_sentence(step.text)
+        return step.summary
     dose = f" {med.dose} {med.frequency}" if med.dose and med.frequency else ""
     return f"Instead: {med.drug.name}{dose}"
 

@@ -34,6 +34,7 @@ from ..engine import evaluate
 from ..errors import CaseValidationError, InputError, SeveralPatients
 from ..inputs import load_patient
 from ..knowledge import Knowledge
+from ..render.charts import charts
 from ..render.pdf import handout_pdf, summary_pdf
 from ..settings import Settings
 from .examples import EXAMPLES, Example
@@ -461,7 +462,7 @@ def web_router(
         if got is None or kind not in ("summary", "handout"):
             return not_found(f"{kind}.pdf of assessment {invocation_id!r}")
         if kind == "summary":
-            content = summary_pdf(got[1])
+            content = summary_pdf(got[1], charts(got[1], kb))
         else:
             content = handout_pdf(got[1], page_size=d.settings.handout_page_size)
         return _pdf(content, f"legspasm-{kind}-{invocation_id[:8]}.pdf")
