@@ -41,6 +41,12 @@ class Format(StrEnum):
     fhir = "fhir"
 
 
+class Color(StrEnum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
 class ReportFormat(StrEnum):
     text = "text"
     json = "json"
@@ -73,7 +79,19 @@ def _as_of(value: str | None) -> dt.date:
         raise typer.Exit(2) from None
 
 
-@app.command()
+_ASSESS_EXAMPLES = """Examples:
+
+legspasm assess src/legspasm/examples/rls-low-ferritin.yaml --as-of 2026-11-21
+
+legspasm assess src/legspasm/examples/rls-record.fhir.json -f fhir > plan.json
+
+legspasm assess EXPORT/ --patient 123 -f markdown > plan.md
+
+legspasm assess case.yaml -f json | jq .bottom_line
+"""
+
+
+@app.command(epilog=_ASSESS_EXAMPLES)
 def assess(
     case: Annotated[
         str,
@@ -90,8 +108,17 @@ def assess(
         str | None,
         typer.Option("--patient", help="Patient id, when the FHIR input holds several patients."),
     ] = None,
+    color: Annotated[
+        Color,
+        typer.Option(
+            "--color",
+            help="Text format: colour and wrap to the terminal (auto: only on a terminal; "
+            "NO_COLOR is honoured).",
+        ),
+    ] = Color.auto,
 ) -> None:
-    """Assess one patient and print the plan (and, for FHIR input, the data used and not)."""
+    """Assess one patient and print the plan, bottom line first (and, for FHIR input, the
+    data used and not)."""
     from .inputs import load_patient
     from .knowledge import load_knowledge
     from .render import render_markdown, render_text
@@ -121,6 +148,13 @@ def assess(
         typer.echo(result.model_dump_json(indent=2))
     elif fmt is Format.markdown:
         typer.echo(render_markdown(result), nl=False)
+    elif color is Color.always or (color is Color.auto and sys.stdout.isatty()):
+        from rich.console import Console
+
+        from .render.terminal import styled_report
+
+        console = Console(force_terminal=color is Color.always, highlight=False)
+        console.print(styled_report(result, console.width), end="", soft_wrap=True)
     else:
         typer.echo(render_text(result), nl=False)
 

@@ -172,7 +172,7 @@ def _do_not(avoid: Sequence[AvoidItem]) -> BottomLine | None:
     why = _lower_first(a.summary.rstrip("."))
     sep = " — " if ":" in why else ": "
     text = f"{_VERB[a.severity]} {a.target}{_WHERE[a.status]}{sep}{why}"
-    if a.stopping is not None:
+    if a.stopping is not None and not re.search(r"\b(taper|stop)", why):
         text += "; check how to stop it first"
     return BottomLine(kind="do-not", text=_sentence(text), about=a.id)
 

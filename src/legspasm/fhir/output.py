@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from xml.sax.saxutils import escape
 
 from ..assessment import Assessment, CitationRef, MedicationPlan, PlanStep
 from .systems import BASE, RXNORM, UCUM
@@ -274,9 +275,14 @@ def assessment_bundle(a: Assessment, subject: str | None = None) -> dict[str, An
                 continue
             sub.append(action)
         actions.append({"title": title, "groupingBehavior": "logical-group", "action": sub})
-    notes = [f"legspasm knowledge base {a.knowledge_version}, assessed as of {a.as_of}."]
+    bottom = " ".join(line.text for line in a.bottom_line)
+    notes = [f"Bottom line: {bottom}"] if bottom else []
+    notes += [f"legspasm knowledge base {a.knowledge_version}, assessed as of {a.as_of}."]
     notes += [f"Withheld: {w.text} ({w.reason})." for w in a.withheld]
-    notes += [f"Missing: {m.question} ({m.where})" for m in a.missing_data]
+    notes += [
+        f"Missing: {m.question}; could change {', '.join(m.changes or m.affects)}."
+        for m in a.missing_data
+    ]
     rg = b.add(
         "RequestGroup",
         "plan",
@@ -323,6 +329,8 @@ def assessment_bundle(a: Assessment, subject: str | None = None) -> dict[str, An
             "status": "draft",
             "intent": "proposal",
             "title": "legspasm plan for leg cramps, spasms or restless legs",
+            **({"description": bottom} if bottom else {}),
+            **({"text": _narrative(a)} if a.bottom_line else {}),
             "subject": ref,
             "created": a.as_of.isoformat(),
             "author": {"reference": b.device, "display": "legspasm"},
@@ -409,3 +417,15 @@ def _clean(action: dict[str, Any]) -> dict[str, Any]:
     if "action" in out:
         out["action"] = [_clean(x) for x in out["action"]]
     return out
+
+
+_XHTML = "http://www.w3.org/1999/xhtml"
+
+
+def _narrative(a: Assessment) -> dict[str, str]:
+    """The bottom line as the CarePlan's human-readable narrative (an XHTML list)."""
+    items = "".join(f"<li>{escape(line.text)}</li>" for line in a.bottom_line)
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="{_XHTML}"><p>Bottom line</p><ul>{items}</ul></div>',
+    }

@@ -39,7 +39,7 @@ from ..render.pdf import handout_pdf, summary_pdf
 from ..settings import Settings
 from .examples import EXAMPLES, Example
 from .form import FormData, ParsedForm, case_to_form, field_of, read_form
-from .view import Templates
+from .view import EVIDENCE_DOCS, Templates
 
 __all__ = ["SERVICE_ID", "web_router"]
 
@@ -466,6 +466,17 @@ def web_router(
         else:
             content = handout_pdf(got[1], page_size=d.settings.handout_page_size)
         return _pdf(content, f"legspasm-{kind}-{invocation_id[:8]}.pdf")
+
+    @router.get("/docs/evidence/{name}", response_class=HTMLResponse, include_in_schema=False)
+    def evidence(name: str) -> HTMLResponse:
+        """The evidence review the knowledge base is encoded from (a citation resolves here).
+        Public: it holds no patient data."""
+        doc = EVIDENCE_DOCS.get(name)
+        if doc is None:
+            return d.pages.page(
+                "missing.html", {"title": "Not found", "what": "such document"}, 404
+            )
+        return d.pages.document(doc)
 
     @router.get("/history", response_class=HTMLResponse, include_in_schema=False)
     def history(patient: str | None = None) -> HTMLResponse:

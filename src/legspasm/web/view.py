@@ -11,10 +11,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from ..assessment import Assessment, MissingDatum
@@ -35,7 +37,7 @@ from ..render.words import (
 from .examples import Example
 from .form import DOSE_UNITS, MED_ROWS, ORDER_ROWS, OUTCOME_LABELS, WEIGHT_UNITS, lab_units
 
-__all__ = ["AnswerGroup", "Templates", "answer_fields"]
+__all__ = ["EVIDENCE_DOCS", "AnswerGroup", "Templates", "answer_fields"]
 
 _STATE = {"met": "Met", "not_met": "Not met", "unknown": "Unknown"}
 
@@ -116,6 +118,12 @@ def _refs(ids: Sequence[str], numbers: Mapping[str, int]) -> Markup:
 
 def _days(d: dt.date | None, as_of: dt.date) -> str:
     return "" if d is None else f"{(d - as_of).days} days from {as_of.isoformat()}"
+
+
+# The evidence review and its addenda, shipped with the package (docs/evidence/): the source the
+# knowledge base is encoded from, so a citation of it opens a page.
+_EVIDENCE = Path(__file__).resolve().parent.parent / "docs" / "evidence"
+EVIDENCE_DOCS = {p.name: p for p in sorted(_EVIDENCE.glob("*.md"))}
 
 
 class Templates:
@@ -280,6 +288,13 @@ class Templates:
             "prescribed": PRESCRIBED,
         }
         return self.page("print.html", context)
+
+    def document(self, path: Path) -> HTMLResponse:
+        """A Markdown document of the package as a page (tables and headings kept)."""
+        text = path.read_text(encoding="utf-8")
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+        title = next((ln[2:] for ln in text.splitlines() if ln.startswith("# ")), path.name)
+        return self.page("document.html", {"title": title, "body": Markup(body)})
 
     def history(self, rows: Sequence[Invocation], patient: str | None) -> HTMLResponse:
         entries = []
