@@ -301,7 +301,8 @@ class Templates:
             context |= {
                 "complaint": [self.items[link] for link in steps.COMPLAINT],
                 "screen": [
-                    {"title": g.title, "questions": [self.items[ln] for ln in g.links]} for g in screen
+                    {"title": g.title, "questions": [self.items[ln] for ln in g.links]}
+                    for g in screen
                 ],
                 "hidden_names": [n for n in values if n not in visible],
                 "shown": sorted(shown or ()),
