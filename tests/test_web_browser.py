@@ -232,7 +232,7 @@ def test_missing_data_answered_in_place(page: Any, base: str) -> None:
     form = page.locator("form.answers")
     form.locator(
         "fieldset",
-        has=page.locator("legend", has_text="A leg suddenly cold, pale and without a pulse"),
+        has=page.locator("legend", has_text="Sudden cold, pale, pulseless limb"),
     ).get_by_label("Yes", exact=True).check()
     form.get_by_role("button", name="Re-assess with these answers").click()
     page.wait_for_url("**/assessments/*")
