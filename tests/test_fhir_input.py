@@ -675,7 +675,7 @@ def test_questionnaire_items_are_exactly_the_intake_fields() -> None:
 
     def walk(items: list[dict[str, Any]]) -> None:
         for it in items:
-            if it["type"] != "group":
+            if it["type"] not in ("group", "display"):  # display: an item's help text
                 links.append(it["linkId"])
             walk(it.get("item", []))
 

@@ -100,7 +100,7 @@ def same(a: Assessment, b: Assessment) -> None:
 
 
 def test_intake_form_mirrors_the_questionnaire(web: Web, kb: Knowledge) -> None:
-    page = web.client.get("/").text
+    page = web.client.get("/?form=full").text
     names = set(re.findall(r'name="([^"]+)"', page))
     for link in intake_leaves():
         assert link in names, link
@@ -300,7 +300,7 @@ def test_upload_with_several_patients_asks_which(web: Web) -> None:
 
 
 def test_every_example_opens(web: Web) -> None:
-    page = web.client.get("/").text
+    page = web.client.get("/?form=full").text
     names = re.findall(r'action="/examples/([\w-]+)"', page)
     assert len(names) >= 6
     for name in names:
@@ -559,3 +559,119 @@ def test_a_wrong_method_is_405_with_allow(web: Web) -> None:
     assert r.status_code == 405
     assert r.headers["allow"] == "POST"
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+# --- the adaptive intake -------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"<(input|select)\b([^>]*)>")
+
+
+def visible_fields(html: str) -> set[str]:
+    """The names of the form controls a step shows (not its hidden fields)."""
+    out = set()
+    for _, attrs in _CONTROL.findall(html):
+        m = re.search(r'name="([^"]+)"', attrs)
+        if m and 'type="hidden"' not in attrs:
+            out.add(m.group(1))
+    return out
+
+
+def hidden_fields(html: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for _, attrs in _CONTROL.findall(html):
+        m = re.search(r'type="hidden" name="([^"]+)" value="([^"]*)"', attrs)
+        if m:
+            out.setdefault(m.group(1), []).append(m.group(2).replace("&#34;", '"'))
+    return out
+
+
+def _answer_of(name: str) -> str:
+    """One answer: a question, or one row of the medicine or laboratory table (a medicine with
+    its dose, times a day and start date; a result with its unit and date)."""
+    m = re.fullmatch(r"((?:med|order|lab)\.\w+)\.\w+", name)
+    return m.group(1) if m else name
+
+
+def _core(a: Assessment) -> tuple[object, ...]:
+    """What the clinician acts on: what it probably is, red flags, what to do, what not to do."""
+    return (
+        {c.id: c.status for c in a.conditions if c.status in ("documented", "likely", "possible")},
+        sorted(r.id for r in a.red_flags),
+        sorted(s.id for s in a.plan),
+        sorted(i.id for i in a.avoid),
+    )
+
+
+def adaptive_flow(web: Web, full: Mapping[str, list[str]]) -> tuple[int, int, Assessment]:
+    """A clinician going through the two steps for the patient ``full`` describes: in each
+    step they answer what the page asks and the record knows (the red-flag screen with its
+    "none of the others" box when no red flag is present). Returns (answers given, questions
+    step 1 showed, the assessment)."""
+    page = web.client.get("/").text
+    asked = visible_fields(page) - {"screen_none"}
+    step1_questions = len(asked - {"patient.birth_date"})
+    screen = hidden_fields(page)["screen_item"]
+    values: dict[str, list[str]] = {"step": ["1"], "go": ["next"], "screen_item": screen}
+    answered: set[str] = set()
+    for name in sorted(asked):
+        if name in full and not (name in screen and full[name] != ["yes"]):
+            values[name] = list(full[name])
+            answered.add(name)
+    answers = len(answered)
+    if not any(full.get(n) == ["yes"] for n in screen):
+        values["screen_none"] = ["yes"]
+        answers += 1
+    r = web.client.post("/intake/step", data=values)
+    for _ in range(5):
+        assert r.status_code == 200, r.text[:2000]
+        posted: dict[str, list[str]] = hidden_fields(r.text)
+        # the folded "More details" are not asked: only what the page shows outside them
+        asked_now = visible_fields(r.text.split('<details class="more"', 1)[0])
+        new = 0
+        for name in asked_now:
+            if name in full:
+                posted[name] = list(full[name])
+                if not name.endswith((".unit", ".status")) and name not in answered:
+                    answered.add(name)
+                    new += 1
+        answers += new
+        posted["go"] = ["next"] if new else ["now"]
+        r = web.client.post("/intake/step", data=posted)
+        if r.status_code == 303:
+            break
+    _, a = assessed(web, r)
+    return len({_answer_of(n) for n in answered}), step1_questions, a
+
+
+CRAMP_PATIENTS = [
+    VIGNETTES / "nlc-typical-middle-aged-man-no-drugs" / "case.yaml",
+    ROOT / "src" / "legspasm" / "examples" / "nocturnal-cramps.yaml",
+]
+
+
+@pytest.mark.parametrize(
+    "case_file", CRAMP_PATIENTS, ids=lambda p: p.parent.name if p.name == "case.yaml" else p.stem
+)
+def test_a_typical_cramp_patient_needs_at_most_15_answers(
+    web: Web, kb: Knowledge, case_file: Path
+) -> None:
+    case = load_case(case_file)
+    full = case_to_form(case, kb)
+    answers, step1, got = adaptive_flow(web, full)
+    assert _core(got) == _core(evaluate(case, kb, AS_OF))
+    before = len({_answer_of(k) for k in full if not k.endswith((".unit", ".status"))})
+    print(f"{case_file.parent.name}: {answers} answers (the full form: {before}); step 1: {step1}")
+    assert answers <= 15
+
+
+def test_step_one_errors_name_the_field_by_its_label(web: Web) -> None:
+    r = web.client.post(
+        "/intake/step", data={"step": "1", "go": "next", "patient.age_years": "250"}
+    )
+    assert r.status_code == 422
+    summary = r.text.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+    assert "Age (years):" in summary
+    assert "patient.age_years" not in summary
+    assert "250" in field_error(r.text, "f-patient-age-years") or field_error(
+        r.text, "f-patient-age-years"
+    )

@@ -109,11 +109,11 @@ def answer(page: Any, question: str, value: str) -> None:
 
 def typical_cramp(page: Any) -> None:
     """The features of an idiopathic nocturnal cramp, answered by clicking."""
-    answer(page, "The patient has leg cramps or spasms.", "Yes")
-    answer(page, "Sudden painful contraction", "Yes")
-    answer(page, "Palpable hard muscle", "Yes")
-    page.get_by_label("Timing").select_option("night_or_rest")
-    answer(page, "Relieved by stretching", "Yes")
+    answer(page, "Leg cramps or spasms", "Yes")
+    answer(page, "Sudden, painful tightening of a muscle", "Yes")
+    answer(page, "The muscle is hard to the touch during it", "Yes")
+    page.get_by_label("When the episodes happen").select_option("night_or_rest")
+    answer(page, "Stretching the muscle relieves it", "Yes")
     page.locator("#f-symptoms-cramp-episode-duration-minutes").fill("3")
 
 
@@ -122,7 +122,7 @@ def result_text(page: Any) -> str:
 
 
 def test_nocturnal_cramps_by_hand(page: Any, base: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     no_serious_axe_violations(page)
     no_horizontal_scroll(page)
     shot(page, "01-intake-empty")
@@ -131,9 +131,9 @@ def test_nocturnal_cramps_by_hand(page: Any, base: str) -> None:
     page.get_by_label("Weight", exact=True).fill("64")
     answer(page, "Pregnant", "No")
     typical_cramp(page)
-    answer(page, "IRLSSG 1: urge to move the legs.", "No")
-    answer(page, "Unilateral leg swelling", "No")
-    answer(page, "Calf tenderness or warmth", "No")
+    answer(page, "An urge to move the legs", "No")
+    answer(page, "One leg is swollen", "No")
+    answer(page, "Calf is tender or warm", "No")
     page.get_by_label("Medicine 1", exact=True).fill("Flexeril")
     page.get_by_label("Medicine 1 dose", exact=True).fill("10")
     page.get_by_label("Medicine 1 times a day", exact=True).fill("1")
@@ -159,16 +159,16 @@ def test_nocturnal_cramps_by_hand(page: Any, base: str) -> None:
 
 
 def test_rls_with_low_ferritin_by_hand(page: Any, base: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     page.get_by_label("Age (years)").fill("78")
     page.locator("#f-patient-sex").get_by_label("Male", exact=True).check()
     page.get_by_label("Weight", exact=True).fill("60")
     for q in (
-        "IRLSSG 1: urge to move the legs.",
-        "IRLSSG 2: begins or worsens at rest.",
-        "IRLSSG 3: relieved by movement.",
-        "IRLSSG 4: worse in evening or night.",
-        "IRLSSG 5: not solely accounted for",
+        "An urge to move the legs",
+        "The urge begins or gets worse when resting",
+        "Moving (walking, stretching) partly or fully relieves it",
+        "It is worse in the evening or at night",
+        "Not explained by something else alone",
     ):
         answer(page, q, "Yes")
     for i, score in enumerate([3, 3, 2, 3, 2, 3, 2, 2, 2, 2], start=1):
@@ -199,13 +199,13 @@ def test_rls_with_low_ferritin_by_hand(page: Any, base: str) -> None:
 
 
 def test_red_flag_comes_first_and_withholds_self_care(page: Any, base: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     page.get_by_label("Age (years)").fill("58")
     page.locator("#f-patient-sex").get_by_label("Female", exact=True).check()
     answer(page, "Pregnant", "No")
     typical_cramp(page)
-    answer(page, "Unilateral leg swelling", "Yes")
-    answer(page, "Calf tenderness or warmth", "Yes")
+    answer(page, "One leg is swollen", "Yes")
+    answer(page, "Calf is tender or warm", "Yes")
     page.get_by_role("button", name="Assess", exact=True).click()
     page.wait_for_url("**/assessments/*")
     first = page.locator("main section").first
@@ -224,15 +224,16 @@ def test_red_flag_comes_first_and_withholds_self_care(page: Any, base: str) -> N
 
 
 def test_missing_data_answered_in_place(page: Any, base: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     page.get_by_label("Age (years)").fill("62")
-    answer(page, "The patient has leg cramps or spasms.", "Yes")
+    answer(page, "Leg cramps or spasms", "Yes")
     page.get_by_role("button", name="Assess", exact=True).click()
     page.wait_for_url("**/assessments/*")
     first_url = page.url
     form = page.locator("form.answers")
     form.locator(
-        "fieldset", has=page.locator("legend", has_text="Sudden cold, pale, pulseless limb")
+        "fieldset",
+        has=page.locator("legend", has_text="Sudden cold, pale, pulseless limb"),
     ).get_by_label("Yes", exact=True).check()
     form.get_by_role("button", name="Re-assess with these answers").click()
     page.wait_for_url("**/assessments/*")
@@ -241,7 +242,7 @@ def test_missing_data_answered_in_place(page: Any, base: str) -> None:
 
 
 def test_upload_a_synthea_bundle(page: Any, base: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     page.get_by_label("File", exact=True).set_input_files(str(synthea_bundle()))
     page.get_by_role("button", name="Upload and assess").click()
     page.wait_for_url("**/assessments/*")
@@ -253,7 +254,7 @@ def test_upload_a_synthea_bundle(page: Any, base: str) -> None:
 
 
 def test_print_view_handout_and_pdf_downloads(page: Any, base: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     page.locator("form[action='/examples/nocturnal-cramps'] button").click()
     page.wait_for_url("**/assessments/*")
     with page.expect_download() as got:
@@ -289,7 +290,7 @@ def test_history_reopens_and_keyboard_reaches_the_form(page: Any, base: str) -> 
     page.wait_for_url("**/assessments/*")
     assert "What to do" in result_text(page)
     shot(page, "10-history-reopened")
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")
@@ -297,7 +298,7 @@ def test_history_reopens_and_keyboard_reaches_the_form(page: Any, base: str) -> 
 
 
 def test_validation_errors_show_next_to_the_field(page: Any, base: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/?form=full")
     page.locator("#f-lab-ferritin-value").fill("10000000")
     page.get_by_role("button", name="Assess", exact=True).click()
     page.wait_for_load_state()
@@ -315,3 +316,116 @@ def test_screenshots_folder_is_named_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "build/screenshots/" in readme
     assert shutil.which("chromium") or Path(CHROMIUM).exists()
+
+
+# --- the adaptive intake (two steps) -----------------------------------------------------------
+
+
+def step_one_cramps(page: Any, sex: str) -> None:
+    """Step 1 for a typical nocturnal cramp: the complaint, age and sex, no red flag."""
+    page.get_by_label("Age (years)").fill("58")
+    page.locator("#f-patient-sex").get_by_label(sex, exact=True).check()
+    answer(page, "Leg cramps or spasms", "Yes")
+    answer(page, "Sudden, painful tightening of a muscle", "Yes")
+    answer(page, "An urge to move the legs", "No")
+    page.locator("#f-screen-none").check()
+
+
+def test_step_one_asks_the_red_flags_first_then_step_two(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    main = page.locator("main")
+    text = main.inner_text()
+    assert "Red-flag screen" in text
+    assert "One leg is swollen" in text
+    # the red-flag screen is in the first step, before anything else is asked
+    assert "When the episodes happen" not in text
+    assert "Pregnant" not in text
+    no_serious_axe_violations(page)
+    no_horizontal_scroll(page)
+    step_one_cramps(page, "Male")
+    page.get_by_role("button", name="Next: the questions that matter").click()
+    page.wait_for_load_state()
+    assert "Step 2" in page.locator("h2#step-h").inner_text()
+    asked = page.locator("section[aria-labelledby='h-asked']").inner_text()
+    assert "When the episodes happen" in asked
+    assert "How long an episode lasts (minutes)" in asked
+    assert "One leg is swollen" not in asked  # answered in step 1 (carried in hidden fields)
+    assert page.locator("input[type=hidden][name='red_flags.unilateral_leg_swelling']").count() == 1
+    # pregnancy is not asked for a man, not even under More details
+    assert page.locator("[name='patient.pregnant']").count() == 0
+    # everything else is folded, not lost
+    assert page.locator("details.more").get_attribute("open") is None
+    assert "IRLS" not in page.locator("main").inner_text()  # restless legs is not in play
+    no_serious_axe_violations(page)
+    no_horizontal_scroll(page)
+    page.get_by_label("When the episodes happen").select_option("night_or_rest")
+    page.get_by_label("How long an episode lasts (minutes)").fill("2")
+    page.get_by_role("button", name="Assess", exact=True).click()
+    page.wait_for_load_state()
+    if "/assessments/" not in page.url:  # the answers raised more questions: assess now
+        page.get_by_role("button", name="Assess without further questions").click()
+    page.wait_for_url("**/assessments/*")
+    assert "Idiopathic nocturnal leg cramps" in result_text(page)
+
+
+def test_pregnancy_is_asked_for_a_woman(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    step_one_cramps(page, "Female")
+    page.get_by_role("button", name="Next: the questions that matter").click()
+    page.wait_for_load_state()
+    assert page.locator("[name='patient.pregnant']").count() >= 1
+
+
+def test_full_form_hides_pregnancy_for_a_man(page: Any, base: str) -> None:
+    page.goto(base + "/?form=full")
+    pregnant = page.locator("fieldset", has=page.locator("legend", has_text="Pregnant")).first
+    assert pregnant.is_visible()
+    page.locator("#f-patient-sex").get_by_label("Male", exact=True).check()
+    assert pregnant.is_hidden()
+    page.locator("#f-patient-sex").get_by_label("Unknown", exact=True).check()
+    assert pregnant.is_visible()
+
+
+def test_rls_step_two_shows_the_irls_by_topic_with_the_licence_link(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.get_by_label("Age (years)").fill("70")
+    answer(page, "An urge to move the legs", "Yes")
+    page.locator("#f-screen-none").check()
+    page.get_by_role("button", name="Next: the questions that matter").click()
+    page.wait_for_load_state()
+    for q in (
+        "The urge begins or gets worse when resting",
+        "It is worse in the evening or at night",
+    ):
+        answer(page, q, "Yes")
+    answer(page, "Moving (walking, stretching) partly or fully relieves it", "Yes")
+    answer(page, "Not explained by something else alone", "Yes")
+    page.get_by_role("button", name="Assess", exact=True).click()
+    page.wait_for_load_state()
+    irls = page.locator("#f-irls")
+    assert irls.is_visible()
+    assert "IRLS item 1: Overall discomfort" in irls.inner_text()
+    assert "licensed" in irls.inner_text()
+    link = irls.get_by_role("link", name="the licence holder's page")
+    assert "mapi-trust.org" in str(link.get_attribute("href"))
+
+
+@pytest.mark.parametrize(("width", "height", "name"), [(1280, 800, "desk"), (390, 844, "phone")])
+def test_screenshots_of_the_intake_steps(
+    browser: Any, base: str, width: int, height: int, name: str
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    pg = context.new_page()
+    try:
+        pg.goto(base + "/")
+        no_horizontal_scroll(pg)
+        shot(pg, f"20-intake-step1-{name}")
+        step_one_cramps(pg, "Female")
+        pg.get_by_role("button", name="Next: the questions that matter").click()
+        pg.wait_for_load_state()
+        no_horizontal_scroll(pg)
+        shot(pg, f"21-intake-step2-{name}")
+        pg.locator("details.more > summary").click()
+        shot(pg, f"22-intake-step2-more-{name}")
+    finally:
+        context.close()

@@ -133,3 +133,36 @@ def test_every_case_path_named_by_an_error_maps_to_a_shown_field() -> None:
     assert field_of("symptoms.rls.irls_items[3]", parsed.rows) == "symptoms.rls.irls_items.4"
     assert field_of("conditions[2].concept", parsed.rows) == "conditions"
     assert field_of("patient.weight.value", parsed.rows) == "patient.weight.value"
+
+
+def test_every_intake_item_has_a_label_written_for_people() -> None:
+    """One source of labels (legspasm.intake_text): every leaf has one, none is a field path
+    or a slug, and the form and the Questionnaire say the same."""
+    from legspasm.fhir.intake import intake_leaves, questionnaire
+    from legspasm.intake_text import LABELS
+
+    items: dict[str, dict[str, Any]] = {}
+
+    def visit(nodes: list[dict[str, Any]]) -> None:
+        for it in nodes:
+            if it["type"] == "group":
+                visit(it["item"])
+            elif it["type"] != "display":
+                items[it["linkId"]] = it
+
+    visit(questionnaire("test")["item"])
+    for link in intake_leaves():
+        assert link in LABELS, link
+        text = LABELS[link].text
+        assert "_" not in text, text
+        assert not re.search(r"\b\d+ \d+\b", text), text  # "Severity 0 10"
+        slug = link.rsplit(".", 1)[-1]
+        if slug.count("_") >= 2:  # "Velocity dependent tone": a field name, not a question
+            assert text != slug.replace("_", " ").capitalize(), text
+        assert text[0].isupper(), text
+        assert items[link]["text"] == text
+        # the web form shows the Questionnaire's text for the item
+        assert f">{text}</" in _PAGE.replace("&#39;", "'").replace("&#34;", '"'), link
+        for opt in items[link].get("answerOption", []):
+            if "valueCoding" in opt:
+                assert "_" not in opt["valueCoding"]["display"], opt

@@ -3,8 +3,10 @@
 The Questionnaire is generated from the case model, so the two cannot drift apart: every item's
 ``linkId`` is the dotted path of a case field (``symptoms.rls.urge_to_move``), booleans are
 ``boolean`` items, the case file's literal values are ``choice`` answers (codes in
-``ANSWER``), numbers are ``decimal``/``integer`` items with the model's limits. The IRLS is
-asked as ten 0-4 items without their wording, which is licensed (MAPI Research Trust).
+``ANSWER``), numbers are ``decimal``/``integer`` items with the model's limits. Every item's
+text (and help, a ``display`` child item) comes from ``legspasm.intake_text``, the one source
+the web form uses too. The IRLS is asked as ten 0-4 items named by topic, without their
+wording, which is licensed (MAPI Research Trust).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from ..case import NeuroFindings, Patient, RedFlagFeatures, Symptoms
+from ..intake_text import GROUP_TEXT, IRLS_LICENCE_URL, label_of, option_text
 from .elements import Malformed, objs, string
 from .systems import ANSWER, INTAKE
 
@@ -40,13 +43,6 @@ _SECTIONS: tuple[tuple[str, type[BaseModel], str], ...] = (
     ("neuro", NeuroFindings, "Neurological findings"),
     ("red_flags", RedFlagFeatures, "Red-flag screen"),
 )
-_GROUP_TITLES = {
-    "symptoms.cramp": "Cramp or spasm features",
-    "symptoms.rls": "Restless legs: IRLSSG 2014 criteria, frequency and severity",
-    "symptoms.spasticity": "Spasticity",
-    "symptoms.functional": "Functional motor signs",
-    "symptoms.rls.irls_items": "IRLS: the ten item scores (0-4 each, licensed wording not shown)",
-}
 IRLS_ITEMS = 10
 
 Kind = Literal["boolean", "choice", "decimal", "integer"]
@@ -144,22 +140,14 @@ def intake_leaves() -> dict[str, Leaf]:
 
 
 def _text(path: tuple[str, ...]) -> str:
-    if path[-2:-1] == ("irls_items",):
-        return f"IRLS item {path[-1]} score (0-4)"
-    model: type[BaseModel] = {n: m for n, m, _ in _SECTIONS}[path[0]]
-    for part in path[1:-1]:
-        model = _strip_none(model.model_fields[part].annotation)
-    info = model.model_fields[path[-1]]
-    label = path[-1].replace("_", " ")
-    label = label[0].upper() + label[1:]
-    return info.description or label
+    return label_of(".".join(path)).text
 
 
 def _item(kind: str, payload: Any) -> dict[str, Any]:
     if kind == "group":
         path, children = payload
         link = ".".join(path)
-        title = _GROUP_TITLES.get(link) or {n: t for n, _, t in _SECTIONS}.get(link, link)
+        title = GROUP_TEXT.get(link) or {n: t for n, _, t in _SECTIONS}.get(link, link)
         return {
             "linkId": link,
             "text": title,
@@ -167,13 +155,14 @@ def _item(kind: str, payload: Any) -> dict[str, Any]:
             "item": [_item(k, p) for k, p in children],
         }
     leaf: Leaf = payload
-    item: dict[str, Any] = {"linkId": ".".join(leaf.path), "text": _text(leaf.path)}
+    link = ".".join(leaf.path)
+    item: dict[str, Any] = {"linkId": link, "text": _text(leaf.path)}
     item["type"] = leaf.kind
     if leaf.kind == "choice":
         item["answerOption"] = [
             {"valueInteger": o}
             if isinstance(o, int)
-            else {"valueCoding": {"system": ANSWER, "code": o, "display": o.replace("_", " ")}}
+            else {"valueCoding": {"system": ANSWER, "code": o, "display": option_text(link, o)}}
             for o in leaf.options
         ]
         if leaf.repeats:
@@ -185,7 +174,26 @@ def _item(kind: str, payload: Any) -> dict[str, Any]:
         ext.append(_limit("maxValue", leaf, high=True))
     if ext:
         item["extension"] = ext
+    help_text = label_of(link).help
+    if help_text:
+        item["item"] = [_help(link, help_text)]
     return item
+
+
+def _help(link: str, text: str) -> dict[str, Any]:
+    """A help text as SDC renders it: a display child item with itemControl ``help``."""
+    control = "http://hl7.org/fhir/questionnaire-item-control"
+    return {
+        "linkId": f"{link}.help",
+        "text": text,
+        "type": "display",
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl",
+                "valueCodeableConcept": {"coding": [{"system": control, "code": "help"}]},
+            }
+        ],
+    }
 
 
 def _limit(name: str, leaf: Leaf, high: bool = False) -> dict[str, Any]:
@@ -213,7 +221,9 @@ def questionnaire(version: str) -> dict[str, Any]:
         "description": (
             "Symptom features, IRLSSG 2014 criteria and IRLS item scores, cramp features and a "
             "red-flag screen. Each linkId is the path of the matching field of a legspasm case "
-            "file; unanswered items mean unknown, never no."
+            "file; unanswered items mean unknown, never no. The IRLS items are named by topic "
+            "only: their wording is licensed (MAPI Research Trust) and must come from the "
+            f"licensed form ({IRLS_LICENCE_URL})."
         ),
         "item": [_item(k, p) for k, p in _tree()],
     }

@@ -39,6 +39,7 @@ from ..render.pdf import handout_pdf, summary_pdf
 from ..settings import Settings
 from .examples import EXAMPLES, Example
 from .form import FormData, ParsedForm, case_to_form, field_of, read_form
+from .steps import answered_keys, asked_keys, expand_screen
 from .view import EVIDENCE_DOCS, Templates
 
 __all__ = ["SERVICE_ID", "web_router"]
@@ -237,10 +238,57 @@ def web_router(
             return None
         return inv, Assessment.model_validate(inv.assessment)
 
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(example: str | None = None) -> HTMLResponse:
+    def step_page(
+        step: int,
+        values: FormData,
+        errors: Mapping[str, str] | None = None,
+        status: int = 200,
+        **kw: Any,
+    ) -> HTMLResponse:
+        return d.pages.step(step, values, errors or {}, as_of=d.today(), status=status, **kw)
+
+    def next_step(fields: FormData) -> Response:
+        """Step 1 posted: step 2. Step 2 posted: the questions its answers raise, or assess."""
+        values = expand_screen(fields)
+        go = (fields.get("go") or [""])[-1]
+        step = 1 if (fields.get("step") or [""])[-1] == "1" else 2
+        shown = set(fields.get("shown", []))
+        if go == "back":
+            return step_page(1, values, shown=shown)
+        started = time.perf_counter()
+        parsed = read_form(values, kb)
+        errors = dict(parsed.errors)
+        if not errors:
+            try:
+                case = parse_case(parsed.data, "form")
+                assessment = evaluate(case, kb, d.today())
+            except CaseValidationError as exc:
+                errors = _problems(exc, parsed)
+        if errors:  # the same step again, with the same questions (``shown``) and the problems
+            return step_page(step, values, errors, 422, shown=shown)
+        if step == 1:
+            return step_page(2, values, missing=assessment.missing_data, shown=shown)
+        new = asked_keys(assessment.missing_data, kb) - answered_keys(values) - shown
+        if go != "now" and new:
+            return step_page(2, values, missing=assessment.missing_data, shown=shown, new=len(new))
+        label = (values.get("id") or [""])[-1].strip()
+        invocation_id = record(case, assessment, "web-intake", label or "web form", started)
+        return RedirectResponse(f"/assessments/{invocation_id}", status_code=303)
+
+    @router.post("/intake/step", include_in_schema=False, dependencies=[Depends(same_origin)])
+    async def intake_step(request: Request) -> Response:
+        """The adaptive intake without JavaScript: each step is a form post."""
         if not d.open_pages:
             return closed()
+        fields, _ = await _form(request)
+        return await run_in_threadpool(next_step, fields)
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(example: str | None = None, form: str | None = None) -> HTMLResponse:
+        if not d.open_pages:
+            return closed()
+        if example is None and form != "full":
+            return step_page(1, {})
         if example is None:
             return intake({})
         ex = EXAMPLES.get(example)

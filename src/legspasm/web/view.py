@@ -8,6 +8,7 @@ itself, so the form, the Questionnaire and the case model cannot drift apart.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +23,8 @@ from markupsafe import Markup
 from ..assessment import Assessment, MissingDatum
 from ..audit import Invocation
 from ..case import Case
-from ..fhir.intake import questionnaire
+from ..fhir.intake import intake_leaves, questionnaire
+from ..intake_text import IRLS_LICENCE_URL, option_text
 from ..knowledge import Knowledge
 from ..render.charts import charts
 from ..render.handout import PRESCRIBED, handout_view
@@ -34,12 +36,35 @@ from ..render.words import (
     page_citations,
     red_flag_screen,
 )
+from . import steps
 from .examples import Example
 from .form import DOSE_UNITS, MED_ROWS, ORDER_ROWS, OUTCOME_LABELS, WEIGHT_UNITS, lab_units
 
 __all__ = ["EVIDENCE_DOCS", "AnswerGroup", "Templates", "answer_fields"]
 
 _STATE = {"met": "Met", "not_met": "Not met", "unknown": "Unknown"}
+PREGNANCY = frozenset(
+    {
+        "patient.pregnant",
+        "patient.trimester",
+        "patient.gestational_weeks",
+        "patient.postpartum",
+        "patient.lactating",
+    }
+)
+"""Asked only when the patient's sex is female or not known."""
+_CONTROLS = ("step", "go", "shown", steps.SCREEN_ITEM, steps.SCREEN_NONE)
+_MED_FIELDS = {
+    "name": "",
+    "dose": "dose",
+    "unit": "dose unit",
+    "times_per_day": "times a day",
+    "start_date": "start date",
+    "end_date": "stop date",
+    "status": "status",
+    "outcome": "how it worked",
+    "duration_days": "days",
+}
 
 
 @dataclass(frozen=True)
@@ -109,6 +134,12 @@ def _field_id(name: str) -> str:
     return "f-" + name.replace(".", "-").replace("_", "-")
 
 
+def _rows(values: Mapping[str, list[str]], kind: str, least: int) -> int:
+    """How many medicine rows to show: ``least``, and one more than the last one used."""
+    used = [int(m.group(1)) for k in values if (m := re.fullmatch(rf"{kind}\.(\d+)\.\w+", k))]
+    return max([least, *(n + 1 for n in used)])
+
+
 def _refs(ids: Sequence[str], numbers: Mapping[str, int]) -> Markup:
     links = [
         f'<a href="#ref-{numbers[i]}" class="ref">[{numbers[i]}]</a>' for i in ids if i in numbers
@@ -152,7 +183,38 @@ class Templates:
             basis_words=basis_words,
             record_fields=RECORD_FIELDS,
             note_kinds=NOTE_KINDS,
+            label_for=self.label_for,
+            pregnancy=PREGNANCY,
+            irls_licence_url=IRLS_LICENCE_URL,
         )
+
+    def label_for(self, name: str) -> str:
+        """The human label of a form field, for error messages (never its field path)."""
+        if name in self.items:
+            return str(self.items[name]["text"])
+        fixed = {
+            "id": "Label for this assessment",
+            "patient.age_years": "Age (years)",
+            "patient.birth_date": "Date of birth",
+            "patient.sex": "Sex",
+            "patient.weight.value": "Weight",
+            "patient.weight.unit": "Weight unit",
+            "patient.weight": "Weight",
+            "conditions": "Documented diagnoses",
+            "allergies": "Allergies",
+            "none_known": "Recorded as none",
+        }
+        if name in fixed:
+            return fixed[name]
+        parts = name.split(".")
+        if parts[0] == "lab" and len(parts) == 3 and parts[1] in self.kb.labs:
+            what = {"value": "", "unit": " unit", "date": " date"}.get(parts[2], "")
+            return f"{self.kb.labs[parts[1]].name}{what}"
+        if parts[0] in ("med", "order") and len(parts) == 3:
+            who = "Medicine" if parts[0] == "med" else "Considered medicine"
+            what = _MED_FIELDS.get(parts[2], parts[2].replace("_", " "))
+            return f"{who} {parts[1]}" + (f" {what}" if what else "")
+        return name.replace("_", " ")
 
     @cached_property
     def questionnaire(self) -> dict[str, Any]:
@@ -215,9 +277,7 @@ class Templates:
             "groups": self.questionnaire["item"],
             "values": values,
             "errors": errors,
-            "conditions": sorted(
-                ((c.id, c.name) for c in self.kb.concepts.values()), key=lambda c: c[1].lower()
-            ),
+            "conditions": self.conditions,
             "med_rows": rows("med", MED_ROWS),
             "order_rows": rows("order", ORDER_ROWS),
             "examples": list(examples.values()),
@@ -227,6 +287,120 @@ class Templates:
             "as_of": as_of,
         }
         return self.page("intake.html", context, status=status)
+
+    def step(
+        self,
+        step: int,
+        values: Mapping[str, list[str]],
+        errors: Mapping[str, str],
+        *,
+        as_of: dt.date,
+        missing: Sequence[MissingDatum] = (),
+        shown: set[str] | None = None,
+        new: int = 0,
+        note: str | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        """Step 1 (complaint, age, sex, red-flag screen) or step 2 (what the engine asks)."""
+        kb = self.kb
+        values = {k: v for k, v in values.items() if k not in _CONTROLS}
+        screen = steps.red_flag_screen(kb, as_of)
+        step1 = steps.step1_keys(kb, as_of)
+        answered = steps.answered_keys(values)
+        male = (values.get("patient.sex") or [""])[-1] == "male"
+        context: dict[str, Any] = {
+            **self._form_context(),
+            "title": f"Step {step}" if not errors else "Check the form",
+            "step": step,
+            "values": values,
+            "errors": errors,
+            "note": note,
+            "as_of": as_of,
+            "conditions": self.conditions,
+            "med_rows": _rows(values, "med", 3),
+            "order_rows": _rows(values, "order", 1),
+        }
+        if step == 1:
+            visible = {"patient.age_years", "patient.birth_date", "patient.sex"}
+            visible |= set(steps.COMPLAINT) | {ln for g in screen for ln in g.links}
+            context |= {
+                "complaint": [self.items[link] for link in steps.COMPLAINT],
+                "screen": [
+                    {"title": g.title, "questions": [self.items[ln] for ln in g.links]}
+                    for g in screen
+                ],
+                "hidden_names": [n for n in values if n not in visible],
+                "shown": sorted(shown or ()),
+            }
+            return self.page("steps.html", context, status=status)
+        done = step1 & answered
+        asked = steps.asked_keys(missing, kb)
+        display = ((shown or set()) | asked | answered) - done
+        excluded = set(PREGNANCY) if male else set()
+        if "irls" not in display:
+            excluded |= {ln for ln in intake_leaves() if ".irls_items." in ln}
+        leaf_keys = {ln if ".irls_items." not in ln else "irls" for ln in intake_leaves()}
+        hidden = [
+            n
+            for n in values
+            if (steps.key_of_name(n) in done and n != "conditions") or n in excluded
+        ]
+        more = leaf_keys - display - done - excluded
+        if "irls" not in display:
+            more.discard("irls")
+        all_conditions = [cid for cid, _ in self.conditions]
+        asked_conditions = (
+            all_conditions
+            if "conditions" in display - answered
+            else [c for c in all_conditions if f"condition:{c}" in display]
+        )
+        context |= {
+            "hidden_names": hidden,
+            "shown": sorted(display | done),
+            "asked": display,
+            "answered": self._answered(values, done, screen),
+            "asked_groups": steps.prune(self.questionnaire["item"], display - excluded),
+            "asked_labs": [lab for lab in kb.labs if f"lab:{lab}" in display],
+            "asked_weight": "patient.weight" in display,
+            "asked_conditions": asked_conditions,
+            "more_groups": steps.prune(self.questionnaire["item"], more),
+            "more_labs": [lab for lab in kb.labs if f"lab:{lab}" not in display],
+            "more_conditions": [c for c in all_conditions if c not in asked_conditions],
+            "more_open": bool(errors) and any(steps.key_of_name(n) not in display for n in errors),
+            "more_count": new,
+        }
+        return self.page("steps.html", context, status=status)
+
+    @cached_property
+    def conditions(self) -> list[tuple[str, str]]:
+        return sorted(
+            ((c.id, c.name) for c in self.kb.concepts.values()), key=lambda c: c[1].lower()
+        )
+
+    def _answered(
+        self, values: Mapping[str, list[str]], done: set[str], screen: Sequence[steps.ScreenGroup]
+    ) -> list[tuple[str, str]]:
+        """Step 1's answers in words, for the summary at the top of step 2."""
+        out: list[tuple[str, str]] = []
+        age = (values.get("patient.age_years") or [""])[-1]
+        birth = (values.get("patient.birth_date") or [""])[-1]
+        if "patient.age" in done:
+            out.append(("Age", f"{age} years" if age else f"born {birth}"))
+        if "patient.sex" in done:
+            out.append(("Sex", values["patient.sex"][-1]))
+        words = {"yes": "yes", "no": "no"}
+        for link in steps.COMPLAINT:
+            if link in done:
+                v = values[link][-1]
+                out.append((self.label_for(link), words.get(v, option_text(link, v))))
+        links = [ln for g in screen for ln in g.links if ln in done]
+        present = [ln for ln in links if values[ln][-1] == "yes"]
+        for ln in present:
+            out.append((self.label_for(ln), "yes"))
+        absent = [ln for ln in links if values[ln][-1] == "no"]
+        if absent:
+            out.append(("Red-flag signs recorded as absent", f"{len(absent)} of {len(links)}"))
+        return out
 
     def result(
         self,

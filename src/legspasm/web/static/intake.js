@@ -34,3 +34,17 @@
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 })();
+// Pregnancy questions are for a woman or a patient whose sex is not recorded.
+(function () {
+  "use strict";
+  var items = document.querySelectorAll("[data-female-only]");
+  if (!items.length) { return; }
+  function sync() {
+    var male = document.querySelector("input[name='patient.sex'][value='male']:checked");
+    for (var i = 0; i < items.length; i++) { items[i].hidden = !!male; }
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target && e.target.name === "patient.sex") { sync(); }
+  });
+  sync();
+})();
