@@ -320,14 +320,33 @@ def test_result_page_red_flags_first_then_plan_avoid_and_numbered_citations(
     fields = form_of(VIGNETTES / "dvt-unilateral-swelling" / "case.yaml", kb)
     invocation_id, a = assessed(web, submit(web, fields))
     page = web.client.get(f"/assessments/{invocation_id}").text
-    order = [page.index(h) for h in ("Red flags: act before", "What it probably is", "What to do")]
+    heads = (
+        "Bottom line",
+        "Red flags: act before",
+        "What not to do",
+        "Once the red flag is excluded",
+        "What to do",
+        "What it probably is",
+        "References",
+    )
+    order = [page.index(h) for h in heads]
     assert order == sorted(order)
     assert "Possible deep vein thrombosis" in page
-    assert "Withheld" in page
+    assert "Held until the red flag is excluded" in page
+    # The reference list holds exactly what the page cites, in the assessment's numbering
+    # (the one the cards use); sources only the patient handout uses are not listed.
+    cited = {int(n) for n in re.findall(r'href="#ref-(\d+)"', page)}
+    listed = {int(n) for n in re.findall(r'id="ref-(\d+)"', page)}
+    assert cited == listed
     for ref in a.citations:
-        assert f'id="ref-{ref.number}"' in page
-        if ref.url:
+        if ref.number in listed and ref.url:
             assert f'href="{ref.url}"' in page
+    handout_only = (
+        {c for h in a.handout for c in h.citations}
+        - {c for x in (*a.red_flags, *a.plan, *a.avoid) for c in x.citations}
+        - {c for x in a.conditions if x.status != "unlikely" for c in x.citations}
+    )
+    assert not {r.number for r in a.citations if r.id in handout_only} & listed
     for s in a.plan:
         assert s.strength in page
 

@@ -429,3 +429,68 @@ def test_screenshots_of_the_intake_steps(
         shot(pg, f"22-intake-step2-more-{name}")
     finally:
         context.close()
+
+
+def _vignette_kinds() -> list[tuple[str, Path]]:
+    """One vignette per kind of answer: each red-flag state, each likely condition, none."""
+    from legspasm import evaluate, load_case
+    from legspasm.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    seen: dict[str, Path] = {}
+    for folder in sorted((Path(__file__).parent / "vignettes").iterdir()):
+        if not (folder / "case.yaml").exists():
+            continue
+        a = evaluate(load_case(folder / "case.yaml"), kb, AS_OF)
+        if a.red_flags:
+            kind = f"red-flag-{a.red_flags[0].status}"
+        else:
+            likely = [c.id for c in a.conditions if c.status in ("documented", "likely")]
+            kind = likely[0] if likely else "nothing-established"
+        seen.setdefault(kind, folder / "case.yaml")
+    return sorted(seen.items())
+
+
+KINDS = _vignette_kinds() if Path(CHROMIUM).exists() else []
+VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+@pytest.mark.parametrize(("kind", "case"), KINDS, ids=[k for k, _ in KINDS])
+def test_the_bottom_line_and_any_red_flag_are_in_the_first_screen(
+    browser: Any, base: str, kind: str, case: Path
+) -> None:
+    """At 1280x800 and 390x844 the bottom line (and the red flag's own section) is inside the
+    first viewport; a withheld step is never shown as a plan step; no rule id or field name
+    reaches the page; the detail is folded below."""
+    from legspasm import evaluate, load_case
+    from legspasm.knowledge import load_knowledge
+    from test_bottom_line import _plain, internal_words
+
+    kb = load_knowledge()
+    a = evaluate(load_case(case), kb, AS_OF)
+    for name, (width, height) in VIEWPORTS.items():
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.goto(base + "/?form=full")
+        page.get_by_label("File", exact=True).set_input_files(str(case))
+        page.get_by_role("button", name="Upload and assess").click()
+        page.wait_for_url("**/assessments/*")
+        box = page.locator(".bottom-line").bounding_box()
+        assert box is not None
+        assert box["y"] + box["height"] <= height, (kind, name, box)
+        if a.red_flags:
+            assert page.locator(".bl-red-flag").count() == 1
+            head = page.locator(".redflags h2").bounding_box()
+            assert head is not None
+            assert head["y"] + head["height"] <= height, (kind, name, head)
+        for w in a.withheld:
+            steps = page.locator(".steps > li.step > p:first-child", has_text=w.text[:60])
+            assert steps.count() == 0, (kind, w.text)
+        assert page.locator("details.fold[open]").count() == 0
+        text = _plain(page.locator("main").evaluate("e => e.textContent"))
+        hit = internal_words(kb).search(text)
+        assert hit is None, (kind, hit.group(0), text[hit.start() - 60 : hit.end() + 30])
+        no_horizontal_scroll(page)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"30-result-{kind}-{name}.png"))
+        context.close()

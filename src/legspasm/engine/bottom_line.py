@@ -196,7 +196,7 @@ def _missing(kb: Knowledge, missing: Sequence[MissingDatum], asked: set[str]) ->
         more = f" and {len(changes) - 2} more" if len(changes) > 2 else ""
         return BottomLine(
             kind="missing",
-            text=f"Missing: {_lower_first(m.question)}; it would change the advice on "
+            text=f"Not recorded: {_lower_first(m.question)}; it would change the advice on "
             f"{', '.join(changes[:2])}{more}.",
             about=m.fact,
         )

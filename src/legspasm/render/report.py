@@ -73,8 +73,8 @@ class _Doc:
             self.lines.append(("=" if level == 1 else "-") * len(text))
 
     def p(self, text: str) -> None:
-        if self.md and self.lines and self.lines[-1].startswith(("- ", "  ")):
-            self.lines.append("")  # a paragraph after a list needs a blank line in Markdown
+        if self.md and self.lines and self.lines[-1] and not self.lines[-1].startswith("#"):
+            self.lines.append("")  # Markdown paragraphs (and a paragraph after a list) need one
         self.lines.append(text)
 
     def li(self, text: str, depth: int = 0) -> None:

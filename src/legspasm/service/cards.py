@@ -275,7 +275,12 @@ class _Cards:
         current = [i for i in a.avoid if i.status == "current" and i.severity in BLOCKING]
         if not shown and not current:
             return
-        bottom = [b.text for b in a.bottom_line if b.kind != "missing"]
+        # The red flag has its own card: this one is the plan for once it is excluded.
+        bottom = [b.text for b in a.bottom_line if b.kind in ("diagnosis", "do", "start", "do-not")]
+        if a.red_flags or not bottom:
+            names = ", ".join(f"{c.name} ({c.status})" for c in shown) or "current medicines"
+            lead = "Once the red flag is excluded" if a.red_flags else "Review"
+            bottom = [f"{lead}: {names}.", *bottom]
         lines = [f"- {b}" for b in bottom] + [""]
         for c in shown:
             met = sum(1 for k in c.criteria if k.state == "met")
@@ -311,10 +316,12 @@ class _Cards:
         cited = [c for x in shown for c in x.citations] + [c for s in first for c in s.citations]
         cited += [c for i in current for c in i.citations]
         code, display = (shown[0].id, shown[0].name) if shown else ("medication-review", "review")
-        head = bottom[0] if shown else f"Review current medicines: {bottom[0]}"
+        short = "Leg symptoms: see the plan" + (
+            " once the red flag is excluded." if a.red_flags else "."
+        )
         card = Card(
             uuid=self.new_uuid(),
-            summary=_fit(*(" ".join([head, *bottom[1:n]]) for n in range(len(bottom), 0, -1))),
+            summary=_fit(*(" ".join(bottom[:n]) for n in range(len(bottom), 0, -1)), short),
             detail="\n".join(lines) + "\n" + _references(cited, self.cites),
             indicator="info",
             source=_source(self.a, code, display, cited),
