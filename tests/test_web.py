@@ -694,3 +694,23 @@ def test_step_one_errors_name_the_field_by_its_label(web: Web) -> None:
     assert "250" in field_error(r.text, "f-patient-age-years") or field_error(
         r.text, "f-patient-age-years"
     )
+
+
+def test_the_evidence_review_a_citation_names_opens_as_a_page(web: Web, kb: Knowledge) -> None:
+    """The project's own evidence review ships with it: its citation links to a page that
+    opens (headings and tables rendered), and an unknown document is a 404, not a file read."""
+    cites = {a.id: c for a in kb.citations.values() for c in [a] if c.url and "/docs/" in c.url}
+    assert set(cites) == {"LS-REVIEW"}
+    fields = form_of(VIGNETTES / "rev-11-probe-ms-spasticity" / "case.yaml", kb)
+    invocation_id, a = assessed(web, submit(web, fields))
+    page = web.client.get(f"/assessments/{invocation_id}").text
+    if "LS-REVIEW" in {c.id for c in a.citations}:
+        assert 'href="/docs/evidence/evidence.md"' in page
+    doc = web.client.get("/docs/evidence/evidence.md")
+    assert doc.status_code == 200
+    assert "<h1>Clinical evidence review" in doc.text
+    assert "<table>" in doc.text
+    for name in ("verification-codes.md", "verification-doses.md", "verification-doses-2.md"):
+        assert web.client.get(f"/docs/evidence/{name}").status_code == 200
+    assert web.client.get("/docs/evidence/..%2Fsettings.py").status_code == 404
+    assert web.client.get("/docs/evidence/nothing.md").status_code == 404

@@ -326,7 +326,7 @@ def cockcroft_gault(
     return CrCl(
         round(value, 1),
         f"Cockcroft-Gault: (140 - {age:g}) × {round(weight, 1):g} kg / "
-        f"(72 × {scr:.2f} mg/dL){' × 0.85' if sex == 'female' else ''} = {value:.0f} mL/min",
+        f"(72 × {scr:.2f} mg/dL){' × 0.85' if sex == 'female' else ''} = {value:.1f} mL/min",
     )
 
 
