@@ -28,7 +28,7 @@ from legspasm.knowledge import load_knowledge  # noqa: E402
 from legspasm.render import render_text  # noqa: E402
 from legspasm.service.app import create_app  # noqa: E402
 from legspasm.settings import Settings  # noqa: E402
-from live_server import serve  # noqa: E402
+from live_server import serve, upload_result  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 20)
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
@@ -64,12 +64,7 @@ def main() -> None:
                         "bottom_line_words": sum(len(b.text.split()) for b in a.bottom_line),
                     }
                     for name, (w, h) in VIEWPORTS.items():
-                        ctx = browser.new_context(viewport={"width": w, "height": h})
-                        page = ctx.new_page()
-                        page.goto(base + "/?form=full")
-                        page.get_by_label("File", exact=True).set_input_files(str(case))
-                        page.get_by_role("button", name="Upload and assess").click()
-                        page.wait_for_url("**/assessments/*")
+                        page = upload_result(browser, base, case, w, h)
                         visible = page.locator("main").inner_text()
                         height = page.evaluate("document.documentElement.scrollHeight")
                         row[f"{name}_visible_words"] = len(visible.split())
@@ -77,7 +72,7 @@ def main() -> None:
                         row[f"{name}_first_dose_screen"] = _screen_of(page, ".bl-start", h)
                         row[f"{name}_do_not_screen"] = _screen_of(page, ".bl-do-not", h)
                         row[f"{name}_red_flag_screen"] = _screen_of(page, ".bl-red-flag", h)
-                        ctx.close()
+                        page.context.close()
                     rows.append(row)
                 browser.close()
     keys = list(rows[0])

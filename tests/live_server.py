@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -139,3 +140,15 @@ class FhirServer:
             base = self.next_base or self.url
             bundle["link"] = [{"relation": "next", "url": f"{base}/{rtype}?{qs}"}]
         return 200, bundle
+
+
+def upload_result(browser: Any, base: str, case: Path | str, width: int, height: int) -> Any:
+    """A new browser page of the given size on the result page of a case file uploaded through
+    the web page (as a clinician would); the caller closes ``page.context``."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(base + "/?form=full")
+    page.get_by_label("File", exact=True).set_input_files(str(case))
+    page.get_by_role("button", name="Upload and assess").click()
+    page.wait_for_url("**/assessments/*")
+    return page

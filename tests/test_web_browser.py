@@ -25,7 +25,7 @@ from pypdf import PdfReader
 from legspasm.audit import AuditStore
 from legspasm.service.app import create_app
 from legspasm.settings import Settings
-from live_server import serve
+from live_server import serve, upload_result
 from test_web import synthea_bundle
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -479,12 +479,7 @@ def test_the_bottom_line_and_any_red_flag_are_in_the_first_screen(
     kb = load_knowledge()
     a = evaluate(load_case(case), kb, AS_OF)
     for name, (width, height) in VIEWPORTS.items():
-        context = browser.new_context(viewport={"width": width, "height": height})
-        page = context.new_page()
-        page.goto(base + "/?form=full")
-        page.get_by_label("File", exact=True).set_input_files(str(case))
-        page.get_by_role("button", name="Upload and assess").click()
-        page.wait_for_url("**/assessments/*")
+        page = upload_result(browser, base, case, width, height)
         box = page.locator(".bottom-line").bounding_box()
         assert box is not None
         assert box["y"] + box["height"] <= height, (kind, name, box)
@@ -503,4 +498,4 @@ def test_the_bottom_line_and_any_red_flag_are_in_the_first_screen(
         no_horizontal_scroll(page)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"30-result-{kind}-{name}.png"))
-        context.close()
+        page.context.close()
