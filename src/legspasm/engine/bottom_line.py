@@ -11,7 +11,8 @@ assessment's own parts, never from new clinical content:
    it is conditional (fail closed: a conditional start never reads as a recommendation); none
    under a red flag, whose page folds the plan under "once the red flag is excluded";
 4. the one thing not to do: a medicine the patient takes or is being ordered first, then one the
-   plan would have proposed, then a general warning; the most severe first;
+   plan would have proposed, then a general warning; among these the warning for fewest
+   pathways (most about this patient), then the most severe;
 5. the missing fact that would change the answer most.
 
 Lines are dropped from the end (missing, then do) while the total is over the word budget.
@@ -165,10 +166,22 @@ def _start(plan: Sequence[PlanStep]) -> BottomLine | None:
     return None
 
 
-def _do_not(avoid: Sequence[AvoidItem]) -> BottomLine | None:
+def _breadth(kb: Knowledge, rule_id: str) -> int:
+    """How many pathways a rule's condition names: a warning for one pathway (no dopamine
+    agonists in RLS) says more about this patient than one for every cramp (no quinine)."""
+    rule = kb.avoid_rules.get(rule_id)
+    if rule is None or rule.compiled is None:
+        return 0
+    return sum(1 for f in rule.compiled.facts if f.startswith("context."))
+
+
+def _do_not(kb: Knowledge, avoid: Sequence[AvoidItem]) -> BottomLine | None:
     if not avoid:
         return None
-    a = min(avoid, key=lambda i: (_AVOID_STATUS[i.status], _SEVERITY[i.severity]))
+    a = min(
+        avoid,
+        key=lambda i: (_AVOID_STATUS[i.status], _breadth(kb, i.id), _SEVERITY[i.severity]),
+    )
     why = _lower_first(a.summary.rstrip("."))
     sep = " — " if ":" in why else ": "
     text = f"{_VERB[a.severity]} {a.target}{_WHERE[a.status]}{sep}{why}"
@@ -232,7 +245,7 @@ def bottom_line(
         lines = [
             _red_flag(rf, len(red_flags) - 1),
             _hold(kb, withheld, rf),
-            _do_not([a for a in avoid if a.status in ("current", "ordered")]),
+            _do_not(kb, [a for a in avoid if a.status in ("current", "ordered")]),
             _missing(kb, missing, set()),
         ]
     else:
@@ -240,7 +253,7 @@ def bottom_line(
             _diagnosis(conditions, derived),
             _do(plan),
             start,
-            _do_not(avoid),
+            _do_not(kb, avoid),
             _missing(kb, missing, asked),
         ]
     out = [line for line in lines if line is not None][:MAX_LINES]
