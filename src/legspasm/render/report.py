@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..assessment import Assessment, AvoidItem, Confirmation, MedicationPlan, PlanStep
-from .words import basis_words, care_missing, grade_words, red_flag_screen
+from .words import basis_words, care_missing, grade_words, reasons, red_flag_screen
 
 __all__ = [
     "AVOID_STATUS",
@@ -148,7 +148,7 @@ def _alternative(doc: _Doc, s: PlanStep) -> None:
     doc.li(f"alternative{cond}: {alternative_text(s, doc.b)}", 1)
 
 
-def _step(doc: _Doc, s: PlanStep) -> None:
+def _step(doc: _Doc, s: PlanStep, a: Assessment) -> None:
     lead = doc.b("CONDITIONAL") + ": " if s.status == "conditional" else ""
     doc.li(f"{lead}{s.text} {doc.refs(s.citations)} {doc.i('(' + grade_words(s) + ')')}")
     if s.confirm:
@@ -164,11 +164,12 @@ def _step(doc: _Doc, s: PlanStep) -> None:
         doc.li(f"choice: {s.option_reason}", 1)
     for w in s.warnings:
         doc.li(f"{doc.b('caution')}: {w}", 1)
-    if s.rationale:
-        doc.li("why: " + "; ".join(s.rationale), 1)
+    why = reasons(s.rationale, a)
+    if why:
+        doc.li("why: " + "; ".join(why), 1)
 
 
-def _avoid(doc: _Doc, a: AvoidItem) -> None:
+def _avoid(doc: _Doc, a: AvoidItem, whole: Assessment) -> None:
     where = AVOID_STATUS[a.status]
     unless = " unless confirmed otherwise" if a.confirm else ""
     doc.li(
@@ -179,8 +180,9 @@ def _avoid(doc: _Doc, a: AvoidItem) -> None:
         doc.li(confirm_line(a.confirm, "Not recorded, so assumed to apply"), 1)
     if a.stopping is not None:
         doc.li(f"how to stop: {a.stopping.text} {doc.refs(a.stopping.citations)}", 1)
-    if a.rationale:
-        doc.li("why: " + "; ".join(a.rationale), 1)
+    why = reasons(a.rationale, whole)
+    if why:
+        doc.li("why: " + "; ".join(why), 1)
 
 
 def _record(doc: _Doc, a: Assessment) -> None:
@@ -236,7 +238,7 @@ def _plan(doc: _Doc, a: Assessment, level: int) -> None:
                 if s.alternative_to:
                     _alternative(doc, s)
                 else:
-                    _step(doc, s)
+                    _step(doc, s, a)
     red = {rf.id for rf in a.red_flags}
     other = [w for w in a.withheld if w.by not in red]
     if other:
@@ -296,7 +298,7 @@ def _render(a: Assessment, md: bool) -> str:
     if a.avoid:
         doc.h(2, "What not to do")
         for item in a.avoid:
-            _avoid(doc, item)
+            _avoid(doc, item, a)
     if a.red_flags:
         doc.h(2, "Once the red flag is excluded")
         _plan(doc, a, 3)

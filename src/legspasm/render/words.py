@@ -15,6 +15,7 @@ __all__ = [
     "cited",
     "grade_words",
     "page_citations",
+    "reasons",
     "red_flag_screen",
 ]
 
@@ -37,6 +38,13 @@ BOTTOM_LINE_LABELS = {
     "hold": "Hold",
     "missing": "Missing",
 }
+
+
+def reasons(rationale: Sequence[str], a: Assessment) -> list[str]:
+    """A rationale without the entries that only restate a condition's status ("Restless legs
+    syndrome: likely"): the conditions section says that once, not under every step."""
+    status = {f"{c.name}: {w}" for c in a.conditions for w in ("likely", "on the record")}
+    return [r for r in rationale if r not in status]
 
 
 def basis_words(basis: str) -> str:

@@ -15,7 +15,7 @@ from ..assessment import Assessment, AvoidItem, CitationRef, PlanStep, RedFlagRe
 from ..engine.avoid import BLOCKING
 from ..fhir.output import plan_step_resource
 from ..fhir.systems import BASE
-from ..render.words import basis_words
+from ..render.words import basis_words, reasons
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
 __all__ = ["OVERRIDE_REASONS", "RULE_SYSTEM", "IssuedCard", "build_cards"]
@@ -194,8 +194,9 @@ class _Cards:
             if i.confirm:
                 asks = "; ".join(c.question for c in i.confirm)
                 lines.append(f"  - Not recorded, so assumed to apply until confirmed: {asks}.")
-            if i.rationale:
-                lines.append(f"  - For this patient: {'; '.join(i.rationale)}.")
+            facts = reasons(i.rationale, self.a)
+            if facts:
+                lines.append(f"  - For this patient: {'; '.join(facts)}.")
         cited = [c for i in items for c in i.citations]
         suggestions = None
         if blocking:

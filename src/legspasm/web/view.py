@@ -34,6 +34,7 @@ from ..render.words import (
     basis_words,
     care_missing,
     page_citations,
+    reasons,
     red_flag_screen,
 )
 from . import steps
@@ -181,6 +182,7 @@ class Templates:
             kb_version=kb.version,
             bottom_line_labels=BOTTOM_LINE_LABELS,
             basis_words=basis_words,
+            reasons=reasons,
             record_fields=RECORD_FIELDS,
             note_kinds=NOTE_KINDS,
             label_for=self.label_for,
