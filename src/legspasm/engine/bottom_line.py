@@ -225,6 +225,19 @@ def _missing(kb: Knowledge, missing: Sequence[MissingDatum], asked: set[str]) ->
     )
 
 
+def _missing_for(missing: Sequence[MissingDatum], rf: RedFlagResult) -> BottomLine | None:
+    """Under a red flag, the unknown fact that decides it (not the usual plan's)."""
+    facts = [m for m in missing if rf.id in m.affects]
+    if not facts:
+        return None
+    more = f" (and {len(facts) - 1} more)" if len(facts) > 1 else ""
+    return BottomLine(
+        kind="missing",
+        text=f"Not recorded: {_lower_first(facts[0].question)}{more}; it decides this red flag.",
+        about=facts[0].fact,
+    )
+
+
 def bottom_line(
     kb: Knowledge,
     red_flags: Sequence[RedFlagResult],
@@ -246,7 +259,7 @@ def bottom_line(
             _red_flag(rf, len(red_flags) - 1),
             _hold(kb, withheld, rf),
             _do_not(kb, [a for a in avoid if a.status in ("current", "ordered")]),
-            _missing(kb, missing, set()),
+            _missing_for(missing, rf),
         ]
     else:
         lines = [

@@ -322,13 +322,25 @@ class _Cards:
         )
         card = Card(
             uuid=self.new_uuid(),
-            summary=_fit(*(" ".join(bottom[:n]) for n in range(len(bottom), 0, -1)), short),
+            summary=_fit(*_summaries(bottom), short),
             detail="\n".join(lines) + "\n" + _references(cited, self.cites),
             indicator="info",
             source=_source(self.a, code, display, cited),
             links=self.links(),
         )
         self.out.append(IssuedCard(card, "plan"))
+
+
+def _summaries(lines: Sequence[str]) -> list[str]:
+    """Card summaries from the bottom line, longest first: the first line (what it is) with the
+    medicine to start, then with the "do not", then alone (a card has room for two lines)."""
+    head, rest = lines[0], list(lines[1:])
+    start = [x for x in rest if x.startswith("Start ")]
+    others = [x for x in rest if x not in start]
+    ordered = start + others
+    out = [" ".join([head, *ordered])]
+    out += [f"{head} {x}" for x in ordered]
+    return [*out, head]
 
 
 def _label(step: PlanStep) -> str:
