@@ -1519,3 +1519,44 @@ def test_an_invocation_that_fails_unexpectedly_has_its_audit_row(tmp_path: Path)
         assert (row.status_code, row.outcome, row.service_id) == (500, "error", SIGN)
         assert row.error is not None
         assert "the clock is broken" in row.error
+
+
+# --- required context (CDS Hooks 2.0: each hook's REQUIRED context fields) -----------------------
+
+_SERVICE_OF = {
+    "patient-view": "legspasm-patient-view",
+    "order-select": "legspasm-order-select",
+    "order-sign": SIGN,
+}
+
+
+@pytest.mark.parametrize(
+    ("hook", "drop"),
+    [
+        ("patient-view", "patientId"),
+        ("order-select", "patientId"),
+        ("order-select", "selections"),
+        ("order-select", "draftOrders"),
+        ("order-sign", "patientId"),
+        ("order-sign", "draftOrders"),
+    ],
+)
+def test_a_context_without_a_required_field_is_400_naming_it(
+    live_dev: Live, hook: str, drop: str
+) -> None:
+    """The complete request answers 200; without one REQUIRED field it is a 400 OperationOutcome
+    naming context.<field>, never a silent 200 with no cards (review, section 2)."""
+    pid, prefetch = vignette_prefetch("rls-low-ferritin-crcl-25")
+    extra = {"context": {"selections": []}} if hook == "order-select" else {}
+    body = cds_request(hook, pid, prefetch, **extra)
+    assert post(live_dev, _SERVICE_OF[hook], body).status_code == 200
+    del body["context"][drop]
+    r = post(live_dev, _SERVICE_OF[hook], body)
+    check_outcome(r, 400, f"context.{drop}")
+
+
+def test_an_empty_patient_id_is_400(live_dev: Live) -> None:
+    pid, prefetch = vignette_prefetch("rls-low-ferritin-crcl-25")
+    body = cds_request("patient-view", pid, prefetch)
+    body["context"]["patientId"] = "  "
+    check_outcome(post(live_dev, "legspasm-patient-view", body), 400, "context.patientId")

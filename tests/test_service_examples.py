@@ -38,8 +38,8 @@ SERVICE_OF_HOOK = {
 
 # Examples the service refuses, with why. Older shapes are read, not refused: prefetch values in
 # a pre-1.0 envelope ({"response": ..., "resource": ...}), draft orders as one resource or as an
-# array (CDS Hooks 0.x). Kind "no-patient": the context has no patientId, so no prefetch query
-# can be filled (412 naming the prefetch key).
+# array (CDS Hooks 0.x). Kind "no-patient": the context has no patientId, which every hook's
+# specification requires: 400 naming context.patientId, whatever the prefetch.
 REFUSED = {
     # a patient-view context with only userId
     "cds-hooks-spec-examples/requests/hl7-cds-hooks__index__38__patient-view.json": "no-patient",
@@ -48,9 +48,9 @@ REFUSED = {
 # (b) with no fhirServer, (c) with all our prefetch keys added as null.
 EXPECTED = {
     "no-patient": {
-        "fhir": (412, "patientId"),
-        "none": (412, "prefetch.patient"),
-        "null": (200, ""),
+        "fhir": (400, "context.patientId"),
+        "none": (400, "context.patientId"),
+        "null": (400, "context.patientId"),
     },
     "ok": {"fhir": (200, ""), "none": (412, "prefetch.patient"), "null": (200, "")},
     # a hook no legspasm service answers, sent to legspasm-order-sign (none in the data today)

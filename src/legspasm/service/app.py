@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,7 +39,14 @@ from ..web import STATIC, web_router
 from .auth import TokenVerifier
 from .cards import IssuedCard, build_cards
 from .headers import SecurityHeaders
-from .hooks import LEGACY_HOOKS, SERVICES, Service, discovery, prefetch_templates
+from .hooks import (
+    LEGACY_HOOKS,
+    SERVICES,
+    Service,
+    context_problems,
+    discovery,
+    prefetch_templates,
+)
 from .limits import BodyLimit
 from .models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
 from .prefetch import gather, patient_id
@@ -53,9 +60,11 @@ log = logging.getLogger("legspasm.service")
 class _BadRequest(InputError):
     """A request that is well-formed JSON but cannot be served (names the field)."""
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+    def __init__(self, field: str, problem: str, more: Sequence[tuple[str, str]] = ()) -> None:
+        parts = [(field, problem), *more]
+        super().__init__("; ".join(f"{f}: {p}" for f, p in parts))
         self.field = field
+        self.fields = [f for f, _ in parts]
 
 
 def outcome(status: int, code: str, text: str, where: list[str] | None = None) -> JSONResponse:
@@ -363,6 +372,8 @@ def create_app(
         try:
             if req.hook != service.hook and service.hook not in LEGACY_HOOKS.get(req.hook, ()):
                 raise _BadRequest("hook", f"{req.hook!r} is not served by {service.id}")
+            if problems := context_problems(req.hook, req.context):
+                raise _BadRequest(*problems[0], more=problems[1:])
             pid = patient_id(req.context)
             order_resources = _orders(req.context) if service.hook != "patient-view" else []
             sent = req.model_copy(update={"prefetch": _prefetched(req.prefetch)})
@@ -378,7 +389,7 @@ def create_app(
             return outcome(412, "not-found", exc.message, [f"prefetch.{k}" for k in exc.keys])
         except InputError as exc:
             audit(service.id, started, 400, "bad-request", req, error=exc.message)
-            where = [exc.field] if isinstance(exc, _BadRequest) else None
+            where = exc.fields if isinstance(exc, _BadRequest) else None
             return outcome(400, "invalid", exc.message, where)
         invocation_id = str(uuid.uuid4())
         drafts = {e.label: e.resource for e in orders if e.type == "MedicationRequest"}
@@ -453,7 +464,7 @@ def create_app(
 
     @app.exception_handler(_BadRequest)
     async def _bad(request: Request, exc: _BadRequest) -> Response:
-        return outcome(400, "invalid", exc.message, [exc.field])
+        return outcome(400, "invalid", exc.message, exc.fields)
 
     # The clinician web pages share the app: the card link /plan/{invocation} is their result
     # page for that invocation.

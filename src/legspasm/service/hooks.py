@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..fhir.systems import INTAKE, LOINC, system_url
 from ..knowledge import Knowledge
@@ -11,8 +13,10 @@ from .models import ServiceDescription
 __all__ = [
     "LEGACY_HOOKS",
     "PREFETCH_KEY_OF_TYPE",
+    "REQUIRED_CONTEXT",
     "SERVICES",
     "Service",
+    "context_problems",
     "discovery",
     "prefetch_templates",
 ]
@@ -71,6 +75,38 @@ SERVICES: dict[str, Service] = {
 
 LEGACY_HOOKS = {"medication-prescribe": ("order-select", "order-sign")}
 """Deprecated hooks still sent by older clients, and the services that accept them."""
+
+
+REQUIRED_CONTEXT: dict[str, tuple[str, ...]] = {
+    "patient-view": ("patientId",),
+    "order-select": ("patientId", "selections", "draftOrders"),
+    "order-sign": ("patientId", "draftOrders"),
+    "medication-prescribe": ("patientId", "medications"),
+}
+"""The context fields a hook's specification marks REQUIRED and the answer needs. ``userId`` is
+also REQUIRED by the specification but not needed to answer; it is not enforced, since published
+test requests (HL7 PDDI CDS) omit it. Draft orders may come in their older shapes (one resource,
+an array, ``medications`` for the deprecated hook), which ``_orders`` reads."""
+
+_ALIASES = {"draftOrders": ("draftOrders", "medications"), "medications": ("medications",)}
+
+
+def context_problems(hook: str, context: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the request's context lacks for its hook: (field, problem), empty when complete."""
+    out: list[tuple[str, str]] = []
+    for name in REQUIRED_CONTEXT.get(hook, ()):
+        where = f"context.{name}"
+        if name == "patientId":
+            value = context.get("patientId") or context.get("patient")  # 1.0 called it patient
+            if not isinstance(value, str) or not value.strip():
+                out.append((where, f"required for {hook}: the id of the patient in context"))
+        elif name == "selections":
+            value = context.get(name)
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                out.append((where, "required for order-select: the references selected"))
+        elif all(context.get(k) is None for k in _ALIASES[name]):
+            out.append((where, f"required for {hook}: the draft orders"))
+    return out
 
 
 def prefetch_templates(kb: Knowledge) -> dict[str, str]:
