@@ -126,15 +126,19 @@ class FhirServer:
             for r in self.resources
             if r.get("resourceType") == rtype and (patient is None or _subject(r) == patient)
         ]
+        for d in query.get("date", []):  # date=geYYYY-MM-DD on an Observation's effective date
+            if d.startswith("ge"):
+                hits = [r for r in hits if str(r.get("effectiveDateTime", "9999"))[:10] >= d[2:]]
+        size = min(self.page_size, int((query.get("_count") or [self.page_size])[0]))
         page = int((query.get("_page") or ["0"])[0])
-        chunk = hits[page * self.page_size : (page + 1) * self.page_size]
+        chunk = hits[page * size : (page + 1) * size]
         bundle: dict[str, Any] = {
             "resourceType": "Bundle",
             "type": "searchset",
             "total": len(hits),
             "entry": [{"resource": r} for r in chunk],
         }
-        if (page + 1) * self.page_size < len(hits):
+        if (page + 1) * size < len(hits):
             kept = [(k, v) for k, vs in query.items() if k != "_page" for v in vs]
             qs = urlencode([*kept, ("_page", str(page + 1))])
             base = self.next_base or self.url

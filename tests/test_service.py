@@ -40,6 +40,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from legspasm import Knowledge
 from legspasm.audit import AuditStore, RuleRate
 from legspasm.errors import ConfigError
 from legspasm.service.app import create_app
@@ -1116,6 +1117,38 @@ def test_without_a_public_url_the_secure_service_does_not_start(tmp_path: Path) 
     assert err.value.setting == "LEGSPASM_PUBLIC_URL"
 
 
+@pytest.mark.parametrize(
+    ("setting", "url", "starts"),
+    [
+        ("public_url", "http://cds.example.org", False),
+        ("public_url", "https://cds.example.org", True),
+        ("public_url", "http://127.0.0.1:8443", True),  # a TLS proxy on this machine
+        ("web_url", "http://plans.example.org", False),
+        ("web_url", "https://plans.example.org", True),
+    ],
+)
+def test_card_links_are_https_unless_dev(
+    tmp_path: Path, setting: str, url: str, starts: bool
+) -> None:
+    """Card links open patient data: the secure service refuses plain http for its public or
+    web URL (naming the setting), except on the loopback interface; dev mode does not check."""
+    values: dict[str, Any] = {"public_url": "https://cds.example", setting: url}
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'a.sqlite3'}",
+        issuers=[Issuer(iss=ISS, jwks_file=tmp_path / "jwks.json")],
+        link_secret="x" * 32,
+        **values,
+    )
+    if starts:
+        create_app(settings)
+    else:
+        with pytest.raises(ConfigError) as err:
+            create_app(settings)
+        assert err.value.setting == f"LEGSPASM_{setting.upper()}"
+        assert "https" in err.value.message
+    create_app(Settings(dev=True, database_url=f"sqlite:///{tmp_path / 'd.sqlite3'}", **values))
+
+
 def test_without_a_link_secret_the_secure_service_does_not_start(tmp_path: Path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'a.sqlite3'}",
@@ -1560,3 +1593,52 @@ def test_an_empty_patient_id_is_400(live_dev: Live) -> None:
     body = cds_request("patient-view", pid, prefetch)
     body["context"]["patientId"] = "  "
     check_outcome(post(live_dev, "legspasm-patient-view", body), 400, "context.patientId")
+
+
+def test_prefetch_is_bounded_and_lab_reads_look_back_as_far_as_the_labs_are_used(
+    live_dev: Live, fhir: FhirServer, kb: Knowledge
+) -> None:
+    """Every prefetch template is bounded (_count; observations newest first); legspasm's own
+    reads ask for observations no older than the longest lab max_age_days, so a ferritin from
+    before the look-back is not used (and the RLS iron step asks for one)."""
+    from legspasm.service.hooks import PAGE_SIZE, lookback_days, prefetch_templates
+
+    templates = prefetch_templates(kb)
+    meds = {"medicationRequests", "medicationStatements", "medicationDispenses"}
+    assert all("_count=" in q for k, q in templates.items() if k not in {"patient", *meds})
+    # not cut: how long a medicine has been taken comes from its earliest record
+    assert not any("_count=" in templates[k] or "date=" in templates[k] for k in meds)
+    assert "_sort=-date" in templates["observations"]
+    assert f"_count={PAGE_SIZE}" in templates["observations"]
+    days = lookback_days(kb)
+    assert days == max(lab.max_age_days for lab in kb.labs.values())
+    pid, resources = vignette_resources(RLS_LOW_FERRITIN)
+    since = AS_OF - dt.timedelta(days=days)
+
+    def ferritin_on(day: dt.date) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "id": f"ferritin-{day.isoformat()}",
+            "status": "final",
+            "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2276-4"}]},
+            "effectiveDateTime": day.isoformat(),
+            "valueQuantity": {"value": 20, "unit": "ng/mL"},
+        }
+
+    others = [
+        r for r in resources if not (r.get("resourceType") == "Observation" and "2276-4" in str(r))
+    ]
+    body = cds_request("patient-view", pid, None, fhirServer=fhir.url)
+    used = {}
+    for label, day in (("inside", since), ("outside", since - dt.timedelta(days=1))):
+        fhir.resources = [*others, ferritin_on(day)]
+        fhir.requests = []
+        post(live_dev, "legspasm-patient-view", body).raise_for_status()
+        obs = [p for p in fhir.requests if p.startswith("/fhir/Observation")]
+        assert obs
+        assert f"date=ge{since.isoformat()}" in obs[0]
+        rows = live_dev.store.recent(limit=1, patient_id=pid)
+        used[label] = json.dumps(rows[0].assessment)
+    assert f"ferritin-{since.isoformat()}" in used["inside"]
+    assert f"ferritin-{(since - dt.timedelta(days=1)).isoformat()}" not in used["outside"]

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from anyio import to_thread
@@ -45,6 +46,7 @@ from .hooks import (
     Service,
     context_problems,
     discovery,
+    lookback_days,
     prefetch_templates,
 )
 from .limits import BodyLimit
@@ -91,6 +93,7 @@ class _State:
         self.settings, self.kb, self.store, self.http = settings, kb, store, http
         self.verifier, self.today = verifier, today
         self.templates = prefetch_templates(kb)
+        self.lookback_days = lookback_days(kb)
         self.discovery = Discovery(services=discovery(kb))
 
 
@@ -107,6 +110,14 @@ def _aud(request: Request, settings: Settings) -> str:
     whenever tokens are verified."""
     assert settings.public_url is not None
     return settings.public_url.rstrip("/") + request.url.path
+
+
+def _secure(url: str) -> bool:
+    """An https URL, or http on the loopback interface (a TLS proxy on the same machine)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _orders(context: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -199,6 +210,17 @@ def create_app(
             "required unless --dev: a JWT's audience is checked against the URL the EHR "
             "calls, never against the Host header a request carries",
         )
+    if not settings.dev:
+        for name, url in (
+            ("LEGSPASM_PUBLIC_URL", settings.public_url),
+            ("LEGSPASM_WEB_URL", settings.web_url),
+        ):
+            if url is not None and not _secure(url):
+                raise ConfigError(
+                    name,
+                    f"{url!r} must be https unless --dev (card links open patient data; plain "
+                    "http is allowed only on this machine, 127.0.0.1 or localhost)",
+                )
     if not settings.dev and settings.link_secret is None:
         raise ConfigError(
             "LEGSPASM_LINK_SECRET",
@@ -377,7 +399,14 @@ def create_app(
             pid = patient_id(req.context)
             order_resources = _orders(req.context) if service.hook != "patient-view" else []
             sent = req.model_copy(update={"prefetch": _prefetched(req.prefetch)})
-            got = gather(sent, st.templates, st.http, st.settings.fhir_max_resources)
+            since = as_of - dt.timedelta(days=st.lookback_days)
+            got = gather(
+                sent,
+                st.templates,
+                st.http,
+                st.settings.fhir_max_resources,
+                {"observations": f"date=ge{since.isoformat()}"},
+            )
             record = _record(records_from_resources(got.resources, "prefetch"), pid)
             if record is None:
                 record = Record("prefetch", None, ())

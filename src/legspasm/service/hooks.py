@@ -12,12 +12,14 @@ from .models import ServiceDescription
 
 __all__ = [
     "LEGACY_HOOKS",
+    "PAGE_SIZE",
     "PREFETCH_KEY_OF_TYPE",
     "REQUIRED_CONTEXT",
     "SERVICES",
     "Service",
     "context_problems",
     "discovery",
+    "lookback_days",
     "prefetch_templates",
 ]
 
@@ -109,8 +111,22 @@ def context_problems(hook: str, context: Mapping[str, Any]) -> list[tuple[str, s
     return out
 
 
+PAGE_SIZE = 100
+"""``_count`` of the prefetch queries: an EHR sends the first page, newest first where sorted;
+legspasm's own reads follow ``next`` links up to the configured resource cap."""
+
+
+def lookback_days(kb: Knowledge) -> int:
+    """How far back a lab result can still be used: the longest ``max_age_days`` of the
+    knowledge base's labs (older results are stale for every rule). Reads from the EHR's FHIR
+    server ask only for observations this recent (``date=ge``)."""
+    return max(lab.max_age_days for lab in kb.labs.values())
+
+
 def prefetch_templates(kb: Knowledge) -> dict[str, str]:
-    """Prefetch templates: the FHIR queries whose results the engine reads (R4 search syntax)."""
+    """Prefetch templates: the FHIR queries whose results the engine reads (R4 search syntax),
+    each bounded by ``_count``. Medicine queries are not sorted or cut by date: how long a
+    medicine has been taken comes from its earliest record."""
     loinc = sorted(set(kb.lookups.lab_by_loinc))
     for rule in ("body_weight", "pregnancy_status"):
         loinc += sorted(
@@ -119,13 +135,15 @@ def prefetch_templates(kb: Knowledge) -> dict[str, str]:
     codes = ",".join(f"{LOINC}|{c}" for c in dict.fromkeys(loinc))
     return {
         "patient": f"Patient/{PATIENT}",
-        "conditions": f"Condition?patient={PATIENT}",
+        "conditions": f"Condition?patient={PATIENT}&_count={PAGE_SIZE}",
         "medicationRequests": f"MedicationRequest?patient={PATIENT}",
         "medicationStatements": f"MedicationStatement?patient={PATIENT}",
         "medicationDispenses": f"MedicationDispense?patient={PATIENT}",
-        "observations": f"Observation?patient={PATIENT}&code={codes}&_sort=-date",
-        "allergies": f"AllergyIntolerance?patient={PATIENT}",
-        "intake": f"QuestionnaireResponse?patient={PATIENT}&questionnaire={INTAKE}",
+        "observations": f"Observation?patient={PATIENT}&code={codes}&_sort=-date"
+        f"&_count={PAGE_SIZE}",
+        "allergies": f"AllergyIntolerance?patient={PATIENT}&_count={PAGE_SIZE}",
+        "intake": f"QuestionnaireResponse?patient={PATIENT}&questionnaire={INTAKE}"
+        "&_sort=-authored&_count=5",
     }
 
 
@@ -139,7 +157,8 @@ def discovery(kb: Knowledge) -> list[ServiceDescription]:
             id=s.id,
             prefetch=templates,
             usageRequirements="Send the prefetch, or fhirServer with fhirAuthorization "
-            "(patient/*.read scopes for the resources in the prefetch templates).",
+            "(patient/*.read scopes for the resources in the prefetch templates). Lab results "
+            f"older than {lookback_days(kb)} days are not used.",
         )
         for s in SERVICES.values()
     ]

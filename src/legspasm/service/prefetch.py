@@ -128,8 +128,10 @@ def gather(
     templates: Mapping[str, str],
     client: httpx.Client,
     max_resources: int,
+    since: Mapping[str, str] | None = None,
 ) -> Gathered:
-    """Every resource sent or fetched for this request, with the keys fetched."""
+    """Every resource sent or fetched for this request, with the keys fetched. ``since``: extra
+    search parameters for a key when it is fetched (a date look-back, e.g. ``date=ge...``)."""
     sent = req.prefetch or {}
     resources = [v for v in sent.values() if v is not None]
     absent = [k for k in templates if k not in sent]
@@ -146,7 +148,8 @@ def gather(
         query = _fill(templates[k], req.context)
         if query is None:
             raise DataUnavailable([k], "the context lacks a value the query needs (patientId)")
-        urls[k] = req.fhirServer.rstrip("/") + "/" + query
+        extra = (since or {}).get(k)
+        urls[k] = req.fhirServer.rstrip("/") + "/" + query + (f"&{extra}" if extra else "")
     headers = {"Accept": "application/fhir+json"}
     auth = req.fhirAuthorization
     if auth is not None:
