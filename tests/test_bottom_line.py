@@ -258,3 +258,23 @@ def test_markdown_renders_lists_and_paragraphs_apart(kb: Knowledge) -> None:
         assert "**" not in html, name
         return
     pytest.fail("no case with an unlikely condition")
+
+
+@pytest.mark.parametrize(("name", "path"), CASES, ids=[c[0] for c in CASES])
+def test_fhir_reason_codes_are_codes_or_names_never_slugs(
+    name: str, path: Path, kb: Knowledge
+) -> None:
+    """Every plan resource's reasonCode names its condition in words, with the verified SNOMED CT
+    and ICD-10-CM codes of the diagnoses that document it (RLS: G25.81 and 32914008)."""
+    from legspasm.fhir.output import plan_step_resource
+
+    a = assessed(name, path, kb)
+    names = {c.id: c for c in a.conditions}
+    for s in a.plan:
+        (reason,) = plan_step_resource(a, s, "Patient/x")["reasonCode"]
+        assert reason["text"] == names[s.context].name
+        want = {(k.system, k.code) for k in names[s.context].codes}
+        got = {(c["system"].rsplit("/", 1)[-1], c["code"]) for c in reason.get("coding", [])}
+        assert len(got) == len(want)
+        if s.context == "rls":
+            assert {c["code"] for c in reason["coding"]} >= {"G25.81", "32914008"}

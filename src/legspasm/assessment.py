@@ -12,6 +12,7 @@ __all__ = [
     "AvoidItem",
     "BottomLine",
     "CitationRef",
+    "CodeRef",
     "ConditionResult",
     "Confirmation",
     "CriterionResult",
@@ -63,6 +64,14 @@ class CriterionResult(_Out):
     state: CriterionState
 
 
+class CodeRef(_Out):
+    """A verified code of a condition (the knowledge base's system names: snomed, icd10cm)."""
+
+    system: Literal["snomed", "icd10cm"]
+    code: str
+    display: str | None = None
+
+
 class ConditionResult(_Out):
     id: str
     name: str
@@ -70,6 +79,9 @@ class ConditionResult(_Out):
     status: ConditionStatus
     criteria: list[CriterionResult]
     citations: list[str]
+    # The verified SNOMED CT and ICD-10-CM codes of the diagnoses that document it (a FHIR
+    # reasonCode); empty for a pathway no single diagnosis code names.
+    codes: list[CodeRef] = []
     # The diagnosis is on the record. It establishes the condition, not today's complaint: a
     # required criterion recorded as absent today makes the status "unlikely" for this visit.
     on_record: bool = False

@@ -22,7 +22,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from ..assessment import Assessment, CitationRef, MedicationPlan, PlanStep
-from .systems import BASE, RXNORM, UCUM
+from .systems import BASE, RXNORM, UCUM, system_url
 
 __all__ = ["KNOWLEDGE_TAG", "assessment_bundle", "plan_step_resource"]
 
@@ -136,12 +136,29 @@ def _medication_request(
         "subject": ref,
         "authoredOn": b.a.as_of.isoformat(),
         "requester": {"reference": b.device, "display": "legspasm"},
-        "reasonCode": [{"text": step.context}],
+        "reasonCode": [_reason(b.a, step)],
         "dosageInstruction": [dosage],
     }
     if notes:
         res["note"] = [{"text": n} for n in notes]
     return res
+
+
+def _reason(a: Assessment, step: PlanStep) -> dict[str, Any]:
+    """Why the step: its condition as SNOMED CT and ICD-10-CM codings where the knowledge base
+    has verified ones, and always by name (never the pathway's id)."""
+    c = next((x for x in a.conditions if x.id == step.context), None)
+    if c is None:
+        return {"text": step.context.replace("_", " ")}
+    coding = [
+        {
+            "system": system_url(k.system),
+            "code": k.code,
+            **({"display": k.display} if k.display else {}),
+        }
+        for k in c.codes
+    ]
+    return {**({"coding": coding} if coding else {}), "text": c.name}
 
 
 def _step_resource(b: _Builder, step: PlanStep, ref: dict[str, str]) -> tuple[str, dict[str, Any]]:
@@ -153,7 +170,7 @@ def _step_resource(b: _Builder, step: PlanStep, ref: dict[str, str]) -> tuple[st
             "status": "draft",
             "intent": "proposal",
             "code": {"text": step.text},
-            "reasonCode": [{"text": step.context}],
+            "reasonCode": [_reason(b.a, step)],
             **common,
             "requester": {"reference": b.device, "display": "legspasm"},
             "note": [{"text": w} for w in step.warnings] or None,
@@ -174,7 +191,7 @@ def _step_resource(b: _Builder, step: PlanStep, ref: dict[str, str]) -> tuple[st
     return "CommunicationRequest", {
         "status": "draft",
         "payload": payload,
-        "reasonCode": [{"text": step.context}],
+        "reasonCode": [_reason(b.a, step)],
         **common,
         "sender": {"reference": b.device, "display": "legspasm"},
         "note": [{"text": w} for w in step.warnings] or None,
