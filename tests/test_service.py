@@ -538,9 +538,11 @@ def test_gabapentin_above_the_renal_band_offers_the_plan_dose(live_dev: Live) ->
     )
     assert "2700 mg > 1400 mg allowed at renal function 59" in card["detail"]
     first = card["suggestions"][0]
-    kinds = {a["type"]: a for a in first["actions"]}
-    assert kinds["delete"]["resourceId"] == "MedicationRequest/gp-1"
-    same = kinds["create"]["resource"]
+    # The same medicine at the plan's dose: an update of the draft order, not delete + create.
+    assert [a["type"] for a in first["actions"]] == ["update"]
+    assert first["label"].startswith(("Change the dose: gabapentin", "Confirm first: Change"))
+    same = first["actions"][0]["resource"]
+    assert same["id"] == "gp-1"
     assert same["medicationCodeableConcept"]["coding"][0]["code"] == GABAPENTIN[0]
     dosage = same["dosageInstruction"][0]
     assert "CrCl >30-59" in dosage["text"]

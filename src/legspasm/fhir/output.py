@@ -22,6 +22,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from ..assessment import Assessment, CitationRef, MedicationPlan, PlanStep
+from ..render.words import basis_words
 from .systems import BASE, RXNORM, UCUM, system_url
 
 __all__ = ["KNOWLEDGE_TAG", "assessment_bundle", "plan_step_resource"]
@@ -67,7 +68,8 @@ class _Builder:
                 continue
             art: dict[str, Any] = {"type": "citation", "label": f"[{c.number}] {c.id}"}
             art["display"] = c.text
-            art["citation"] = f"{c.text} (evidence basis: {c.basis})"
+            words = basis_words(c.basis)
+            art["citation"] = f"{c.text} ({words})" if words else c.text
             if c.url:
                 art["url"] = c.url
             out.append(art)

@@ -245,6 +245,23 @@ class _Cards:
             )
             conditional = step.status == "conditional"
             label = _label(step)
+            m = step.medication
+            same = m is not None and item.drug is not None and m.drug.id == item.drug.id
+            if same and deletable and draft is not None:
+                # The same medicine at another dose: change the draft, keep the order.
+                label = label.replace("Instead: ", "Change the dose: ", 1)
+                actions = [
+                    Action(
+                        type="update",
+                        description=f"Change the dose of the order: {step.summary}",
+                        resource=_with_dosage(draft, resource),
+                    )
+                ]
+            else:
+                actions = [
+                    *remove,
+                    Action(type="create", description=step.summary, resource=resource),
+                ]
             if conditional:
                 label = "Confirm first: " + label
             out.append(
@@ -252,10 +269,7 @@ class _Cards:
                     label=_short(label, 80),
                     uuid=self.new_uuid(),
                     isRecommended=n == 0 and not conditional,
-                    actions=[
-                        *remove,
-                        Action(type="create", description=step.summary, resource=resource),
-                    ],
+                    actions=actions,
                 )
             )
         if remove:
@@ -329,6 +343,16 @@ class _Cards:
             links=self.links(),
         )
         self.out.append(IssuedCard(card, "plan"))
+
+
+def _with_dosage(draft: Mapping[str, Any], proposed: Mapping[str, Any]) -> dict[str, Any]:
+    """The draft order (its id, medicine, requester, encounter kept) with the proposed dosage
+    and the proposal's notes: an ``update`` the clinician signs as is."""
+    out = dict(draft)
+    out["dosageInstruction"] = proposed.get("dosageInstruction", [])
+    if proposed.get("note"):
+        out["note"] = [*(draft.get("note") or []), *proposed["note"]]
+    return out
 
 
 def _summaries(lines: Sequence[str]) -> list[str]:
