@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from legspasm import Case, CaseValidationError, Knowledge, evaluate
 from legspasm.engine.derive import cockcroft_gault, derive
 from legspasm.expr import ExprError, compile_expr
 from legspasm.units import UnitError, normalise, parse_unit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 AS_OF = dt.date(2026, 11, 21)
 CREATININE = 113.12  # g/mol
@@ -530,3 +533,33 @@ def test_a_medicine_that_starts_after_as_of_is_noted(kb: Knowledge, name: str, s
     )
     a = evaluate(c, kb, dt.date(2026, 11, 21))
     assert any(says in n.text and name in n.text for n in a.notes), [n.text for n in a.notes]
+
+
+def test_the_prebuilt_unit_table_is_what_pint_computes(kb: Knowledge) -> None:
+    """units_table.json (pint kept off the hot path) holds exactly pint's factors for the
+    knowledge base's labs and the engine's fixed conversions; rebuild it with
+    `python scripts/units_table.py` when this fails."""
+    import json
+
+    from legspasm.units import TABLE, build_table
+
+    assert json.loads(TABLE.read_text(encoding="utf-8")) == build_table(kb)
+
+
+def test_assessing_a_case_in_common_units_does_not_load_pint() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import datetime as dt, sys\n"
+        "from legspasm import evaluate, load_case\n"
+        "from legspasm.knowledge import load_knowledge\n"
+        "kb = load_knowledge()\n"
+        "for name in ('rls-low-ferritin', 'nocturnal-cramps', 'stroke-spasticity'):\n"
+        "    evaluate(load_case(f'src/legspasm/examples/{name}.yaml'), kb, dt.date(2026, 11, 21))\n"
+        "print('pint' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "False"

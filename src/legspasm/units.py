@@ -1,19 +1,66 @@
-"""Unit normalisation with pint.
+"""Unit normalisation with pint, kept off the hot path.
 
 Each lab the knowledge base knows declares a canonical unit and, when mass and substance units
 must be interconverted, a molar mass. ``normalise`` converts a value in any unit pint
 understands (plus the clinical spellings below) to that canonical unit, or raises ``UnitError``.
+
+Building pint's registry costs about 0.3 s per process, more than assessing a case. The factors
+of the common clinical units (``COMMON_UNITS`` to every lab's canonical unit, and weights,
+heights, doses and weeks) are therefore prebuilt into ``units_table.json`` by
+``scripts/units_table.py`` (a test checks the file against pint); pint is loaded only for a
+unit outside the table.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import LegspasmError
 
-__all__ = ["UnitError", "normalise", "parse_unit"]
+if TYPE_CHECKING:
+    from .knowledge import Knowledge
+
+__all__ = ["COMMON_UNITS", "UnitError", "build_table", "normalise", "parse_unit"]
+
+TABLE = Path(__file__).with_name("units_table.json")
+# The units a clinician or an EHR commonly writes for a lab (the web form offers those that
+# convert), and the fixed conversions the engine asks for.
+COMMON_UNITS = (
+    "ng/mL",
+    "ug/L",
+    "ug/dL",
+    "umol/L",
+    "mg/dL",
+    "mg/L",
+    "mmol/L",
+    "mEq/L",
+    "g/dL",
+    "g/L",
+    "%",
+    "mL/min/1.73m2",
+    "mL/min/{1.73_m2}",
+    "mL/min",
+    "U/L",
+    "mU/L",
+    "mcg/L",
+    "mcg/dL",
+    "[iU]/L",
+    "IU/L",
+    "uIU/mL",
+    "mIU/L",
+    "pg/mL",
+    "nmol/L",
+)
+_FIXED = {
+    "kg": ("kg", "lb", "[lb_av]", "g", "lbs", "kgs"),
+    "cm": ("cm", "m", "mm", "in", "[in_i]", "ft"),
+    "mg": ("mg", "g", "mcg", "ug", "ng", "kg"),
+    "week": ("week", "wk", "wks", "d", "day", "days", "mo"),
+}
 
 # Clinical spellings pint does not know, mapped to pint expressions. UCUM-style "mL/min/{1.73_m2}"
 # for eGFR is treated as mL/min (the body-surface normalisation is part of the test's definition).
@@ -90,6 +137,39 @@ def _factor(src: str, dst: str, molar_mass: float | None, monovalent: bool) -> f
         raise UnitError(f"cannot convert {src!r} to {dst!r}") from exc
 
 
+def _key(src: str, dst: str, molar_mass: float | None, monovalent: bool) -> str:
+    return f"{src}|{dst}|{'' if molar_mass is None else repr(molar_mass)}|{int(monovalent)}"
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, float]:
+    try:
+        data: dict[str, float] = json.loads(TABLE.read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+    return data
+
+
+def build_table(kb: Knowledge) -> dict[str, float]:
+    """Every common conversion the knowledge base's labs and the engine need, computed by pint
+    (what ``units_table.json`` must hold)."""
+    pairs: set[tuple[str, str, float | None, bool]] = set()
+    for lab in kb.labs.values():
+        for unit in (*COMMON_UNITS, lab.unit):
+            pairs.add((unit, lab.unit, lab.molar_mass, lab.monovalent))
+    for dst, units in _FIXED.items():
+        pairs.update((u, dst, None, False) for u in units)
+    out: dict[str, float] = {}
+    for src, dst, mw, mono in sorted(pairs, key=str):
+        if src == dst:
+            continue
+        try:
+            out[_key(src, dst, mw, mono)] = _factor(src, dst, mw, mono)
+        except UnitError:
+            continue
+    return out
+
+
 def normalise(
     value: float,
     unit: str,
@@ -98,7 +178,20 @@ def normalise(
     monovalent: bool = False,
 ) -> float:
     """Convert ``value`` in ``unit`` to ``canonical``; raise UnitError when impossible."""
-    if unit.strip() == canonical:
+    src = unit.strip()
+    if src == canonical:
         return value
+    factor = _table().get(_key(src, canonical, molar_mass, monovalent))
+    if factor is None:
+        factor = _factor(src, canonical, molar_mass, monovalent)
     # Round away floating-point noise (75 ng/mL must equal 75 ug/L at a <= 75 threshold).
-    return round(value * _factor(unit.strip(), canonical, molar_mass, monovalent), 9)
+    return round(value * factor, 9)
+
+
+def main() -> None:
+    """Write units_table.json from pint and the bundled knowledge base."""
+    from .knowledge import load_knowledge
+
+    table = build_table(load_knowledge())
+    TABLE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"{TABLE}: {len(table)} factors")
