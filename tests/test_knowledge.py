@@ -551,3 +551,29 @@ def test_unknown_field_in_an_entry(data: Path) -> None:
     edit(data, rel, lambda doc: doc["recommendations"][0].update(strenght="strong"))
     err = refused(data)
     assert (err.file, err.entry, err.field) == (f"data/{rel}", rec["id"], "strenght")
+
+
+def test_the_knowledge_snapshot_is_fresh_and_loads_the_same_knowledge(kb: Knowledge) -> None:
+    """snapshot.json (the bundled files parsed, for start-up) matches every file's hash and
+    content (rebuild with `python scripts/kb_snapshot.py` when this fails), and the knowledge
+    loaded through it is the knowledge loaded from YAML."""
+    import json
+    import re
+
+    from legspasm.knowledge import loader
+
+    shipped = json.loads(loader.SNAPSHOT.read_text(encoding="utf-8"))
+    assert shipped == json.loads(json.dumps(loader.build_snapshot(), default=str))
+
+    def text(k: Knowledge) -> str:
+        return re.sub(r" at 0x[0-9a-f]+", "", repr(k))
+
+    loader._snapshot.cache_clear()
+    saved = loader.SNAPSHOT
+    try:
+        loader.SNAPSHOT = saved.with_name("no-such-snapshot.json")
+        from_yaml = loader.load_knowledge()
+    finally:
+        loader.SNAPSHOT = saved
+        loader._snapshot.cache_clear()
+    assert text(loader.load_knowledge()) == text(from_yaml)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import itertools
+import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,14 +58,50 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
 
+# The bundled YAML files already parsed, as JSON (several times faster to read than YAML): each
+# entry is used only when its file's SHA-256 matches, so a stale snapshot is never read; any
+# other knowledge folder, or a changed file, is parsed from YAML. scripts/kb_snapshot.py
+# rebuilds it (a test says when).
+SNAPSHOT = Path(__file__).with_name("snapshot.json")
+
+
+@lru_cache(maxsize=1)
+def _snapshot() -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
 def _read(path: Path, root: Path) -> Any:
     rel = _rel(path, root)
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise KnowledgeError(rel, None, None, "file is missing") from None
+    if path.is_relative_to(DATA_DIR):
+        entry = _snapshot().get(path.relative_to(DATA_DIR).as_posix())
+        if entry is not None and entry["sha256"] == hashlib.sha256(raw).hexdigest():
+            return entry["data"]
+    return _parse(raw, rel)
+
+
+def _parse(raw: bytes, rel: str) -> Any:
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise KnowledgeError(rel, None, None, f"not valid YAML: {exc}") from None
+
+
+def build_snapshot() -> dict[str, Any]:
+    """The bundled knowledge files parsed, with their hashes (what snapshot.json must hold)."""
+    out: dict[str, Any] = {}
+    for path in sorted(DATA_DIR.rglob("*.yaml")):
+        raw = path.read_bytes()
+        rel = path.relative_to(DATA_DIR).as_posix()
+        out[rel] = {"sha256": hashlib.sha256(raw).hexdigest(), "data": _parse(raw, rel)}
+    return out
 
 
 def _rel(path: Path, root: Path) -> str:
