@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..fhir.systems import INTAKE, LOINC, system_url
+from ..fhir.queries import PAGE_SIZE, lookback_days, prefetch_templates
 from ..knowledge import Knowledge
 from .models import ServiceDescription
 
@@ -23,7 +23,6 @@ __all__ = [
     "prefetch_templates",
 ]
 
-PATIENT = "{{context.patientId}}"
 
 PREFETCH_KEY_OF_TYPE = {
     "Patient": "patient",
@@ -109,42 +108,6 @@ def context_problems(hook: str, context: Mapping[str, Any]) -> list[tuple[str, s
         elif all(context.get(k) is None for k in _ALIASES[name]):
             out.append((where, f"required for {hook}: the draft orders"))
     return out
-
-
-PAGE_SIZE = 100
-"""``_count`` of the prefetch queries: an EHR sends the first page, newest first where sorted;
-legspasm's own reads follow ``next`` links up to the configured resource cap."""
-
-
-def lookback_days(kb: Knowledge) -> int:
-    """How far back a lab result can still be used: the longest ``max_age_days`` of the
-    knowledge base's labs (older results are stale for every rule). Reads from the EHR's FHIR
-    server ask only for observations this recent (``date=ge``)."""
-    return max(lab.max_age_days for lab in kb.labs.values())
-
-
-def prefetch_templates(kb: Knowledge) -> dict[str, str]:
-    """Prefetch templates: the FHIR queries whose results the engine reads (R4 search syntax),
-    each bounded by ``_count``. Medicine queries are not sorted or cut by date: how long a
-    medicine has been taken comes from its earliest record."""
-    loinc = sorted(set(kb.lookups.lab_by_loinc))
-    for rule in ("body_weight", "pregnancy_status"):
-        loinc += sorted(
-            c.code for c in kb.record[rule].codes if c.verified and system_url(c.system) == LOINC
-        )
-    codes = ",".join(f"{LOINC}|{c}" for c in dict.fromkeys(loinc))
-    return {
-        "patient": f"Patient/{PATIENT}",
-        "conditions": f"Condition?patient={PATIENT}&_count={PAGE_SIZE}",
-        "medicationRequests": f"MedicationRequest?patient={PATIENT}",
-        "medicationStatements": f"MedicationStatement?patient={PATIENT}",
-        "medicationDispenses": f"MedicationDispense?patient={PATIENT}",
-        "observations": f"Observation?patient={PATIENT}&code={codes}&_sort=-date"
-        f"&_count={PAGE_SIZE}",
-        "allergies": f"AllergyIntolerance?patient={PATIENT}&_count={PAGE_SIZE}",
-        "intake": f"QuestionnaireResponse?patient={PATIENT}&questionnaire={INTAKE}"
-        "&_sort=-authored&_count=5",
-    }
 
 
 def discovery(kb: Knowledge) -> list[ServiceDescription]:
