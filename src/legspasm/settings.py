@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # expiring capability for that one plan. Required unless dev (dev: a random key per process).
     # Give every worker and every restart the same secret (32 or more random characters).
     link_secret: SecretStr | None = None
+    # SMART App Launch of the web page (EHR launch with PKCE): legspasm's client id at the
+    # EHR's authorization server, the FHIR servers (iss) it may be launched from (an allowlist:
+    # the browser names iss), and the scopes it asks for. No client id: no SMART launch.
+    smart_client_id: str | None = None
+    smart_issuers: list[str] = []
+    smart_scope: str = "launch openid fhirUser patient/*.read"
     plan_link_hours: Annotated[float, Field(gt=0, le=168)] = 12.0
     # The assessment date: None means the date each request is received (demos and tests fix it).
     as_of: dt.date | None = None

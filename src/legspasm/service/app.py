@@ -436,6 +436,8 @@ def create_app(
             else None,
             plan_url=f"{base}/plan/{invocation_id}?t={plan_token(invocation_id)}",
             subject=f"Patient/{pid}" if pid else None,
+            smart_url=f"{base}/smart/launch" if st.settings.smart_client_id else None,
+            invocation_id=invocation_id,
         )
         audit(
             service.id,

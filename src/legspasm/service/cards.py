@@ -108,16 +108,29 @@ class _Cards:
         new_uuid: Callable[[], str],
         plan_url: str | None,
         subject: str | None,
+        smart_url: str | None = None,
+        invocation_id: str | None = None,
     ) -> None:
         self.a, self.new_uuid, self.plan_url, self.subject = a, new_uuid, plan_url, subject
+        self.smart_url, self.invocation_id = smart_url, invocation_id
         self.cites = {c.id: c for c in a.citations}
         self.steps = {s.id: s for s in a.plan}
         self.out: list[IssuedCard] = []
 
     def links(self) -> list[Link] | None:
-        if self.plan_url is None:
-            return None
-        return [Link(label="Full plan with citations (legspasm)", url=self.plan_url)]
+        out = []
+        if self.smart_url is not None:  # opened by the EHR with the user's authorization
+            out.append(
+                Link(
+                    label="Open the plan in legspasm",
+                    url=self.smart_url,
+                    type="smart",
+                    appContext=self.invocation_id,
+                )
+            )
+        if self.plan_url is not None:
+            out.append(Link(label="Full plan with citations (legspasm)", url=self.plan_url))
+        return out or None
 
     def red_flags(self) -> None:
         for rf in self.a.red_flags:
@@ -384,9 +397,13 @@ def build_cards(
     selections: Sequence[str] | None = None,
     plan_url: str | None = None,
     subject: str | None = None,
+    smart_url: str | None = None,
+    invocation_id: str | None = None,
 ) -> list[IssuedCard]:
-    """Cards for one hook. ``drafts``: draft order resources by ``Type/id`` (for delete actions)."""
-    c = _Cards(a, new_uuid, plan_url, subject)
+    """Cards for one hook. ``drafts``: draft order resources by ``Type/id`` (for delete actions).
+    ``smart_url``: the web page's SMART launch, offered as a ``smart`` link whose appContext is
+    ``invocation_id`` (the launched page opens this assessment)."""
+    c = _Cards(a, new_uuid, plan_url, subject, smart_url, invocation_id)
     c.red_flags()
     if hook == "patient-view":
         c.summary_card()

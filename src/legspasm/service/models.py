@@ -92,6 +92,7 @@ class Link(_Out):
     label: str
     url: str
     type: Literal["absolute", "smart"] = "absolute"
+    appContext: str | None = None  # smart links only: passed on to the launched app
 
 
 class Card(_Out):

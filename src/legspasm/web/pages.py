@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -31,12 +32,17 @@ from ..capability import LinkCheck, check_token, sign_token
 from ..case import Case
 from ..caseio import parse_case, read_document
 from ..engine import evaluate
-from ..errors import CaseValidationError, InputError, SeveralPatients
+from ..errors import CaseValidationError, DataUnavailable, InputError, SeveralPatients
+from ..fhir import records_from_resources, to_case
+from ..fhir.fetch import fetch_queries, fill
+from ..fhir.queries import lookback_days, prefetch_templates
+from ..fhir.read import Record
 from ..inputs import load_patient
 from ..knowledge import Knowledge
 from ..render.charts import charts
 from ..render.pdf import handout_pdf, summary_pdf
 from ..settings import Settings
+from . import smart
 from .examples import EXAMPLES, Example
 from .form import FormData, ParsedForm, case_to_form, field_of, read_form
 from .steps import answered_keys, asked_keys, expand_screen
@@ -514,6 +520,116 @@ def web_router(
         else:
             content = handout_pdf(got[1], page_size=d.settings.handout_page_size)
         return _pdf(content, f"legspasm-{kind}-{invocation_id[:8]}.pdf")
+
+    def callback_url(request: Request) -> str:
+        base = settings.web_url or settings.public_url or str(request.base_url)
+        return base.rstrip("/") + "/smart/callback"
+
+    def smart_failed(problem: str) -> HTMLResponse:
+        context = {"title": "SMART launch failed", "problem": problem}
+        return d.pages.page("smart.html", context, status=400)
+
+    @router.get("/smart/launch", include_in_schema=False)
+    def smart_launch(
+        request: Request, iss: str | None = None, launch: str | None = None
+    ) -> Response:
+        """SMART EHR launch: to the authorization server, with PKCE (web/smart.py)."""
+        if not settings.smart_client_id:
+            return not_found("SMART launch here (it is not set up)")
+        redirect_uri = callback_url(request)
+        try:
+            with httpx.Client(timeout=settings.fhir_timeout_s, trust_env=False) as client:
+                url, cookie = smart.begin(
+                    client,
+                    iss=iss,
+                    launch=launch,
+                    allowed=settings.smart_issuers,
+                    client_id=settings.smart_client_id,
+                    scope=settings.smart_scope,
+                    redirect_uri=redirect_uri,
+                    key=link_key,
+                    now=time.time(),
+                )
+        except smart.SmartError as exc:
+            return smart_failed(exc.message)
+        response = RedirectResponse(url, status_code=302)
+        response.set_cookie(
+            smart.COOKIE,
+            cookie,
+            max_age=smart.LIFETIME_S,
+            httponly=True,
+            samesite="lax",
+            secure=redirect_uri.startswith("https://"),
+            path="/smart",
+        )
+        return response
+
+    @router.get("/smart/callback", include_in_schema=False)
+    def smart_callback(
+        request: Request,
+        code: str | None = None,
+        state: str | None = None,
+        error: str | None = None,
+    ) -> Response:
+        """The code for a token naming the patient; the record read with it and assessed (or
+        the card's own assessment, when the EHR passes its appContext on)."""
+        if not settings.smart_client_id:
+            return not_found("SMART launch here (it is not set up)")
+        started = time.perf_counter()
+        today = d.today()
+        try:
+            with httpx.Client(timeout=settings.fhir_timeout_s, trust_env=False) as client:
+                launched = smart.finish(
+                    client,
+                    cookie=request.cookies.get(smart.COOKIE),
+                    state=state,
+                    code=code,
+                    error=error,
+                    client_id=settings.smart_client_id,
+                    redirect_uri=callback_url(request),
+                    key=link_key,
+                    now=time.time(),
+                )
+                shown = store.invocation(launched.app_context) if launched.app_context else None
+                if shown is not None and shown.patient_id == launched.patient:
+                    invocation_id = shown.id
+                else:
+                    context = {"patientId": launched.patient}
+                    since = today - dt.timedelta(days=lookback_days(kb))
+                    queries = {
+                        k: (fill(t, context) or "")
+                        + (f"&date=ge{since.isoformat()}" if k == "observations" else "")
+                        for k, t in prefetch_templates(kb).items()
+                    }
+                    got = fetch_queries(
+                        client,
+                        launched.iss,
+                        queries,
+                        launched.access_token,
+                        settings.fhir_max_resources,
+                    )
+                    resources = [r for found in got.values() for r in found]
+                    records = records_from_resources(resources, "smart")
+                    mine = next((r for r in records if r.patient_id == launched.patient), None)
+                    mapped = to_case(mine or Record("smart", None, ()), kb, today)
+                    assessment = mapped.annotate(evaluate(mapped.case, kb, today))
+                    invocation_id = record(
+                        mapped.case,
+                        assessment,
+                        "smart-launch",
+                        f"SMART launch: {launched.iss}",
+                        started,
+                        launched.patient,
+                    )
+        except smart.SmartError as exc:
+            return smart_failed(exc.message)
+        except DataUnavailable as exc:
+            return smart_failed(f"the record could not be read: {exc.problem}")
+        expires = int(time.time() + settings.plan_link_hours * 3600)
+        token = sign_token(link_key, invocation_id, expires)
+        response = RedirectResponse(f"/assessments/{invocation_id}{cap(token)}", status_code=303)
+        response.delete_cookie(smart.COOKIE, path="/smart")
+        return response
 
     @router.get("/docs/evidence/{name}", response_class=HTMLResponse, include_in_schema=False)
     def evidence(name: str) -> HTMLResponse:
