@@ -44,6 +44,7 @@ from .limits import BodyLimit
 from .models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
 from .prefetch import gather, patient_id
 from .refusals import RefusalCounter
+from .repeat import without_repeats
 
 __all__ = ["create_app"]
 
@@ -396,7 +397,17 @@ def create_app(
             else None,
             plan_url=f"{base}/plan/{invocation_id}?t={plan_token(invocation_id)}",
             subject=f"Patient/{pid}" if pid else None,
+            intake_url=f"{base}/",
         )
+        if service.hook == "patient-view":  # repeat suppression (service/repeat.py)
+            cards = without_repeats(
+                cards,
+                st.store,
+                patient_id=pid,
+                service_id=service.id,
+                days=st.kb.threshold("card_repeat_days"),
+                now=dt.datetime.now(dt.UTC),
+            )
         audit(
             service.id,
             started,
