@@ -3,6 +3,7 @@ is set (required when LEGSPASM_REQUIRE_POSTGRES=1). Each PostgreSQL test gets a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -207,6 +208,41 @@ def test_recent_is_newest_first_and_filters_by_patient(store: AuditStore) -> Non
     assert store.recent(patient_id="nobody") == []
     assert store.recent(limit=0) == []
     assert all(len(i.cards) == 1 for i in store.recent())
+
+
+def test_rules_shown_per_patient_since_a_time(store: AuditStore) -> None:
+    """The repeat-suppression query: rules of cards returned to one patient at or after a time
+    (answered invocations only; of one service when named), times compared in UTC."""
+    view = "legspasm-patient-view"
+    store.record_invocation(
+        invocation(at=T0 - timedelta(days=40), service=view, cards=(card("AV-OLD"),))
+    )
+    store.record_invocation(
+        invocation(at=T0, service=view, cards=(card("AV-QUININE"), card("plan")))
+    )
+    store.record_invocation(invocation(at=T0, patient="patient-2", cards=(card("AV-OTHER"),)))
+    store.record_invocation(
+        dataclasses.replace(
+            invocation(at=T0, service=view, cards=(card("AV-FAILED"),)), status_code=500
+        )
+    )
+    store.record_invocation(invocation(at=T0 + timedelta(hours=1), cards=(card("AV-SIGN"),)))
+    since = T0 - timedelta(days=30)
+    assert store.rules_shown("patient-1", since) == {"AV-QUININE", "plan", "AV-SIGN"}
+    assert store.rules_shown("patient-1", since, view) == {"AV-QUININE", "plan"}
+    assert store.rules_shown("patient-1", T0 - timedelta(days=41), view) == {
+        "AV-OLD",
+        "AV-QUININE",
+        "plan",
+    }
+    # the boundary is inclusive, in any zone
+    plus2 = timezone(timedelta(hours=2))
+    assert store.rules_shown("patient-1", T0.astimezone(plus2), view) == {"AV-QUININE", "plan"}
+    assert store.rules_shown("patient-1", T0 + timedelta(seconds=1), view) == set()
+    assert store.rules_shown("patient-2", since) == {"AV-OTHER"}
+    assert store.rules_shown("nobody", since) == set()
+    with pytest.raises(StoreError, match="timezone-aware"):
+        store.rules_shown("patient-1", datetime(2026, 11, 1))
 
 
 def test_feedback_round_trip_counts(store: AuditStore) -> None:

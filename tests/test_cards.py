@@ -71,8 +71,17 @@ def test_cards_for_every_vignette_and_order(folder: Path) -> None:
         assert cards[: len(crit)] == crit
         assert len(crit) == len(a.red_flags)
         if hook == "patient-view":
-            assert len([c for c in cards if c.indicator == "info"]) <= 1
-            assert not [c for c in cards if c.indicator == "warning"]
+            # One card per current medicine with a blocking exposure (warning when definite,
+            # info when it holds unless confirmed otherwise), at most one plan card.
+            exposed: dict[str, list[str]] = {}
+            for i in a.avoid:
+                if i.status == "current" and i.severity in ("avoid", "contraindicated"):
+                    exposed.setdefault(i.drug.id if i.drug else i.target, []).append(i.id)
+            rules = [x.rule for x in issued if x.card.indicator != "critical"]
+            assert len([r for r in rules if r != "plan"]) == len(exposed)
+            assert rules.count("plan") <= 1
+            warned = [c for c in cards if c.indicator == "warning"]
+            assert len(warned) <= len(exposed)
         else:
             # One card per order with findings; interruptive only when one is blocking.
             orders_hit = {i.order_id for i in a.avoid if i.status == "ordered"}

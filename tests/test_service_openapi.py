@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from conftest import every_card_every_time
 from legspasm.audit import AuditStore
 from legspasm.fhir.intake import read_answers
 from legspasm.service.app import create_app
@@ -91,7 +92,9 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     url = f"sqlite:///{tmp_path_factory.mktemp('openapi') / 'audit.sqlite3'}"
-    app = create_app(Settings(dev=True, database_url=url, as_of=AS_OF))
+    # The same example patient is sent again and again: every card every time.
+    kb = every_card_every_time()
+    app = create_app(Settings(dev=True, database_url=url, as_of=AS_OF), kb=kb)
     with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
         yield Live(base, url, schemathesis.openapi.from_url(base + "/openapi.json"), http)
 

@@ -204,6 +204,10 @@ class AvoidItem(_Out):
     # For a medicine the patient takes and should stop: how to stop it safely.
     stopping: Stopping | None = None
     summary: str = ""  # why not, in one short sentence (the bottom line and card summary)
+    # For a medicine the patient takes: days since its recorded start (None: start unknown),
+    # and what to do about it, one sentence (a patient-view card from the record leads with it).
+    days_on: float | None = None
+    if_taken: str | None = None
 
 
 class MissingDatum(_Out):

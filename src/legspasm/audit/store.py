@@ -383,6 +383,27 @@ class AuditStore:
         with self._session("reading recent invocations") as session:
             return [_invocation(row) for row in session.scalars(query)]
 
+    def rules_shown(
+        self, patient_id: str, since: datetime, service_id: str | None = None
+    ) -> set[str]:
+        """The rules whose cards were returned to ``patient_id`` (answered invocations, of one
+        service when given) at or after ``since``: the repeat-suppression query."""
+        cut = _to_utc(since, "since")
+        query = (
+            select(CardRow.rule)
+            .join(InvocationRow, CardRow.invocation_id == InvocationRow.id)
+            .where(
+                InvocationRow.patient_id == patient_id,
+                InvocationRow.received_at >= cut,
+                InvocationRow.status_code == 200,
+            )
+            .distinct()
+        )
+        if service_id is not None:
+            query = query.where(InvocationRow.service_id == service_id)
+        with self._session(f"reading the cards shown to patient {patient_id}") as session:
+            return set(session.scalars(query))
+
     def count_invocations(self) -> int:
         with self._session("counting invocations") as session:
             return session.scalar(select(func.count()).select_from(InvocationRow)) or 0

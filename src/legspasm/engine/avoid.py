@@ -88,6 +88,10 @@ def avoid_item(
 ) -> AvoidItem:
     drug = kb.drugs[drug_id] if drug_id else None
     stopping = None
+    days_on = None
+    if drug_id is not None and status == "current":
+        taken = facts[f"days_on.{drug_id}"]
+        days_on = taken if isinstance(taken, float) else None
     if drug_id is not None and status == "current" and rule.severity in BLOCKING:
         st = kb.stopping(drug_id)
         stopping = (
@@ -114,6 +118,8 @@ def avoid_item(
         confirm=confirm or [],
         stopping=stopping,
         summary=short(rule.summary, rule.reason),
+        days_on=days_on,
+        if_taken=rule.if_taken if status == "current" else None,
     )
 
 

@@ -47,6 +47,7 @@ _POLICY = (
     "trimester_2_week",
     "trimester_3_week",
     "obesity_bmi",
+    "card_repeat_days",
 )
 
 DATA_DIR = Path(__file__).parent / "data"

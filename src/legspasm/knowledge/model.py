@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..expr import Compiled
 
@@ -386,6 +386,9 @@ class AvoidRule(_Entry):
     reason: Text
     # Why not, as a short phrase after the target ("augmentation in RLS", "worsens RLS").
     summary: Short
+    # What to do when the patient already takes it, one sentence from ``reason`` or the drug's
+    # stopping text (a patient-view card from the record leads with it). Absent: "review it".
+    if_taken: Short | None = None
     citations: CitationIds
     basis: Basis
     compiled: Compiled | None = None
@@ -416,14 +419,21 @@ class Gate(_Entry):
 
 
 class Threshold(_Entry):
-    """A number the engine uses outside an expression (``policy.yaml``), with its source."""
+    """A number the engine uses outside an expression (``policy.yaml``), with its source. A
+    ``local-policy`` setting (no guideline sets it) may cite nothing; every other one cites."""
 
     id: Id
     value: float
     unit: str
     text: Text
-    citations: CitationIds
+    citations: list[Id] = []
     basis: Basis
+
+    @model_validator(mode="after")
+    def _cited(self) -> Threshold:
+        if not self.citations and self.basis != "local-policy":
+            raise ValueError("citations: required unless basis is local-policy")
+        return self
 
 
 class Band(_Entry):

@@ -53,6 +53,7 @@ from .limits import BodyLimit
 from .models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
 from .prefetch import gather, patient_id
 from .refusals import RefusalCounter
+from .repeat import without_repeats
 
 __all__ = ["create_app"]
 
@@ -438,7 +439,17 @@ def create_app(
             subject=f"Patient/{pid}" if pid else None,
             smart_url=f"{base}/smart/launch" if st.settings.smart_client_id else None,
             invocation_id=invocation_id,
+            intake_url=f"{base}/",
         )
+        if service.hook == "patient-view":  # repeat suppression (service/repeat.py)
+            cards = without_repeats(
+                cards,
+                st.store,
+                patient_id=pid,
+                service_id=service.id,
+                days=st.kb.threshold("card_repeat_days"),
+                now=dt.datetime.now(dt.UTC),
+            )
         audit(
             service.id,
             started,

@@ -1,8 +1,10 @@
 """CDS Hooks cards from one Assessment. No clinical logic here: the engine decided everything.
 
 Alert budget: a red flag is one critical card; an order that hits avoid rules is one warning
-card (all its rules in the detail; cautions alone make an info card); patient-view adds at most
-one info card with the likely condition and the next step. Cards are unique by problem.
+card (all its rules in the detail; cautions alone make an info card); patient-view adds one card
+per medicine the record shows the patient takes that a blocking avoid rule applies to (warning;
+info when it applies only unless an unrecorded fact says otherwise), and at most one info card
+with the documented or likely condition and the next step. Cards are unique by problem.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from ..fhir.systems import BASE
 from ..render.words import basis_words, reasons
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
-__all__ = ["OVERRIDE_REASONS", "RULE_SYSTEM", "IssuedCard", "build_cards"]
+__all__ = ["INTAKE_LABEL", "OVERRIDE_REASONS", "RULE_SYSTEM", "IssuedCard", "build_cards"]
+
+INTAKE_LABEL = "Complete the legspasm intake"
 
 RULE_SYSTEM = BASE + "/CodeSystem/rule"
 """Codes of legspasm's rules (avoid rules, red flags, plan): a card's ``source.topic``."""
@@ -110,14 +114,18 @@ class _Cards:
         subject: str | None,
         smart_url: str | None = None,
         invocation_id: str | None = None,
+        intake_url: str | None = None,
     ) -> None:
         self.a, self.new_uuid, self.plan_url, self.subject = a, new_uuid, plan_url, subject
         self.smart_url, self.invocation_id = smart_url, invocation_id
+        # The intake is offered only while no intake answers were used (a record-only card).
+        answered = any(d.matched_by == "answer" for d in a.data_used)
+        self.intake_url = None if answered else intake_url
         self.cites = {c.id: c for c in a.citations}
         self.steps = {s.id: s for s in a.plan}
         self.out: list[IssuedCard] = []
 
-    def links(self) -> list[Link] | None:
+    def links(self, *, intake: bool = False) -> list[Link] | None:
         out = []
         if self.smart_url is not None:  # opened by the EHR with the user's authorization
             out.append(
@@ -128,6 +136,8 @@ class _Cards:
                     appContext=self.invocation_id,
                 )
             )
+        if intake and self.intake_url is not None:
+            out.append(Link(label=INTAKE_LABEL, url=self.intake_url))
         if self.plan_url is not None:
             out.append(Link(label="Full plan with citations (legspasm)", url=self.plan_url))
         return out or None
@@ -300,13 +310,12 @@ class _Cards:
         """patient-view: one info card when there is something to say."""
         a = self.a
         shown = [c for c in a.conditions if c.status in ("documented", "likely")]
-        current = [i for i in a.avoid if i.status == "current" and i.severity in BLOCKING]
-        if not shown and not current:
-            return
+        if not shown:
+            return  # medicines to review from the record have their own cards (exposures)
         # The red flag has its own card: this one is the plan for once it is excluded.
         bottom = [b.text for b in a.bottom_line if b.kind in ("diagnosis", "do", "start", "do-not")]
         if a.red_flags or not bottom:
-            names = ", ".join(f"{c.name} ({c.status})" for c in shown) or "current medicines"
+            names = ", ".join(f"{c.name} ({c.status})" for c in shown)
             lead = "Once the red flag is excluded" if a.red_flags else "Review"
             bottom = [f"{lead}: {names}.", *bottom]
         lines = [f"- {b}" for b in bottom] + [""]
@@ -332,18 +341,13 @@ class _Cards:
                 if s.medication is not None and s.medication.dose:
                     dose = f" ({s.medication.start})"
                 lines.append(f"1. {s.text}{dose} {_refs(s.citations, self.cites)}")
+        current = sorted({i.target for i in a.avoid if _exposure(i)})
         if current:
-            lines += ["", "**Current medicines to review**", ""]
-            for i in current:
-                lines.append(
-                    f"- {_SEVERITY_WORD[i.severity]} {i.target}: {i.reason} "
-                    f"{_refs(i.citations, self.cites)}"
-                )
+            lines += ["", f"Medicines to review, each on its own card: {', '.join(current)}."]
         if a.missing_data:
             lines += ["", f"{len(a.missing_data)} items of missing data would refine this plan."]
         cited = [c for x in shown for c in x.citations] + [c for s in first for c in s.citations]
-        cited += [c for i in current for c in i.citations]
-        code, display = (shown[0].id, shown[0].name) if shown else ("medication-review", "review")
+        code, display = shown[0].id, shown[0].name
         short = "Leg symptoms: see the plan" + (
             " once the red flag is excluded." if a.red_flags else "."
         )
@@ -353,9 +357,100 @@ class _Cards:
             detail="\n".join(lines) + "\n" + _references(cited, self.cites),
             indicator="info",
             source=_source(self.a, code, display, cited),
-            links=self.links(),
+            links=self.links(intake=True),
         )
         self.out.append(IssuedCard(card, "plan"))
+
+    def exposures(self) -> None:
+        """patient-view: one card per current medicine a blocking avoid rule applies to, from
+        the record alone (the screen's ``exposure`` findings): what to do first, then why."""
+        by_drug: dict[str, list[AvoidItem]] = {}
+        for i in self.a.avoid:
+            if _exposure(i):
+                by_drug.setdefault(i.drug.id if i.drug else i.target, []).append(i)
+        for items in by_drug.values():
+            self.exposure_card(items)
+
+    def exposure_card(self, items: list[AvoidItem]) -> None:
+        definite = [i for i in items if not i.confirm]
+        head = (definite or items)[0]
+        drug = head.drug.name if head.drug else head.target
+        days = max((i.days_on for i in items if i.days_on is not None), default=None)
+        taken = f"On {drug}" + (f" for {_duration(days)}" if days is not None else "")
+        stop = head.stopping
+        action = head.if_taken or (
+            "Review it; do not stop it abruptly." if stop and stop.gradual else "Review it."
+        )
+        why = head.summary.rstrip(".")
+        unless = ""
+        if head.confirm:
+            unless = " Unless confirmed otherwise: " + "; ".join(c.question for c in head.confirm)
+        summary = _fit(
+            f"{taken}: {_lower_first(action)} {why}.{unless and unless + '.'}",
+            f"{taken}: {_lower_first(action)}{unless and unless + '.'}",
+            f"{taken}: {_lower_first(action)}",
+            f"{taken}: review it.",
+        )
+        lines = [f"**{action}** {_refs(head.citations, self.cites)}".rstrip(), ""]
+        for i in items:
+            lines.append(
+                f"- **{_SEVERITY_WORD[i.severity]}** ({i.target}): {i.reason} "
+                f"{_refs(i.citations, self.cites)}".rstrip()
+            )
+            if i.confirm:
+                asks = "; ".join(c.question for c in i.confirm)
+                lines.append(f"  - Not recorded, so assumed to apply until confirmed: {asks}.")
+            facts = reasons(i.rationale, self.a)
+            if facts:
+                lines.append(f"  - For this patient: {'; '.join(facts)}.")
+        if days is not None:
+            lines += ["", f"Taken for {_duration(days)}, from the start date on the record."]
+        if stop is not None:
+            lines += ["", f"**How to stop it:** {stop.text} {_refs(stop.citations, self.cites)}"]
+        if self.intake_url is not None:
+            lines += [
+                "",
+                "From the record alone: complete the legspasm intake for the cause of the leg "
+                "symptoms and a full plan.",
+            ]
+        cited = [c for i in items for c in i.citations] + (list(stop.citations) if stop else [])
+        blocking = bool(definite)
+        card = Card(
+            uuid=self.new_uuid(),
+            summary=summary,
+            detail="\n".join(lines) + "\n" + _references(cited, self.cites),
+            indicator="warning" if blocking else "info",
+            source=_source(self.a, head.id, head.target, head.citations),
+            overrideReasons=list(OVERRIDE_REASONS) if blocking else None,
+            links=self.links(intake=True),
+        )
+        self.out.append(IssuedCard(card, head.id))
+
+
+def _exposure(i: AvoidItem) -> bool:
+    """A medicine the patient takes that a blocking avoid rule applies to (a screen exposure)."""
+    return i.status == "current" and i.severity in BLOCKING
+
+
+def _duration(days: float) -> str:
+    """How long, in whole units rounded down: days, weeks, months or years."""
+    n, unit = (
+        (int(days // 365.25), "year")
+        if days >= 730
+        else (int(days // 30.44), "month")
+        if days >= 61
+        else (int(days // 7), "week")
+        if days >= 14
+        else (int(days), "day")
+    )
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
+def _lower_first(text: str) -> str:
+    """A sentence continued after a colon: its first letter lower case (not an acronym)."""
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text
 
 
 def _with_dosage(draft: Mapping[str, Any], proposed: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,13 +494,16 @@ def build_cards(
     subject: str | None = None,
     smart_url: str | None = None,
     invocation_id: str | None = None,
+    intake_url: str | None = None,
 ) -> list[IssuedCard]:
     """Cards for one hook. ``drafts``: draft order resources by ``Type/id`` (for delete actions).
     ``smart_url``: the web page's SMART launch, offered as a ``smart`` link whose appContext is
-    ``invocation_id`` (the launched page opens this assessment)."""
-    c = _Cards(a, new_uuid, plan_url, subject, smart_url, invocation_id)
+    ``invocation_id`` (the launched page opens this assessment). ``intake_url``: the web intake,
+    offered on patient-view cards made without intake answers."""
+    c = _Cards(a, new_uuid, plan_url, subject, smart_url, invocation_id, intake_url)
     c.red_flags()
     if hook == "patient-view":
+        c.exposures()
         c.summary_card()
     else:
         selected = set(selections) if hook == "order-select" and selections else None
