@@ -543,7 +543,9 @@ def test_gabapentin_above_the_renal_band_offers_the_plan_dose(live_dev: Live) ->
     assert first["label"].startswith(("Change the dose: gabapentin", "Confirm first: Change"))
     same = first["actions"][0]["resource"]
     assert same["id"] == "gp-1"
-    assert same["medicationCodeableConcept"]["coding"][0]["code"] == GABAPENTIN[0]
+    # The plan dose (300 mg) is one gabapentin 300 MG Oral Capsule: its SCD, then the ingredient.
+    codes = [c["code"] for c in same["medicationCodeableConcept"]["coding"]]
+    assert codes == ["310431", GABAPENTIN[0]]
     dosage = same["dosageInstruction"][0]
     assert "CrCl >30-59" in dosage["text"]
     # The RLS maximum (1200 mg/day) is below the band's label ceiling (1400 mg/day).

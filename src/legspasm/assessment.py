@@ -25,6 +25,7 @@ __all__ = [
     "MissingDatum",
     "Note",
     "PlanStep",
+    "ProductRef",
     "RedFlagResult",
     "Stopping",
     "Unmapped",
@@ -128,6 +129,15 @@ class DrugRef(_Out):
     label: str | None = None  # the address of its current label
 
 
+class ProductRef(_Out):
+    """The prescribable RxNorm drug of a proposed dose: its RXCUI, RxNorm name and term type
+    (SCD: clinical drug, SBD: branded drug)."""
+
+    rxnorm: str
+    name: str
+    tty: str
+
+
 class MedicationPlan(_Out):
     drug: DrugRef
     regimen: str
@@ -145,6 +155,9 @@ class MedicationPlan(_Out):
     stop_after_days: int | None
     stop_date: dt.date | None
     notes: list[str]
+    # The verified product of the proposed dose (one unit of it is one dose); none when the
+    # regimen has no verified product or this patient's dose is not its strength.
+    product: ProductRef | None = None
 
 
 class PlanStep(_Out):

@@ -6,11 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from ..assessment import Confirmation, DrugRef, MedicationPlan
+from ..assessment import Confirmation, DrugRef, MedicationPlan, ProductRef
 from ..knowledge.model import Dose, Drug, Regimen, RenalBand, WeightBand
 from .context import EvalContext
 
-__all__ = ["DoseResult", "band_for", "daily_limit_mg", "drug_ref", "plan_medication"]
+__all__ = [
+    "DoseResult",
+    "band_for",
+    "daily_limit_mg",
+    "drug_ref",
+    "plan_medication",
+    "product_ref",
+]
 
 _FREQ = {
     0.5: "every other day",
@@ -32,6 +39,16 @@ class DoseResult:
 def drug_ref(drug: Drug) -> DrugRef:
     code = next((c.code for c in drug.codes if c.system == "rxnorm" and c.verified), None)
     return DrugRef(id=drug.id, name=drug.name, rxnorm=code, label=drug.label)
+
+
+def product_ref(reg: Regimen, dose: Dose | None) -> ProductRef | None:
+    """The regimen's verified product when the proposed dose is one unit of it: the regimen's
+    own starting dose. A renal band's own start, or no dose, has no product (its strength may
+    differ), so the order then carries the ingredient code only."""
+    p = reg.product
+    if p is None or not p.verified or p.display is None or dose is None or dose != reg.start:
+        return None
+    return ProductRef(rxnorm=p.code, name=p.display, tty=p.tty)
 
 
 def _mg(d: Dose) -> float:
@@ -224,6 +241,7 @@ def plan_medication(drug: Drug, reg: Regimen, ctx: EvalContext, by: str) -> Dose
         stop_after_days=reg.max_duration_days,
         stop_date=stop_date,
         notes=notes,
+        product=product_ref(reg, dose),
     )
     return DoseResult(plan, None, confirm)
 

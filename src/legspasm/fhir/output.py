@@ -79,9 +79,16 @@ class _Builder:
 def _medication_request(
     b: _Builder, step: PlanStep, med: MedicationPlan, ref: dict[str, str]
 ) -> dict[str, Any]:
-    cc: dict[str, Any] = {"text": med.drug.name}
+    # The prescribable product (SCD/SBD) first when there is a verified one for this dose, then
+    # the ingredient; the text names the product a clinician signs for.
+    cc: dict[str, Any] = {"text": med.product.name if med.product else med.drug.name}
+    coding = []
+    if med.product:
+        coding.append({"system": RXNORM, "code": med.product.rxnorm, "display": med.product.name})
     if med.drug.rxnorm:
-        cc["coding"] = [{"system": RXNORM, "code": med.drug.rxnorm, "display": med.drug.name}]
+        coding.append({"system": RXNORM, "code": med.drug.rxnorm, "display": med.drug.name})
+    if coding:
+        cc["coding"] = coding
     text = med.start
     if med.dose and med.frequency:
         text = f"{med.dose} {med.frequency}. {text}"

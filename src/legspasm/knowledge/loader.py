@@ -34,6 +34,7 @@ from .model import (
     Recommendation,
     RecordObservation,
     RedFlag,
+    Regimen,
     Scale,
     Threshold,
 )
@@ -276,6 +277,7 @@ def load_knowledge(root: Path | None = None) -> Knowledge:
             reg_ids.add(reg.id)
             cites(drug_rel, d.id, f"regimens.{reg.id}.citations", reg.citations)
             _check_bands(drug_rel, d.id, reg.id, reg.renal_bands, reg.max_daily)
+            _check_product(drug_rel, d, reg)
             new_regs.append(
                 reg.model_copy(
                     update={
@@ -510,6 +512,9 @@ def _lookups(drugs: dict[str, Drug], concepts: dict[str, Concept], labs: dict[st
         for c in d.codes:
             if c.system == "rxnorm":
                 by_code[c.code] = d.id
+        for reg in d.regimens:  # a verified product of a regimen is that drug too
+            if reg.product is not None and reg.product.verified:
+                by_code.setdefault(reg.product.code, d.id)
         for w in (d.id.replace("_", " "), d.name, d.name.split(" (")[0], *d.brands):
             by_word[w.lower()] = d.id
     words = sorted(by_word, key=len, reverse=True)
@@ -532,6 +537,32 @@ def _concept_index(concepts: dict[str, Concept]) -> dict[tuple[str, str], tuple[
             if k.id not in out.get(key, ()):
                 out[key] = (*out.get(key, ()), k.id)
     return out
+
+
+_PRODUCT_TTYS = ("SCD", "SBD")
+
+
+def _check_product(rel: str, drug: Drug, reg: Regimen) -> None:
+    """A regimen's product is a prescribable RxNorm drug: system rxnorm, tty SCD or SBD, a
+    numeric RXCUI other than the drug's ingredient codes, and its RxNorm name when verified."""
+    p = reg.product
+    if p is None:
+        return
+    field = f"regimens.{reg.id}.product"
+    if p.system != "rxnorm":
+        raise KnowledgeError(rel, drug.id, field, f"a product is an RxNorm code, not {p.system!r}")
+    if p.tty not in _PRODUCT_TTYS:
+        raise KnowledgeError(
+            rel, drug.id, field, f"tty {p.tty!r}: a prescribable product is SCD or SBD"
+        )
+    if not p.code.isdigit():
+        raise KnowledgeError(rel, drug.id, field, f"{p.code!r} is not an RXCUI")
+    if any(c.system == "rxnorm" and c.code == p.code for c in drug.codes):
+        raise KnowledgeError(
+            rel, drug.id, field, f"{p.code} is the drug's ingredient code, not a product"
+        )
+    if p.verified and not p.display:
+        raise KnowledgeError(rel, drug.id, field, "a verified product needs its RxNorm name")
 
 
 def _check_bands(rel: str, drug: str, regimen: str, bands: list[Any], max_daily: Any) -> None:

@@ -55,6 +55,17 @@ class Coding(_Entry):
     note: str | None = None  # how the code is used, when not obvious
 
 
+class Product(Coding):
+    """A prescribable RxNorm drug for a regimen: a clinical drug (SCD) or branded drug (SBD) of
+    the regimen's form at its starting dose strength (one unit is the starting dose).
+
+    ``display`` is the RxNorm name as the source shows it beside the code. Only a verified product
+    reaches a proposal; the loader requires system rxnorm, tty SCD or SBD, and a name when
+    verified."""
+
+    tty: str
+
+
 class Concept(_Entry):
     id: Id
     name: Text
@@ -219,6 +230,9 @@ class Regimen(_Entry):
     haemodialysis: RenalBand | None = None
     weight_bands: list[WeightBand] = []
     confirm: list[Confirm] = []  # facts to confirm before this regimen is prescribed
+    # The prescribable product of the starting dose (an order a clinician can sign); the
+    # ingredient code of the drug stays in ``Drug.codes``.
+    product: Product | None = None
     citations: CitationIds
     basis: Basis
 

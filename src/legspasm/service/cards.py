@@ -454,10 +454,14 @@ def _lower_first(text: str) -> str:
 
 
 def _with_dosage(draft: Mapping[str, Any], proposed: Mapping[str, Any]) -> dict[str, Any]:
-    """The draft order (its id, medicine, requester, encounter kept) with the proposed dosage
-    and the proposal's notes: an ``update`` the clinician signs as is."""
+    """The draft order (its id, requester, encounter kept) with the proposed medicine coding
+    (the product of the new strength, when one is verified) and dosage, and the proposal's
+    notes: an ``update`` the clinician signs as is."""
     out = dict(draft)
     out["dosageInstruction"] = proposed.get("dosageInstruction", [])
+    if "medicationCodeableConcept" in proposed:
+        out["medicationCodeableConcept"] = proposed["medicationCodeableConcept"]
+        out.pop("medicationReference", None)
     if proposed.get("note"):
         out["note"] = [*(draft.get("note") or []), *proposed["note"]]
     return out
