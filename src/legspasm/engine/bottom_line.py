@@ -27,6 +27,7 @@ from ..assessment import (
     AvoidItem,
     BottomLine,
     ConditionResult,
+    Confirmation,
     Derived,
     MissingDatum,
     PlanStep,
@@ -144,8 +145,17 @@ def _do(plan: Sequence[PlanStep]) -> BottomLine | None:
     return None
 
 
+def _gate_words(c: Confirmation) -> str:
+    """A gate in a few words; a safety check says what it checks when that is short."""
+    if c.gate == "safety":
+        lead = c.question.split(" (")[0]
+        if len(lead.split()) <= 10:
+            return lead
+    return _GATE_WORDS[c.gate]
+
+
 def _confirm_words(s: PlanStep) -> str:
-    words = list(dict.fromkeys(_GATE_WORDS[c.gate] for c in s.confirm))
+    words = list(dict.fromkeys(_gate_words(c) for c in s.confirm))
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
@@ -157,7 +167,10 @@ def _start(plan: Sequence[PlanStep]) -> BottomLine | None:
         if m.dose and m.frequency:
             what = f"{m.drug.name} {m.dose} {m.frequency}"
         else:
-            what = f"{m.drug.name} ({_lower_first(_clause(first_sentence(m.start)))})"
+            how = _lower_first(_clause(first_sentence(m.start)))
+            what = (
+                f"{m.drug.name}: {how}" if m.drug.name.endswith(")") else f"{m.drug.name} ({how})"
+            )
         if s.status == "conditional":
             text = f"Start {what}, only after confirming {_confirm_words(s)}."
         else:
