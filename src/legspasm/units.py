@@ -24,12 +24,12 @@ from .errors import LegspasmError
 if TYPE_CHECKING:
     from .knowledge import Knowledge
 
-__all__ = ["COMMON_UNITS", "UnitError", "build_table", "normalise", "parse_unit"]
+__all__ = ["COMMON_UNITS", "FORM_UNITS", "UnitError", "build_table", "normalise", "parse_unit"]
 
 TABLE = Path(__file__).with_name("units_table.json")
 # The units a clinician or an EHR commonly writes for a lab (the web form offers those that
 # convert), and the fixed conversions the engine asks for.
-COMMON_UNITS = (
+FORM_UNITS = (
     "ng/mL",
     "ug/L",
     "ug/dL",
@@ -42,10 +42,14 @@ COMMON_UNITS = (
     "g/L",
     "%",
     "mL/min/1.73m2",
-    "mL/min/{1.73_m2}",
-    "mL/min",
     "U/L",
     "mU/L",
+)
+"""The lab units the web form offers (those that convert to the lab's own unit)."""
+COMMON_UNITS = (
+    *FORM_UNITS,
+    "mL/min/{1.73_m2}",
+    "mL/min",
     "mcg/L",
     "mcg/dL",
     "[iU]/L",
@@ -55,6 +59,7 @@ COMMON_UNITS = (
     "pg/mL",
     "nmol/L",
 )
+"""FORM_UNITS and the other spellings records commonly use (the prebuilt table's lab units)."""
 _FIXED = {
     "kg": ("kg", "lb", "[lb_av]", "g", "lbs", "kgs"),
     "cm": ("cm", "m", "mm", "in", "[in_i]", "ft"),

@@ -208,18 +208,7 @@ class _Cards:
         head = (blocking or items)[0]
         drug = head.drug.name if head.drug else head.target
         word = _SEVERITY_WORD[head.severity]
-        lines = []
-        for i in items:
-            lines.append(
-                f"- **{_SEVERITY_WORD[i.severity]}** ({i.target}): {i.reason} "
-                f"{_refs(i.citations, self.cites)}"
-            )
-            if i.confirm:
-                asks = "; ".join(c.question for c in i.confirm)
-                lines.append(f"  - Not recorded, so assumed to apply until confirmed: {asks}.")
-            facts = reasons(i.rationale, self.a)
-            if facts:
-                lines.append(f"  - For this patient: {'; '.join(facts)}.")
+        lines = self.rule_lines(items)
         cited = [c for i in items for c in i.citations]
         suggestions = None
         if blocking:
@@ -243,6 +232,23 @@ class _Cards:
             links=self.links(),
         )
         self.out.append(IssuedCard(card, head.id))
+
+    def rule_lines(self, items: Sequence[AvoidItem]) -> list[str]:
+        """Each rule of a card's detail: severity, target, reason and references; what is
+        assumed until confirmed; the patient's facts that made it apply."""
+        lines = []
+        for i in items:
+            lines.append(
+                f"- **{_SEVERITY_WORD[i.severity]}** ({i.target}): {i.reason} "
+                f"{_refs(i.citations, self.cites)}".rstrip()
+            )
+            if i.confirm:
+                asks = "; ".join(c.question for c in i.confirm)
+                lines.append(f"  - Not recorded, so assumed to apply until confirmed: {asks}.")
+            facts = reasons(i.rationale, self.a)
+            if facts:
+                lines.append(f"  - For this patient: {'; '.join(facts)}.")
+        return lines
 
     def suggestions(
         self, order_id: str, item: AvoidItem, draft: Mapping[str, Any] | None
@@ -392,17 +398,7 @@ class _Cards:
             f"{taken}: review it.",
         )
         lines = [f"**{action}** {_refs(head.citations, self.cites)}".rstrip(), ""]
-        for i in items:
-            lines.append(
-                f"- **{_SEVERITY_WORD[i.severity]}** ({i.target}): {i.reason} "
-                f"{_refs(i.citations, self.cites)}".rstrip()
-            )
-            if i.confirm:
-                asks = "; ".join(c.question for c in i.confirm)
-                lines.append(f"  - Not recorded, so assumed to apply until confirmed: {asks}.")
-            facts = reasons(i.rationale, self.a)
-            if facts:
-                lines.append(f"  - For this patient: {'; '.join(facts)}.")
+        lines += self.rule_lines(items)
         if days is not None:
             lines += ["", f"Taken for {_duration(days)}, from the start date on the record."]
         if stop is not None:

@@ -26,7 +26,7 @@ from ..case import MEDICINE_OUTCOMES, Case, MedicationEntry, MedicationOrder
 from ..engine.derive import coded_concepts
 from ..fhir.intake import Leaf, intake_leaves
 from ..knowledge import Knowledge
-from ..units import UnitError, normalise
+from ..units import FORM_UNITS, UnitError, normalise
 
 __all__ = [
     "DOSE_UNITS",
@@ -48,22 +48,6 @@ WEIGHT_UNITS = ("kg", "lb")
 # The words the form shows for each outcome a current or past medicine can have (case.py).
 _OUTCOME_WORDS = {"partial": "partial benefit", "ineffective": "ineffective after a fair trial"}
 OUTCOME_LABELS = tuple((v, _OUTCOME_WORDS.get(v, v.replace("_", " "))) for v in MEDICINE_OUTCOMES)
-_UNIT_CANDIDATES = (
-    "ng/mL",
-    "ug/L",
-    "ug/dL",
-    "umol/L",
-    "mg/dL",
-    "mg/L",
-    "mmol/L",
-    "mEq/L",
-    "g/dL",
-    "g/L",
-    "%",
-    "mL/min/1.73m2",
-    "U/L",
-    "mU/L",
-)
 _YES_NO = {"yes": True, "no": False}
 
 FormData = Mapping[str, list[str]]
@@ -83,7 +67,7 @@ def lab_units(kb: Knowledge, lab_id: str) -> list[str]:
     """The units offered for a lab: its canonical unit first, then the common ones that convert."""
     spec = kb.labs[lab_id]
     out = [spec.unit]
-    for u in _UNIT_CANDIDATES:
+    for u in FORM_UNITS:
         if u != spec.unit and _convertible(u, spec.unit, spec.molar_mass, spec.monovalent):
             out.append(u)
     return out
