@@ -439,6 +439,12 @@ def test_handout_pdf_page_size_is_a_setting(tmp_path: Path, kb: Knowledge) -> No
         text = " ".join(reader.pages[0].extract_text().split())
         assert "spasticity" in text
         assert "Sources" not in text
+        summary = PdfReader(
+            io.BytesIO(client.get(f"/assessments/{invocation_id}/summary.pdf").content)
+        )
+        box = summary.pages[0].mediabox
+        assert (round(float(box.width)), round(float(box.height))) == (595, 842)
+        assert "Bottom line" in summary.pages[0].extract_text()
     store.close()
 
 

@@ -42,6 +42,9 @@ from .words import BOTTOM_LINE_LABELS, basis_words, care_missing, grade_words, r
 
 __all__ = ["PAGE_SIZES", "PageSize", "handout_pdf", "summary_pdf"]
 
+PAGE_SIZES = {"letter": LETTER, "a4": A4}
+PageSize = Literal["letter", "a4"]
+
 _SYMBOLS = str.maketrans(
     {
         "≥": ">=",
@@ -94,11 +97,11 @@ def _bullets(items: Sequence[Flowable | str], st: _Styles) -> ListFlowable:
     return ListFlowable(flow, bulletType="bullet", start="•", leftIndent=12)
 
 
-def _build(story: list[Flowable], title: str) -> bytes:
+def _build(story: list[Flowable], title: str, pagesize: tuple[float, float] = A4) -> bytes:
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
         buf,
-        pagesize=A4,
+        pagesize=pagesize,
         leftMargin=18 * mm,
         rightMargin=18 * mm,
         topMargin=16 * mm,
@@ -223,8 +226,12 @@ def _t_plain(text: str) -> str:
     return text.translate(_SYMBOLS).encode("cp1252", "replace").decode("cp1252")
 
 
-def summary_pdf(a: Assessment, chart_list: Sequence[Chart] = ()) -> bytes:
-    """The clinician summary as a PDF: the bottom line first, then the detail in page order."""
+def summary_pdf(
+    a: Assessment, chart_list: Sequence[Chart] = (), page_size: PageSize = "letter"
+) -> bytes:
+    """The clinician summary as a PDF: the bottom line first, then the detail in page order;
+    US Letter by default, A4 by setting (as the handout)."""
+    pagesize = PAGE_SIZES[page_size]
     st = _Styles(10)
     numbers = {c.id: c.number for c in a.citations}
     used: set[str] = set()
@@ -309,7 +316,7 @@ def summary_pdf(a: Assessment, chart_list: Sequence[Chart] = ()) -> bytes:
     if d.irls_total is not None:
         facts.append(f"IRLS total: {d.irls_total} of 40 ({d.irls_severity})")
     story.append(Paragraph(_t(" · ".join(facts)), st.body))
-    width = A4[0] - 36 * mm
+    width = pagesize[0] - 36 * mm
     for chart in chart_list:
         story.append(_chart_drawing(chart, width))
         story.append(Paragraph(_t(chart.text), st.small))
@@ -373,11 +380,9 @@ def summary_pdf(a: Assessment, chart_list: Sequence[Chart] = ()) -> bytes:
         extra = f" ({words})" if words else ""
         url = f" {_t(ref.url)}" if ref.url else ""
         story.append(Paragraph(f"{ref.number}. {_t(ref.text)}{extra}{url}", st.small))
-    return _build(story, title)
+    return _build(story, title, pagesize)
 
 
-PAGE_SIZES = {"letter": LETTER, "a4": A4}
-PageSize = Literal["letter", "a4"]
 
 
 def _handout_story(

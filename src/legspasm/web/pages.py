@@ -516,7 +516,9 @@ def web_router(
         if got is None or kind not in ("summary", "handout"):
             return not_found(f"{kind}.pdf of assessment {invocation_id!r}")
         if kind == "summary":
-            content = summary_pdf(got[1], charts(got[1], kb))
+            content = summary_pdf(
+                got[1], charts(got[1], kb), page_size=d.settings.handout_page_size
+            )
         else:
             content = handout_pdf(got[1], page_size=d.settings.handout_page_size)
         return _pdf(content, f"legspasm-{kind}-{invocation_id[:8]}.pdf")
