@@ -20,4 +20,9 @@ if [[ ! -x /usr/bin/chromium ]]; then
   as_root apt-get install -y -qq chromium >&2
 fi
 log "$(/usr/bin/chromium --version 2>/dev/null || echo 'chromium did not start')"
+# wrk, the external load generator of benchmarks/service_wrk.py (its smoke test needs it).
+if ! command -v wrk >/dev/null; then
+  log "installing wrk with apt-get"
+  as_root apt-get install -y -qq wrk >&2 || log "wrk could not be installed"
+fi
 echo "export LEGSPASM_REQUIRE_BROWSER=1"

@@ -9,9 +9,13 @@ never the speed.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "service_load.py"
@@ -39,6 +43,38 @@ def test_service_load_benchmark_quick(tmp_path: Path) -> None:
     assert report["audit"]["ok"]
     assert report["audit"]["rows"] > 0
     assert list(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None and os.environ.get("LEGSPASM_REQUIRE_BROWSER") != "1",
+    reason="wrk is not installed (CI installs it)",
+)
+def test_service_wrk_benchmark_quick(tmp_path: Path) -> None:
+    """benchmarks/service_wrk.py drives the real service with wrk, one second per cell."""
+    out = tmp_path / "wrk.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "service_wrk.py",
+            "--seconds",
+            "1",
+            "--concurrency",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT / "benchmarks",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["clients"] == 1
+    for name in ("GET /healthz", "patient-view", "order-sign"):
+        assert row[name]["rps"] > 0
+        assert row[name]["non_2xx"] == 0
+    assert row["GET /healthz"]["ratio_to_healthz"] == 1.0
 
 
 def test_web_pages_benchmark_quick(tmp_path: Path) -> None:
