@@ -86,10 +86,14 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
         ferritin_ng_ml=_number_or_none(d.facts["lab.ferritin"]),
         tsat_percent=_number_or_none(d.facts["lab.tsat"]),
     )
-    missing_data = [
-        m.model_copy(update={"changes": [name_of(kb, x) for x in m.affects]})
-        for m in missing.result()
-    ]
+    names: dict[str, str] = {}
+
+    def named(ident: str) -> str:
+        if ident not in names:
+            names[ident] = name_of(kb, ident)
+        return names[ident]
+
+    missing_data = missing.result(named)
     return Assessment(
         knowledge_version=kb.version,
         as_of=as_of,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..assessment import MissingDatum
 from .explain import label, where
@@ -20,8 +20,15 @@ class Missing:
             if affects not in ids:
                 ids.append(affects)
 
-    def result(self) -> list[MissingDatum]:
+    def result(self, name: Callable[[str], str] | None = None) -> list[MissingDatum]:
+        """Each unknown fact with what it affects (ids, and ``name`` of each in words)."""
         return [
-            MissingDatum(fact=f, question=label(f), where=where(f), affects=ids)
+            MissingDatum(
+                fact=f,
+                question=label(f),
+                where=where(f),
+                affects=ids,
+                changes=[name(x) for x in ids] if name is not None else [],
+            )
             for f, ids in self._by_fact.items()
         ]
