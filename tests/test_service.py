@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 
 from legspasm import Knowledge
 from legspasm.audit import AuditStore, RuleRate
+from legspasm.audit.journal import default_directory, recover
 from legspasm.errors import ConfigError
 from legspasm.service.app import create_app
 from legspasm.service.cards import RULE_SYSTEM
@@ -754,8 +755,10 @@ def test_absent_prefetch_is_fetched_with_the_bearer_token_which_is_never_logged(
     for row in rows:
         assert token not in json.dumps(dataclasses.asdict(row), default=str)
     database = Path(live_dev.url.removeprefix("sqlite:///"))
-    for path in database.parent.glob(database.name + "*"):  # the file, its WAL and shm
-        assert token.encode() not in path.read_bytes()
+    # the file, its WAL and shm, and the audit journal's folder
+    for found in database.parent.glob(database.name + "*"):
+        for path in [found] if found.is_file() else [p for p in found.iterdir() if p.is_file()]:
+            assert token.encode() not in path.read_bytes()
 
 
 def test_fhir_server_error_is_412(live_dev: Live, fhir: FhirServer) -> None:
@@ -1294,6 +1297,10 @@ def test_killed_server_loses_no_acknowledged_invocation(tmp_path: Path) -> None:
         log.close()
     assert proc.returncode == -signal.SIGKILL
     with AuditStore.open(url, create=False) as store:
+        # what the killed process had not yet moved from its journal is loaded now
+        folder = default_directory(store.url)
+        assert folder is not None
+        recover(folder, store)
         assert store.count_invocations() == k
         rows = store.recent(limit=k + 1)
         assert [r.status_code for r in rows] == [200] * k

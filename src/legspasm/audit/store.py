@@ -22,7 +22,7 @@ from typing import Any, Self, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, delete, event, func, select
+from sqlalchemy import URL, Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -173,6 +173,40 @@ def _invocation_row(inv: Invocation) -> InvocationRow:
     )
 
 
+def _invocation_values(inv: Invocation) -> dict[str, Any]:
+    """The columns of one invocation row (and its cards under ``"cards"``) for a bulk insert."""
+    return {
+        "id": inv.id,
+        "received_at": _to_utc(inv.received_at, f"invocation {inv.id}: received_at"),
+        "service_id": inv.service_id,
+        "hook": inv.hook,
+        "hook_instance": inv.hook_instance,
+        "knowledge_version": inv.knowledge_version,
+        "patient_id": inv.patient_id,
+        "user_id": inv.user_id,
+        "fhir_server": inv.fhir_server,
+        "status_code": inv.status_code,
+        "outcome": inv.outcome,
+        "latency_ms": inv.latency_ms,
+        "assessment": inv.assessment,
+        "as_of": inv.as_of,
+        "error": inv.error,
+        "case_data": inv.case,
+        "label": inv.label,
+        "cards": [
+            {
+                "invocation_id": inv.id,
+                "position": i,
+                "uuid": c.uuid,
+                "rule": c.rule,
+                "indicator": c.indicator,
+                "summary": c.summary,
+            }
+            for i, c in enumerate(inv.cards)
+        ],
+    }
+
+
 def _invocation(row: InvocationRow) -> Invocation:
     return Invocation(
         id=row.id,
@@ -234,6 +268,9 @@ class AuditStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if shared else contextlib.nullcontext()
         )
+        # Called before every read: a journal writing to this store moves what it holds into
+        # the database first, so a reader in this process sees every record it acknowledged.
+        self._before_read: list[Callable[[], object]] = []
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> AuditStore:
@@ -299,6 +336,34 @@ class AuditStore:
         with self._session(f"recording invocation {inv.id}", write=True) as session:
             session.add(row)
 
+    def record_invocations(self, invs: Sequence[Invocation]) -> int:
+        """Store a batch of invocations and their cards in one transaction, skipping any whose
+        id is stored already (so a journal replayed after a crash never duplicates a row).
+        Returns how many were new."""
+        rows = self._checked(lambda: {inv.id: _invocation_values(inv) for inv in invs})
+        if not rows:
+            return 0
+        with self._session(f"recording {len(rows)} invocations", write=True) as session:
+            have = set(
+                session.scalars(select(InvocationRow.id).where(InvocationRow.id.in_(list(rows))))
+            )
+            new = [values for key, values in rows.items() if key not in have]
+            if not new:
+                return 0
+            cards = [card for values in new for card in values.pop("cards")]
+            session.execute(insert(InvocationRow), new)
+            if cards:
+                session.execute(insert(CardRow), cards)
+        return len(new)
+
+    def add_read_barrier(self, before_read: Callable[[], object]) -> None:
+        """Call ``before_read`` before every read (a journal's flush)."""
+        self._before_read.append(before_read)
+
+    def remove_read_barrier(self, before_read: Callable[[], object]) -> None:
+        with contextlib.suppress(ValueError):
+            self._before_read.remove(before_read)
+
     def record_feedback(self, items: Sequence[FeedbackRecord]) -> None:
         """Store a batch of feedback in one transaction, committed on return."""
         rows = self._checked(lambda: [_feedback_row(item) for item in items])
@@ -345,6 +410,7 @@ class AuditStore:
 
     def refusals(self) -> dict[tuple[str, str], int]:
         """Refused requests counted so far, per (service, outcome)."""
+        self._sync()
         with self._session("reading refused requests") as session:
             got = session.execute(
                 select(RefusalRow.service_id, RefusalRow.outcome, func.sum(RefusalRow.count))
@@ -357,6 +423,7 @@ class AuditStore:
 
     def invocation(self, invocation_id: str) -> Invocation | None:
         """One invocation by id, with its cards in the order they were returned."""
+        self._sync()
         with self._session(f"reading invocation {invocation_id}") as session:
             row = session.get(
                 InvocationRow, invocation_id, options=[selectinload(InvocationRow.cards)]
@@ -370,6 +437,7 @@ class AuditStore:
         those that hold an assessment when ``assessed``)."""
         if limit <= 0:
             return []
+        self._sync()
         query = (
             select(InvocationRow)
             .options(selectinload(InvocationRow.cards))
@@ -384,19 +452,26 @@ class AuditStore:
             return [_invocation(row) for row in session.scalars(query)]
 
     def count_invocations(self) -> int:
+        self._sync()
         with self._session("counting invocations") as session:
             return session.scalar(select(func.count()).select_from(InvocationRow)) or 0
 
     def count_feedback(self) -> int:
+        self._sync()
         with self._session("counting feedback") as session:
             return session.scalar(select(func.count()).select_from(FeedbackRow)) or 0
 
     def feedback_report(self, service_id: str | None = None) -> list[RuleRate]:
         """Acceptance and override rates per rule (of one service when given), by rule."""
+        self._sync()
         with self._session("computing the feedback report") as session:
             return compute_report(session, service_id)
 
     # -- internals ------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        for before_read in list(self._before_read):
+            before_read()
 
     def _message(self, action: str, exc: BaseException) -> str:
         reason = _reason(exc)

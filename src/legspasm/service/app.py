@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..assessment import Assessment
 from ..audit import AuditStore, CardRecord, FeedbackRecord, Invocation
+from ..audit.journal import Journal, open_journal
 from ..capability import sign_token
 from ..engine import evaluate
 from ..errors import AuthError, ConfigError, DataUnavailable, InputError, LegspasmError
@@ -252,12 +253,26 @@ def create_app(
             "can call the service. Never run --dev with real patient data."
         )
 
+    # While the app runs (its lifespan), audit records go to the journal, which a background
+    # thread moves into the store; outside it (an app never started) straight to the store.
+    journal: Journal | None = None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
+        nonlocal journal
         # Requests are CPU-bound (mapping, evaluate, cards) under one GIL: a few threads serve
         # them faster than anyio's default 40, which mostly contend for the interpreter.
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        yield
+        if settings.audit_journal:  # loads what a killed process left, before serving
+            journal = await to_thread.run_sync(open_journal, audit_store, settings.journal_dir)
+        if journal is not None:
+            journal.start()
+        try:
+            yield
+        finally:
+            if journal is not None:  # drains everything (SIGTERM included)
+                done, journal = journal, None
+                await to_thread.run_sync(done.close)
         refusals.flush()
         if owns_http:
             client.close()
@@ -309,7 +324,8 @@ def create_app(
         as_of: dt.date | None = None,
     ) -> None:
         svc = SERVICES.get(service_id)
-        st.store.record_invocation(
+        write = journal.append if journal is not None else st.store.record_invocation
+        write(
             Invocation(
                 id=invocation_id or str(uuid.uuid4()),
                 received_at=dt.datetime.now(dt.UTC),
