@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # The journal's folder, one per database. Default: beside a SQLite file
     # (``<file>.journal``), or ``legspasm-journal/<db>-<hash>`` in the working directory.
     journal_dir: Path | None = None
+    # How often the background thread moves the journal into the database (seconds).
+    journal_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.1
     # Worker threads for requests (CPU-bound under one interpreter lock; see the benchmark).
     threads: Annotated[int, Field(ge=1, le=200)] = 4
     # Development mode: no JWT verification (a loud warning is logged at start-up).

@@ -140,11 +140,13 @@ def default_directory(store_url: str) -> Path | None:
     return Path("legspasm-journal") / f"{name}-{digest}"
 
 
-def open_journal(store: AuditStore, directory: Path | None = None) -> Journal | None:
+def open_journal(
+    store: AuditStore, directory: Path | None = None, interval_s: float = INTERVAL_S
+) -> Journal | None:
     """This process's journal for ``store`` in ``directory`` (default: :func:`default_directory`),
     with the journals of processes that are gone drained; None for an in-memory database."""
     where = directory if directory is not None else default_directory(store.url)
-    return None if where is None else Journal.open(where, store)
+    return None if where is None else Journal.open(where, store, interval_s=interval_s)
 
 
 # -- the journal files ----------------------------------------------------------------------

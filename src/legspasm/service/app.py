@@ -264,7 +264,9 @@ def create_app(
         # them faster than anyio's default 40, which mostly contend for the interpreter.
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         if settings.audit_journal:  # loads what a killed process left, before serving
-            journal = await to_thread.run_sync(open_journal, audit_store, settings.journal_dir)
+            journal = await to_thread.run_sync(
+                open_journal, audit_store, settings.journal_dir, settings.journal_interval_s
+            )
         if journal is not None:
             journal.start()
         try:
