@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/fhir_records.py
 	$(BIN)/python benchmarks/service_load.py
+	$(BIN)/python benchmarks/audit_journal.py
 	$(BIN)/python benchmarks/web_pages.py
 
 clean:

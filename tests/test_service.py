@@ -1192,7 +1192,7 @@ def _pg_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def live_postgres() -> Iterator[Live]:
+def live_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Dev mode with the audit store in a fresh PostgreSQL schema (dropped afterwards)."""
     base_url = make_url(_pg_url())
     schema = f"legspasm_service_{uuid.uuid4().hex[:12]}"
@@ -1204,7 +1204,8 @@ def live_postgres() -> Iterator[Live]:
             hide_password=False
         )
         store = AuditStore.open(url)
-        settings = Settings(dev=True, database_url=url, as_of=AS_OF)
+        journal = tmp_path_factory.mktemp("journal")
+        settings = Settings(dev=True, database_url=url, as_of=AS_OF, journal_dir=journal)
         try:
             with (
                 serve(create_app(settings, store=store)) as base,

@@ -48,7 +48,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..errors import StoreError
 from .records import CardRecord, Invocation
-from .store import AuditStore
+from .store import AuditStore, RawJSON
 
 __all__ = ["Journal", "decode", "default_directory", "encode", "open_journal", "recover"]
 
@@ -65,14 +65,26 @@ _DATABASE = "database"
 # -- records as lines -----------------------------------------------------------------------
 
 
+def _json(value: Any, what: str) -> str:
+    if isinstance(value, RawJSON):  # e.g. ``Assessment.model_dump_json()``
+        return str(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        # e.g. a date in the assessment: pass model_dump(mode="json")
+        raise StoreError(f"{what}: not JSON: {exc}") from None
+
+
 def encode(inv: Invocation) -> bytes:
-    """One invocation as one JSON line (ending in a newline)."""
+    """One invocation as one line: its fields as a JSON object, then its assessment and case
+    as JSON, separated by tabs (JSON text never holds a raw tab or newline), so that the
+    drain stores the large parts without parsing them."""
     if inv.received_at.tzinfo is None or inv.received_at.utcoffset() is None:
         raise StoreError(
             f"invocation {inv.id}: received_at must be timezone-aware, "
             f"got {inv.received_at.isoformat()}"
         )
-    data: dict[str, Any] = {
+    head = {
         "id": inv.id,
         "received_at": inv.received_at.astimezone(dt.UTC).isoformat(),
         "service_id": inv.service_id,
@@ -86,23 +98,24 @@ def encode(inv: Invocation) -> bytes:
         "outcome": inv.outcome,
         "latency_ms": inv.latency_ms,
         "cards": [[c.uuid, c.rule, c.indicator, c.summary] for c in inv.cards],
-        "assessment": inv.assessment,
         "as_of": None if inv.as_of is None else inv.as_of.isoformat(),
         "error": inv.error,
-        "case": inv.case,
         "label": inv.label,
     }
-    try:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        # e.g. a date in the assessment: pass model_dump(mode="json")
-        raise StoreError(f"invocation {inv.id}: not JSON: {exc}") from None
-    return text.encode("utf-8") + b"\n"
+    what = f"invocation {inv.id}"
+    parts = (_json(head, what), _json(inv.assessment, what), _json(inv.case, what))
+    return "\t".join(parts).encode("utf-8") + b"\n"
 
 
-def decode(line: bytes) -> Invocation:
-    """The invocation of one journal line (raises ValueError, KeyError or TypeError)."""
-    d = json.loads(line)
+def _decode(line: bytes, raw: bool) -> Invocation:
+    head_text, assessment_text, case_text = line.decode("utf-8").split("\t")
+    d = json.loads(head_text)
+
+    def big(text: str) -> Any:
+        if text == "null":
+            return None
+        return RawJSON(text) if raw else json.loads(text)
+
     return Invocation(
         id=d["id"],
         received_at=dt.datetime.fromisoformat(d["received_at"]),
@@ -117,12 +130,17 @@ def decode(line: bytes) -> Invocation:
         outcome=d["outcome"],
         latency_ms=d["latency_ms"],
         cards=tuple(CardRecord(*c) for c in d["cards"]),
-        assessment=d["assessment"],
+        assessment=big(assessment_text),
         as_of=None if d["as_of"] is None else dt.date.fromisoformat(d["as_of"]),
         error=d["error"],
-        case=d["case"],
+        case=big(case_text),
         label=d["label"],
     )
+
+
+def decode(line: bytes) -> Invocation:
+    """The invocation of one journal line (raises ValueError, KeyError or TypeError)."""
+    return _decode(line, raw=False)
 
 
 def default_directory(store_url: str) -> Path | None:
@@ -392,13 +410,16 @@ class Journal:
         finally:
             self._closed = True
             self.store.remove_read_barrier(self.flush)
-            with self._write_lock, self._drain_lock:
+            with self._drain_lock, self._write_lock:  # the order flush takes them in
                 own = self._own
                 if drain and self._size == own.offset:
                     own.remove()
                 else:
                     os.close(own.fd)
                 own.fd = -1
+                for src in self._adopted:  # not drained: left for the next start
+                    os.close(src.fd)
+                self._adopted.clear()
 
 
 def _claim_directory(directory: Path, store_url: str) -> None:
@@ -481,7 +502,7 @@ def _batches(
         line = data[pos:nl]
         pos = nl + 1
         try:
-            lines.append((decode(line), line))
+            lines.append((_decode(line, raw=True), line))
         except (ValueError, KeyError, TypeError) as exc:
             _reject(src, line, f"not a journal record: {exc}")
         if len(lines) >= batch:

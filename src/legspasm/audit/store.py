@@ -10,6 +10,7 @@ failure is a :class:`~legspasm.errors.StoreError` naming the database with its p
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 import time
@@ -39,7 +40,7 @@ from .records import CardRecord, FeedbackRecord, Invocation, Refusals, RuleRate
 from .report import compute_report
 from .tables import CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
 
-__all__ = ["AuditStore"]
+__all__ = ["AuditStore", "RawJSON"]
 
 _T = TypeVar("_T")
 
@@ -47,6 +48,17 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 5000
 _PG_MIGRATION_LOCK = 7_404_113_001  # pg_advisory_xact_lock key: one migrating process at a time
 _WRITE = "legspasm_write"  # execution option: SQLite writes start with BEGIN IMMEDIATE
+
+
+class RawJSON(str):
+    """JSON text already serialised (e.g. read from the audit journal): a JSON column stores
+    it as it is, instead of parsing and serialising it again."""
+
+    __slots__ = ()
+
+
+def _dumps(value: Any) -> str:
+    return value if isinstance(value, RawJSON) else json.dumps(value)
 
 
 def _mask(url: str) -> str:
@@ -83,7 +95,11 @@ def _engine(url: URL) -> Engine:
     if url.get_backend_name() == "postgresql":
         connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
         return create_engine(
-            url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            connect_args=connect_args,
+            json_serializer=_dumps,
         )
     if _sqlite_in_memory(url):  # one shared connection (the store serialises its use)
         engine = create_engine(
@@ -91,9 +107,10 @@ def _engine(url: URL) -> Engine:
             poolclass=StaticPool,
             connect_args={"check_same_thread": False},
             hide_parameters=True,
+            json_serializer=_dumps,
         )
     else:
-        engine = create_engine(url, hide_parameters=True)
+        engine = create_engine(url, hide_parameters=True, json_serializer=_dumps)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

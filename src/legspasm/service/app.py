@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` wires the pure parts together: JWT check -> prefetch gathering ->
 FHIR mapping -> ``evaluate`` -> cards -> audit row. Every invocation is written to the audit
-store before the response is sent, including refusals. Errors are OperationOutcomes: 400 bad
+journal (``audit.journal``, moved into the store in the background) before the response is
+sent, including refusals. Errors are OperationOutcomes: 400 bad
 request, 401 bare (no detail), 404 unknown service, 412 data unavailable; never a traceback.
 """
 
@@ -30,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..assessment import Assessment
 from ..audit import AuditStore, CardRecord, FeedbackRecord, Invocation
 from ..audit.journal import Journal, open_journal
+from ..audit.store import RawJSON
 from ..capability import sign_token
 from ..engine import evaluate
 from ..errors import AuthError, ConfigError, DataUnavailable, InputError, LegspasmError
@@ -347,7 +349,8 @@ def create_app(
                     CardRecord(c.card.uuid, c.rule, c.card.indicator, c.card.summary)
                     for c in cards or []
                 ),
-                assessment=assessment.model_dump(mode="json") if assessment else None,
+                # serialised once, by pydantic; the journal and the store keep the text
+                assessment=RawJSON(assessment.model_dump_json()) if assessment else None,
                 as_of=as_of,
                 error=error,
             )
