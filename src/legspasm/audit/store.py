@@ -50,6 +50,11 @@ _PG_MIGRATION_LOCK = 7_404_113_001  # pg_advisory_xact_lock key: one migrating p
 _WRITE = "legspasm_write"  # execution option: SQLite writes start with BEGIN IMMEDIATE
 
 
+# Per database (masked URL): what to call before reading it (the journals writing to it).
+_BARRIERS: dict[str, list[Callable[[], object]]] = {}
+_BARRIERS_LOCK = threading.Lock()
+
+
 class RawJSON(str):
     """JSON text already serialised (e.g. read from the audit journal): a JSON column stores
     it as it is, instead of parsing and serialising it again."""
@@ -285,9 +290,6 @@ class AuditStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if shared else contextlib.nullcontext()
         )
-        # Called before every read: a journal writing to this store moves what it holds into
-        # the database first, so a reader in this process sees every record it acknowledged.
-        self._before_read: list[Callable[[], object]] = []
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> AuditStore:
@@ -374,12 +376,14 @@ class AuditStore:
         return len(new)
 
     def add_read_barrier(self, before_read: Callable[[], object]) -> None:
-        """Call ``before_read`` before every read (a journal's flush)."""
-        self._before_read.append(before_read)
+        """Call ``before_read`` (a journal's flush) before every read of this database by any
+        store in this process, so a reader sees every record the process acknowledged."""
+        with _BARRIERS_LOCK:
+            _BARRIERS.setdefault(self._url, []).append(before_read)
 
     def remove_read_barrier(self, before_read: Callable[[], object]) -> None:
-        with contextlib.suppress(ValueError):
-            self._before_read.remove(before_read)
+        with _BARRIERS_LOCK, contextlib.suppress(ValueError):
+            _BARRIERS.get(self._url, []).remove(before_read)
 
     def record_feedback(self, items: Sequence[FeedbackRecord]) -> None:
         """Store a batch of feedback in one transaction, committed on return."""
@@ -487,7 +491,9 @@ class AuditStore:
     # -- internals ------------------------------------------------------------------------
 
     def _sync(self) -> None:
-        for before_read in list(self._before_read):
+        with _BARRIERS_LOCK:
+            barriers = list(_BARRIERS.get(self._url, ()))
+        for before_read in barriers:
             before_read()
 
     def _message(self, action: str, exc: BaseException) -> str:
