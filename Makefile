@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fhir_records.py
 	$(BIN)/python benchmarks/service_load.py
 	cd benchmarks && ../$(BIN)/python service_wrk.py
+	$(BIN)/python benchmarks/audit_journal.py
 	$(BIN)/python benchmarks/web_pages.py
 
 clean:

@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 
 from legspasm import Knowledge
 from legspasm.audit import AuditStore, RuleRate
+from legspasm.audit.journal import default_directory, recover
 from legspasm.errors import ConfigError
 from legspasm.service.app import create_app
 from legspasm.service.cards import RULE_SYSTEM
@@ -758,8 +759,10 @@ def test_absent_prefetch_is_fetched_with_the_bearer_token_which_is_never_logged(
     for row in rows:
         assert token not in json.dumps(dataclasses.asdict(row), default=str)
     database = Path(live_dev.url.removeprefix("sqlite:///"))
-    for path in database.parent.glob(database.name + "*"):  # the file, its WAL and shm
-        assert token.encode() not in path.read_bytes()
+    # the file, its WAL and shm, and the audit journal's folder
+    for found in database.parent.glob(database.name + "*"):
+        for path in [found] if found.is_file() else [p for p in found.iterdir() if p.is_file()]:
+            assert token.encode() not in path.read_bytes()
 
 
 def test_fhir_server_error_is_412(live_dev: Live, fhir: FhirServer) -> None:
@@ -1193,7 +1196,7 @@ def _pg_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def live_postgres() -> Iterator[Live]:
+def live_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Dev mode with the audit store in a fresh PostgreSQL schema (dropped afterwards)."""
     base_url = make_url(_pg_url())
     schema = f"legspasm_service_{uuid.uuid4().hex[:12]}"
@@ -1205,7 +1208,8 @@ def live_postgres() -> Iterator[Live]:
             hide_password=False
         )
         store = AuditStore.open(url)
-        settings = Settings(dev=True, database_url=url, as_of=AS_OF)
+        journal = tmp_path_factory.mktemp("journal")
+        settings = Settings(dev=True, database_url=url, as_of=AS_OF, journal_dir=journal)
         try:
             with (
                 serve(create_app(settings, store=store)) as base,
@@ -1298,6 +1302,10 @@ def test_killed_server_loses_no_acknowledged_invocation(tmp_path: Path) -> None:
         log.close()
     assert proc.returncode == -signal.SIGKILL
     with AuditStore.open(url, create=False) as store:
+        # what the killed process had not yet moved from its journal is loaded now
+        folder = default_directory(store.url)
+        assert folder is not None
+        recover(folder, store)
         assert store.count_invocations() == k
         rows = store.recent(limit=k + 1)
         assert [r.status_code for r in rows] == [200] * k

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     # request's Host header is the caller's to choose, so it never sets the audience.
     public_url: str | None = None
     database_url: str = DEFAULT_DATABASE_URL
+    # Audit records are appended to a local journal (fdatasync'ed) before a request answers and
+    # moved into the database in batches by a background thread; a restart loads what remains.
+    # False: each request writes its row to the database itself (slower).
+    audit_journal: bool = True
+    # The journal's folder, one per database. Default: beside a SQLite file
+    # (``<file>.journal``), or ``legspasm-journal/<db>-<hash>`` in the working directory.
+    journal_dir: Path | None = None
+    # How often the background thread moves the journal into the database (seconds).
+    journal_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.1
     # Worker threads for requests (CPU-bound under one interpreter lock; see the benchmark).
     threads: Annotated[int, Field(ge=1, le=200)] = 4
     # Development mode: no JWT verification (a loud warning is logged at start-up).

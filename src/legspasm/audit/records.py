@@ -44,7 +44,9 @@ class Invocation:
     outcome: str
     latency_ms: float
     cards: tuple[CardRecord, ...] = ()
-    assessment: dict[str, Any] | None = None  # full Assessment JSON, for reopening the plan
+    # full Assessment JSON, for reopening the plan (to store: a dict, or JSON text already
+    # serialised as ``RawJSON``; read back: a dict)
+    assessment: dict[str, Any] | str | None = None
     as_of: date | None = None
     error: str | None = None
     case: dict[str, Any] | None = None  # the Case JSON the assessment was made from

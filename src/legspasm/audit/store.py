@@ -10,6 +10,7 @@ failure is a :class:`~legspasm.errors.StoreError` naming the database with its p
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any, Self, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, delete, event, func, select
+from sqlalchemy import URL, Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -39,7 +40,7 @@ from .records import CardRecord, FeedbackRecord, Invocation, Refusals, RuleRate
 from .report import compute_report
 from .tables import CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
 
-__all__ = ["AuditStore"]
+__all__ = ["AuditStore", "RawJSON"]
 
 _T = TypeVar("_T")
 
@@ -47,6 +48,22 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 5000
 _PG_MIGRATION_LOCK = 7_404_113_001  # pg_advisory_xact_lock key: one migrating process at a time
 _WRITE = "legspasm_write"  # execution option: SQLite writes start with BEGIN IMMEDIATE
+
+
+# Per database (masked URL): what to call before reading it (the journals writing to it).
+_BARRIERS: dict[str, list[Callable[[], object]]] = {}
+_BARRIERS_LOCK = threading.Lock()
+
+
+class RawJSON(str):
+    """JSON text already serialised (e.g. read from the audit journal): a JSON column stores
+    it as it is, instead of parsing and serialising it again."""
+
+    __slots__ = ()
+
+
+def _dumps(value: Any) -> str:
+    return value if isinstance(value, RawJSON) else json.dumps(value)
 
 
 def _mask(url: str) -> str:
@@ -83,7 +100,11 @@ def _engine(url: URL) -> Engine:
     if url.get_backend_name() == "postgresql":
         connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
         return create_engine(
-            url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            connect_args=connect_args,
+            json_serializer=_dumps,
         )
     if _sqlite_in_memory(url):  # one shared connection (the store serialises its use)
         engine = create_engine(
@@ -91,9 +112,10 @@ def _engine(url: URL) -> Engine:
             poolclass=StaticPool,
             connect_args={"check_same_thread": False},
             hide_parameters=True,
+            json_serializer=_dumps,
         )
     else:
-        engine = create_engine(url, hide_parameters=True)
+        engine = create_engine(url, hide_parameters=True, json_serializer=_dumps)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -171,6 +193,40 @@ def _invocation_row(inv: Invocation) -> InvocationRow:
             for i, c in enumerate(inv.cards)
         ],
     )
+
+
+def _invocation_values(inv: Invocation) -> dict[str, Any]:
+    """The columns of one invocation row (and its cards under ``"cards"``) for a bulk insert."""
+    return {
+        "id": inv.id,
+        "received_at": _to_utc(inv.received_at, f"invocation {inv.id}: received_at"),
+        "service_id": inv.service_id,
+        "hook": inv.hook,
+        "hook_instance": inv.hook_instance,
+        "knowledge_version": inv.knowledge_version,
+        "patient_id": inv.patient_id,
+        "user_id": inv.user_id,
+        "fhir_server": inv.fhir_server,
+        "status_code": inv.status_code,
+        "outcome": inv.outcome,
+        "latency_ms": inv.latency_ms,
+        "assessment": inv.assessment,
+        "as_of": inv.as_of,
+        "error": inv.error,
+        "case_data": inv.case,
+        "label": inv.label,
+        "cards": [
+            {
+                "invocation_id": inv.id,
+                "position": i,
+                "uuid": c.uuid,
+                "rule": c.rule,
+                "indicator": c.indicator,
+                "summary": c.summary,
+            }
+            for i, c in enumerate(inv.cards)
+        ],
+    }
 
 
 def _invocation(row: InvocationRow) -> Invocation:
@@ -299,6 +355,36 @@ class AuditStore:
         with self._session(f"recording invocation {inv.id}", write=True) as session:
             session.add(row)
 
+    def record_invocations(self, invs: Sequence[Invocation]) -> int:
+        """Store a batch of invocations and their cards in one transaction, skipping any whose
+        id is stored already (so a journal replayed after a crash never duplicates a row).
+        Returns how many were new."""
+        rows = self._checked(lambda: {inv.id: _invocation_values(inv) for inv in invs})
+        if not rows:
+            return 0
+        with self._session(f"recording {len(rows)} invocations", write=True) as session:
+            have = set(
+                session.scalars(select(InvocationRow.id).where(InvocationRow.id.in_(list(rows))))
+            )
+            new = [values for key, values in rows.items() if key not in have]
+            if not new:
+                return 0
+            cards = [card for values in new for card in values.pop("cards")]
+            session.execute(insert(InvocationRow), new)
+            if cards:
+                session.execute(insert(CardRow), cards)
+        return len(new)
+
+    def add_read_barrier(self, before_read: Callable[[], object]) -> None:
+        """Call ``before_read`` (a journal's flush) before every read of this database by any
+        store in this process, so a reader sees every record the process acknowledged."""
+        with _BARRIERS_LOCK:
+            _BARRIERS.setdefault(self._url, []).append(before_read)
+
+    def remove_read_barrier(self, before_read: Callable[[], object]) -> None:
+        with _BARRIERS_LOCK, contextlib.suppress(ValueError):
+            _BARRIERS.get(self._url, []).remove(before_read)
+
     def record_feedback(self, items: Sequence[FeedbackRecord]) -> None:
         """Store a batch of feedback in one transaction, committed on return."""
         rows = self._checked(lambda: [_feedback_row(item) for item in items])
@@ -345,6 +431,7 @@ class AuditStore:
 
     def refusals(self) -> dict[tuple[str, str], int]:
         """Refused requests counted so far, per (service, outcome)."""
+        self._sync()
         with self._session("reading refused requests") as session:
             got = session.execute(
                 select(RefusalRow.service_id, RefusalRow.outcome, func.sum(RefusalRow.count))
@@ -357,6 +444,7 @@ class AuditStore:
 
     def invocation(self, invocation_id: str) -> Invocation | None:
         """One invocation by id, with its cards in the order they were returned."""
+        self._sync()
         with self._session(f"reading invocation {invocation_id}") as session:
             row = session.get(
                 InvocationRow, invocation_id, options=[selectinload(InvocationRow.cards)]
@@ -370,6 +458,7 @@ class AuditStore:
         those that hold an assessment when ``assessed``)."""
         if limit <= 0:
             return []
+        self._sync()
         query = (
             select(InvocationRow)
             .options(selectinload(InvocationRow.cards))
@@ -405,19 +494,28 @@ class AuditStore:
             return set(session.scalars(query))
 
     def count_invocations(self) -> int:
+        self._sync()
         with self._session("counting invocations") as session:
             return session.scalar(select(func.count()).select_from(InvocationRow)) or 0
 
     def count_feedback(self) -> int:
+        self._sync()
         with self._session("counting feedback") as session:
             return session.scalar(select(func.count()).select_from(FeedbackRow)) or 0
 
     def feedback_report(self, service_id: str | None = None) -> list[RuleRate]:
         """Acceptance and override rates per rule (of one service when given), by rule."""
+        self._sync()
         with self._session("computing the feedback report") as session:
             return compute_report(session, service_id)
 
     # -- internals ------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        with _BARRIERS_LOCK:
+            barriers = list(_BARRIERS.get(self._url, ()))
+        for before_read in barriers:
+            before_read()
 
     def _message(self, action: str, exc: BaseException) -> str:
         reason = _reason(exc)

@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` wires the pure parts together: JWT check -> prefetch gathering ->
 FHIR mapping -> ``evaluate`` -> cards -> audit row. Every invocation is written to the audit
-store before the response is sent, including refusals. Errors are OperationOutcomes: 400 bad
+journal (``audit.journal``, moved into the store in the background) before the response is
+sent, including refusals. Errors are OperationOutcomes: 400 bad
 request, 401 bare (no detail), 404 unknown service, 412 data unavailable; never a traceback.
 """
 
@@ -29,6 +30,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..assessment import Assessment
 from ..audit import AuditStore, CardRecord, FeedbackRecord, Invocation
+from ..audit.journal import Journal, open_journal
+from ..audit.store import RawJSON
 from ..capability import sign_token
 from ..engine import evaluate
 from ..errors import AuthError, ConfigError, DataUnavailable, InputError, LegspasmError
@@ -253,12 +256,28 @@ def create_app(
             "can call the service. Never run --dev with real patient data."
         )
 
+    # While the app runs (its lifespan), audit records go to the journal, which a background
+    # thread moves into the store; outside it (an app never started) straight to the store.
+    journal: Journal | None = None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
+        nonlocal journal
         # Requests are CPU-bound (mapping, evaluate, cards) under one GIL: a few threads serve
         # them faster than anyio's default 40, which mostly contend for the interpreter.
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        yield
+        if settings.audit_journal:  # loads what a killed process left, before serving
+            journal = await to_thread.run_sync(
+                open_journal, audit_store, settings.journal_dir, settings.journal_interval_s
+            )
+        if journal is not None:
+            journal.start()
+        try:
+            yield
+        finally:
+            if journal is not None:  # drains everything (SIGTERM included)
+                done, journal = journal, None
+                await to_thread.run_sync(done.close)
         refusals.flush()
         if owns_http:
             client.close()
@@ -310,7 +329,8 @@ def create_app(
         as_of: dt.date | None = None,
     ) -> None:
         svc = SERVICES.get(service_id)
-        st.store.record_invocation(
+        write = journal.append if journal is not None else st.store.record_invocation
+        write(
             Invocation(
                 id=invocation_id or str(uuid.uuid4()),
                 received_at=dt.datetime.now(dt.UTC),
@@ -330,7 +350,8 @@ def create_app(
                     CardRecord(c.card.uuid, c.rule, c.card.indicator, c.card.summary)
                     for c in cards or []
                 ),
-                assessment=assessment.model_dump(mode="json") if assessment else None,
+                # serialised once, by pydantic; the journal and the store keep the text
+                assessment=RawJSON(assessment.model_dump_json()) if assessment else None,
                 as_of=as_of,
                 error=error,
             )

@@ -475,7 +475,7 @@ class Templates:
     def history(self, rows: Sequence[Invocation], patient: str | None) -> HTMLResponse:
         entries = []
         for inv in rows:
-            a = inv.assessment or {}
+            a = inv.assessment if isinstance(inv.assessment, dict) else {}  # read: a dict
             conditions = [
                 c["name"]
                 for c in a.get("conditions", [])
