@@ -383,8 +383,6 @@ def summary_pdf(
     return _build(story, title, pagesize)
 
 
-
-
 def _handout_story(
     v: HandoutView, base: float, width: float
 ) -> tuple[list[Flowable], list[Flowable]]:
