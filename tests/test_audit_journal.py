@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from legspasm.audit import AuditStore, Invocation
@@ -32,6 +32,7 @@ from legspasm.audit.journal import (
     open_journal,
     recover,
 )
+from legspasm.audit.tables import InvocationRow
 from legspasm.errors import StoreError
 from live_server import free_port
 from test_audit_store import _pg_url, card, invocation
@@ -138,6 +139,29 @@ def test_reads_in_the_process_see_what_was_just_appended(store: AuditStore, fold
         assert [i.id for i in store.recent(patient_id=inv.patient_id)] == [inv.id]
         assert {r.rule for r in store.feedback_report()} == {"AV-QUININE", "plan"}
     finally:
+        journal.close()
+
+
+def test_repeat_suppression_sees_acknowledged_cards_without_draining(
+    store: AuditStore, db_url: str, folder: Path
+) -> None:
+    """rules_shown (the patient-view suppression query, on the request path) counts the cards
+    this process acknowledged from memory: it does not move the journal into the database."""
+    journal = Journal.open(folder, store, interval_s=60)
+    journal.start()
+    reader = AuditStore.open(db_url)
+    try:
+        inv = full(8)
+        journal.append(inv)
+        assert inv.patient_id is not None
+        since = inv.received_at - dt.timedelta(days=1)
+        assert store.rules_shown(inv.patient_id, since) == {"AV-QUININE", "plan"}
+        assert store.rules_shown(inv.patient_id, inv.received_at + dt.timedelta(seconds=1)) == set()
+        assert store.rules_shown("someone-else", since) == set()
+        with reader._session("counting without a barrier") as session:  # no drain happened
+            assert session.scalar(select(func.count()).select_from(InvocationRow)) == 0
+    finally:
+        reader.close()
         journal.close()
 
 

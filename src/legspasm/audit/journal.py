@@ -29,6 +29,7 @@ made finds it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import fcntl
@@ -258,6 +259,10 @@ class Journal:
         self.interval_s = interval_s
         self.rotate_bytes = rotate_bytes
         self._write_lock = threading.Lock()  # appends, and emptying the file
+        # (patient, service, when, rules) of the last records with cards, for rules_shown
+        self._shown: collections.deque[tuple[str, str, dt.datetime, frozenset[str]]] = (
+            collections.deque(maxlen=50_000)
+        )
         self._drain_lock = threading.Lock()  # one drain at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -284,6 +289,7 @@ class Journal:
         except OSError as exc:
             raise StoreError(f"audit journal {directory}: {exc.strerror or exc}") from None
         store.add_read_barrier(journal.flush)
+        store.add_pending_rules(journal.rules_shown)
         try:
             journal.adopt()
             journal.flush()
@@ -297,6 +303,18 @@ class Journal:
         return self._own.path
 
     # -- the request path -----------------------------------------------------------------
+
+    def rules_shown(self, patient_id: str, since: dt.datetime, service_id: str | None) -> set[str]:
+        """The rules of cards this process acknowledged to ``patient_id`` since ``since`` (kept
+        in memory for the last records, drained or not: repeat suppression reads them)."""
+        with self._write_lock:
+            recent = list(self._shown)
+        return {
+            rule
+            for pid, sid, at, rules in recent
+            if pid == patient_id and at >= since and (service_id is None or sid == service_id)
+            for rule in rules
+        }
 
     def append(self, inv: Invocation) -> None:
         """Write ``inv`` to the journal and wait until it is on disk (raises StoreError).
@@ -317,6 +335,11 @@ class Journal:
                         os.ftruncate(fd, start)
                     raise StoreError(f"audit journal {self.path}: write failed: {exc}") from None
                 self._size = start + len(line)
+                if inv.cards and inv.patient_id and inv.status_code == 200:
+                    when = inv.received_at
+                    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+                    rules = frozenset(c.rule for c in inv.cards)
+                    self._shown.append((inv.patient_id, inv.service_id, when, rules))
         if fd < 0:
             self.store.record_invocation(inv)
             return
@@ -410,6 +433,7 @@ class Journal:
         finally:
             self._closed = True
             self.store.remove_read_barrier(self.flush)
+            self.store.remove_pending_rules(self.rules_shown)
             with self._drain_lock, self._write_lock:  # the order flush takes them in
                 own = self._own
                 if drain and self._size == own.offset:

@@ -53,6 +53,10 @@ _WRITE = "legspasm_write"  # execution option: SQLite writes start with BEGIN IM
 # Per database (masked URL): what to call before reading it (the journals writing to it).
 _BARRIERS: dict[str, list[Callable[[], object]]] = {}
 _BARRIERS_LOCK = threading.Lock()
+# Per database: the rules of cards a journal has acknowledged but maybe not yet moved in
+# (patient, since, service) -> rules, so repeat suppression sees them without a database write.
+PendingRules = Callable[[str, datetime, "str | None"], set[str]]
+_PENDING: dict[str, list[PendingRules]] = {}
 
 
 class RawJSON(str):
@@ -381,6 +385,15 @@ class AuditStore:
         with _BARRIERS_LOCK:
             _BARRIERS.setdefault(self._url, []).append(before_read)
 
+    def add_pending_rules(self, pending: PendingRules) -> None:
+        """Also count ``pending`` (a journal's acknowledged cards) in :meth:`rules_shown`."""
+        with _BARRIERS_LOCK:
+            _PENDING.setdefault(self._url, []).append(pending)
+
+    def remove_pending_rules(self, pending: PendingRules) -> None:
+        with _BARRIERS_LOCK, contextlib.suppress(ValueError):
+            _PENDING.get(self._url, []).remove(pending)
+
     def remove_read_barrier(self, before_read: Callable[[], object]) -> None:
         with _BARRIERS_LOCK, contextlib.suppress(ValueError):
             _BARRIERS.get(self._url, []).remove(before_read)
@@ -476,8 +489,13 @@ class AuditStore:
         self, patient_id: str, since: datetime, service_id: str | None = None
     ) -> set[str]:
         """The rules whose cards were returned to ``patient_id`` (answered invocations, of one
-        service when given) at or after ``since``: the repeat-suppression query."""
+        service when given) at or after ``since``: the repeat-suppression query. On the
+        request path it does not drain the journal: the cards a journal of this process has
+        acknowledged but not yet moved in are counted from memory."""
         cut = _to_utc(since, "since")
+        with _BARRIERS_LOCK:
+            pending = list(_PENDING.get(self._url, ()))
+        extra = {r for p in pending for r in p(patient_id, cut, service_id)}
         query = (
             select(CardRow.rule)
             .join(InvocationRow, CardRow.invocation_id == InvocationRow.id)
@@ -491,7 +509,7 @@ class AuditStore:
         if service_id is not None:
             query = query.where(InvocationRow.service_id == service_id)
         with self._session(f"reading the cards shown to patient {patient_id}") as session:
-            return set(session.scalars(query))
+            return set(session.scalars(query)) | extra
 
     def count_invocations(self) -> int:
         self._sync()
