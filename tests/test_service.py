@@ -481,7 +481,7 @@ def test_dopamine_agonist_for_rls_offers_an_alternative(
 def test_quinine_for_nocturnal_cramps_is_contraindicated(live_dev: Live) -> None:
     pid = pid_of(NLC)
     card = one_warning(sign(live_dev, NLC, med_request("qn-1", pid, QUININE, 324, 1)), "AV-QUININE")
-    assert card["summary"].startswith("Contraindicated quinine")
+    assert card["summary"].startswith("Do not order quinine")
     first = card["suggestions"][0]
     kinds = {a["type"]: a for a in first["actions"]}
     assert kinds["delete"]["resourceId"] == "MedicationRequest/qn-1"

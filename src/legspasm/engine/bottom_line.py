@@ -189,6 +189,8 @@ def _breadth(kb: Knowledge, rule_id: str) -> int:
 
 
 def _do_not(kb: Knowledge, avoid: Sequence[AvoidItem]) -> BottomLine | None:
+    # A caution on a medicine the patient does not take belongs with its plan step, not here.
+    avoid = [a for a in avoid if a.severity != "caution" or a.status in ("current", "ordered")]
     if not avoid:
         return None
     a = min(

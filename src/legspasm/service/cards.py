@@ -50,6 +50,8 @@ OVERRIDE_REASONS = (
     ),
 )
 _SEVERITY_WORD = {"contraindicated": "Contraindicated", "avoid": "Avoid", "caution": "Caution"}
+# How an order card's summary starts, by the most severe rule the order hits.
+_ORDER_VERB = {"contraindicated": "Do not order", "avoid": "Avoid", "caution": "Caution with"}
 _MAX_SUMMARY = 139
 
 
@@ -207,7 +209,6 @@ class _Cards:
         blocking = [i for i in items if i.severity in BLOCKING]
         head = (blocking or items)[0]
         drug = head.drug.name if head.drug else head.target
-        word = _SEVERITY_WORD[head.severity]
         lines = self.rule_lines(items)
         cited = [c for i in items for c in i.citations]
         suggestions = None
@@ -216,7 +217,10 @@ class _Cards:
         others = len(items) - 1
         more = f" (+{others} more)" if others else ""
         why = head.summary.rstrip(".")
-        summary = _fit(f"{word} {drug}{more}: {why}.", f"{word} {drug}{more}.")
+        verb = _ORDER_VERB[head.severity]
+        lower = why[:1].lower() + why[1:] if why[1:2].islower() else why
+        sep = " — " if ":" in lower else ": "
+        summary = _fit(f"{verb} {drug}{more}{sep}{lower}.", f"{verb} {drug}{more}.")
         lead = f"**{'Do not order' if blocking else 'Check before ordering'} {drug}:** {why}."
         if suggestions:
             lead += " " + "; ".join(x.label for x in suggestions) + "."
