@@ -188,6 +188,19 @@ def _breadth(kb: Knowledge, rule_id: str) -> int:
     return sum(1 for f in rule.compiled.facts if f.startswith("context."))
 
 
+def _target(kb: Knowledge, a: AvoidItem) -> str:
+    """What to avoid in a few words: a rule on one drug class names the class, not its list
+    of members (a current or ordered medicine is named as itself)."""
+    rule = kb.avoid_rules.get(a.id)
+    if a.drug is not None or rule is None or a.target.count(",") < 3:
+        return a.target
+    classes = [d for d in rule.drugs if d in kb.classes]
+    if len(classes) == 1 and len(rule.drugs) == 1:
+        name = kb.classes[classes[0]].name
+        return name if name.endswith("s") else name + "s"
+    return a.target
+
+
 def _do_not(kb: Knowledge, avoid: Sequence[AvoidItem]) -> BottomLine | None:
     # A caution on a medicine the patient does not take belongs with its plan step, not here.
     avoid = [a for a in avoid if a.severity != "caution" or a.status in ("current", "ordered")]
@@ -199,7 +212,7 @@ def _do_not(kb: Knowledge, avoid: Sequence[AvoidItem]) -> BottomLine | None:
     )
     why = _lower_first(a.summary.rstrip("."))
     sep = " — " if ":" in why else ": "
-    text = f"{_VERB[a.severity]} {a.target}{_WHERE[a.status]}{sep}{why}"
+    text = f"{_VERB[a.severity]} {_target(kb, a)}{_WHERE[a.status]}{sep}{why}"
     if a.stopping is not None and not re.search(r"\b(taper|stop)", why):
         text += "; check how to stop it first"
     return BottomLine(kind="do-not", text=_sentence(text), about=a.id)
