@@ -509,6 +509,32 @@ def test_cli_feedback_report(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == []
 
 
+def test_cli_feedback_report_loads_what_a_stopped_service_left_in_its_journal(
+    tmp_path: Path,
+) -> None:
+    """A card a service acknowledged but had not moved into the database (it stopped, or was
+    killed) counts in the report: the report first loads journals no process holds."""
+    from legspasm.audit.journal import default_directory, open_journal
+
+    url = f"sqlite:///{tmp_path / 'left.sqlite3'}"
+    store = AuditStore.open(url)
+    journal = open_journal(store, interval_s=60)
+    assert journal is not None
+    cards = (card("AV-QUININE"),)
+    journal.append(invocation(cards=cards))
+    journal.close(drain=False)  # as if killed: the record stays in the journal only
+    store.close()
+    folder = default_directory(url)
+    assert folder is not None
+    assert any(folder.glob("audit-*.jsonl"))
+    with AuditStore.open(url) as s:
+        s.record_feedback([feedback(cards[0].uuid, "accepted")])
+    result = CliRunner().invoke(app, ["feedback", "report", "--database-url", url, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert (row["rule"], row["accepted"], row["cards_shown"]) == ("AV-QUININE", 1, 1)
+
+
 def test_cli_feedback_report_default_url_from_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -381,19 +381,24 @@ def feedback_report(
     from pydantic import ValidationError
 
     from .audit import AuditStore, render_report, report_json
+    from .audit.journal import default_directory, recover
     from .settings import Settings
 
-    if database_url is None:
-        try:
-            database_url = Settings().database_url
-        except ValidationError as exc:
-            for e in exc.errors():
-                where = ".".join(str(p) for p in e["loc"])
-                typer.echo(f"error: LEGSPASM_{where.upper()}: {e['msg']}", err=True)
-            raise typer.Exit(2) from None
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            typer.echo(f"error: LEGSPASM_{where.upper()}: {e['msg']}", err=True)
+        raise typer.Exit(2) from None
+    database_url = database_url or settings.database_url
     try:
         store = AuditStore.open(database_url, create=False)
         try:
+            # Records a stopped or killed service left in its journal count too.
+            folder = settings.journal_dir or default_directory(store.url)
+            if folder is not None:
+                recover(folder, store)
             rows = store.feedback_report(service)
         finally:
             store.close()
