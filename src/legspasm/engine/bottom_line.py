@@ -149,7 +149,7 @@ def _gate_words(c: Confirmation) -> str:
     """A gate in a few words; a safety check says what it checks when that is short."""
     if c.gate == "safety":
         lead = c.question.split(" (")[0]
-        if len(lead.split()) <= 10:
+        if len(lead.split()) <= 14:
             return lead
     return _GATE_WORDS[c.gate]
 
