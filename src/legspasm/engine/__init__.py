@@ -16,7 +16,6 @@ from ..assessment import (
     Assessment,
     AvoidItem,
     CitationRef,
-    CodeRef,
     ConditionResult,
     Derived,
     HandoutSection,
@@ -48,7 +47,7 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
     missing = Missing()
     d = derive(case, kb, as_of)
     red_flags = triage(kb, d.facts, missing)
-    conditions = [_coded(kb, c) for c in route(kb, d.facts, missing)]
+    conditions = route(kb, d.facts, missing)
     facts = d.facts.with_overlay(
         {f"context.{c.id}": c.status for c in conditions},
         {f"context.{c.id}": c.name for c in conditions},
@@ -112,20 +111,6 @@ def evaluate(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
         citations=_number(kb, red_flags, conditions, plan, avoid, irls_label is not None, sections),
         handout=sections,
     )
-
-
-def _coded(kb: Knowledge, c: ConditionResult) -> ConditionResult:
-    """The condition with the verified diagnosis codes of the concepts that document it."""
-    ctx = kb.contexts.get(c.id)
-    if ctx is None:
-        return c
-    codes = [
-        CodeRef(system=code.system, code=code.code, display=code.display)
-        for cid in ctx.documented_by
-        for code in kb.concepts[cid].codes
-        if code.verified and code.system in ("snomed", "icd10cm")
-    ]
-    return c.model_copy(update={"codes": codes}) if codes else c
 
 
 def _number_or_none(v: object) -> float | None:

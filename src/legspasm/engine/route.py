@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..assessment import ConditionResult, ConditionStatus, CriterionResult
+from ..assessment import CodeRef, ConditionResult, ConditionStatus, CriterionResult
 from ..knowledge import Knowledge
 from .derive import FactMap
 from .explain import unknown_facts
@@ -59,8 +59,19 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
                     criteria=crits,
                     citations=list(ctx.citations),
                     on_record=on_record,
+                    codes=_codes(kb, ctx.documented_by),
                 ),
             )
         )
     results.sort(key=lambda t: (_RANK[t[1].status], t[0]))
     return [r for _, r in results]
+
+
+def _codes(kb: Knowledge, concepts: list[str]) -> list[CodeRef]:
+    """The verified SNOMED CT and ICD-10-CM codes of the diagnoses that document a context."""
+    return [
+        CodeRef(system=code.system, code=code.code, display=code.display)
+        for cid in concepts
+        for code in kb.concepts[cid].codes
+        if code.verified and code.system in ("snomed", "icd10cm")
+    ]

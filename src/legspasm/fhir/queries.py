@@ -4,10 +4,12 @@ page reads after a SMART launch."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ..knowledge import Knowledge
 from .systems import INTAKE, LOINC, system_url
 
-__all__ = ["PAGE_SIZE", "PATIENT", "lookback_days", "prefetch_templates"]
+__all__ = ["PAGE_SIZE", "PATIENT", "lookback_days", "lookback_params", "prefetch_templates"]
 
 PATIENT = "{{context.patientId}}"
 
@@ -21,6 +23,12 @@ def lookback_days(kb: Knowledge) -> int:
     knowledge base's labs (older results are stale for every rule). Reads from the EHR's FHIR
     server ask only for observations this recent (``date=ge``)."""
     return max(lab.max_age_days for lab in kb.labs.values())
+
+
+def lookback_params(days: int, as_of: dt.date) -> dict[str, str]:
+    """The extra search parameters of legspasm's own reads, by prefetch key: observations no
+    older than ``days`` (:func:`lookback_days`) before ``as_of``."""
+    return {"observations": f"date=ge{(as_of - dt.timedelta(days=days)).isoformat()}"}
 
 
 def prefetch_templates(kb: Knowledge) -> dict[str, str]:

@@ -3,16 +3,15 @@ card). No rule id, field name or basis code reaches a clinician; these say the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from ..assessment import Assessment, BottomLine, CitationRef, MissingDatum, PlanStep
+from ..assessment import Assessment, CitationRef, MissingDatum, PlanStep
 
 __all__ = [
     "BASIS_WORDS",
     "BOTTOM_LINE_LABELS",
     "basis_words",
     "care_missing",
-    "cited",
     "grade_words",
     "page_citations",
     "reasons",
@@ -79,12 +78,6 @@ def care_missing(a: Assessment) -> list[MissingDatum]:
     return [m for m in a.missing_data if not all(x.startswith("RF-") for x in m.affects)]
 
 
-def cited(a: Assessment, groups: Iterable[Sequence[str]]) -> list[CitationRef]:
-    """The references the given citation lists use, in the assessment's numbering."""
-    want = {c for g in groups for c in g}
-    return [c for c in a.citations if c.id in want]
-
-
 def page_citations(a: Assessment) -> list[CitationRef]:
     """The references a clinician page cites: every numbered one but those only the patient
     handout uses (the handout prints no numbers; the engine numbers its sources last)."""
@@ -95,7 +88,3 @@ def page_citations(a: Assessment) -> list[CitationRef]:
     clinician |= {c for i in a.avoid if i.stopping for c in i.stopping.citations}
     handout_only = {c for h in a.handout for c in h.citations} - clinician
     return [c for c in a.citations if c.id not in handout_only]
-
-
-def bottom_line_words(lines: Sequence[BottomLine]) -> int:
-    return sum(len(line.text.split()) for line in lines)

@@ -36,6 +36,7 @@ from ..capability import sign_token
 from ..engine import evaluate
 from ..errors import AuthError, ConfigError, DataUnavailable, InputError, LegspasmError
 from ..fhir import entries_from_resources, records_from_resources, to_case
+from ..fhir.queries import lookback_params
 from ..fhir.read import Record
 from ..knowledge import Knowledge, load_knowledge
 from ..settings import Settings
@@ -421,13 +422,12 @@ def create_app(
             pid = patient_id(req.context)
             order_resources = _orders(req.context) if service.hook != "patient-view" else []
             sent = req.model_copy(update={"prefetch": _prefetched(req.prefetch)})
-            since = as_of - dt.timedelta(days=st.lookback_days)
             got = gather(
                 sent,
                 st.templates,
                 st.http,
                 st.settings.fhir_max_resources,
-                {"observations": f"date=ge{since.isoformat()}"},
+                lookback_params(st.lookback_days, as_of),
             )
             record = _record(records_from_resources(got.resources, "prefetch"), pid)
             if record is None:

@@ -35,7 +35,7 @@ from ..engine import evaluate
 from ..errors import CaseValidationError, DataUnavailable, InputError, SeveralPatients
 from ..fhir import records_from_resources, to_case
 from ..fhir.fetch import fetch_queries, fill
-from ..fhir.queries import lookback_days, prefetch_templates
+from ..fhir.queries import lookback_days, lookback_params, prefetch_templates
 from ..fhir.read import Record
 from ..inputs import load_patient
 from ..knowledge import Knowledge
@@ -523,6 +523,8 @@ def web_router(
             content = handout_pdf(got[1], page_size=d.settings.handout_page_size)
         return _pdf(content, f"legspasm-{kind}-{invocation_id[:8]}.pdf")
 
+    templates, lookback = prefetch_templates(kb), lookback_days(kb)  # once, not per launch
+
     def callback_url(request: Request) -> str:
         base = settings.web_url or settings.public_url or str(request.base_url)
         return base.rstrip("/") + "/smart/callback"
@@ -597,11 +599,10 @@ def web_router(
                     invocation_id = shown.id
                 else:
                     context = {"patientId": launched.patient}
-                    since = today - dt.timedelta(days=lookback_days(kb))
+                    extra = lookback_params(lookback, today)
                     queries = {
-                        k: (fill(t, context) or "")
-                        + (f"&date=ge{since.isoformat()}" if k == "observations" else "")
-                        for k, t in prefetch_templates(kb).items()
+                        k: (fill(t, context) or "") + (f"&{extra[k]}" if k in extra else "")
+                        for k, t in templates.items()
                     }
                     got = fetch_queries(
                         client,
