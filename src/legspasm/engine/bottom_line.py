@@ -233,7 +233,7 @@ def _missing(kb: Knowledge, missing: Sequence[MissingDatum], asked: set[str]) ->
     ]
     if care:
         m = max(care, key=lambda m: sum(x not in kb.red_flags for x in m.affects))
-        changes = [name_of(kb, x) for x in m.affects if x not in kb.red_flags]
+        changes = [_lower_first(name_of(kb, x)) for x in m.affects if x not in kb.red_flags]
         more = f" and {len(changes) - 2} more" if len(changes) > 2 else ""
         return BottomLine(
             kind="missing",
