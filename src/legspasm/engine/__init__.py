@@ -31,6 +31,7 @@ from .context import EvalContext
 from .derive import derive
 from .gates import judge
 from .handout import handout
+from .index import index
 from .missing import Missing
 from .options import choose_options
 from .orders import check_orders, offer_alternatives
@@ -150,12 +151,8 @@ def _number(
             if cid not in order:
                 order.append(cid)
     out = []
+    texts = index(kb).citation_text
     for n, cid in enumerate(order, start=1):
-        c = kb.citations[cid]
-        url = (
-            f"https://doi.org/{c.doi}"
-            if c.doi
-            else (f"https://pubmed.ncbi.nlm.nih.gov/{c.pmid}/" if c.pmid else c.url)
-        )
-        out.append(CitationRef(number=n, id=cid, text=format_citation(c), url=url, basis=c.basis))
+        text, url = texts[cid]
+        out.append(CitationRef(number=n, id=cid, text=text, url=url, basis=kb.citations[cid].basis))
     return out

@@ -18,6 +18,7 @@ from .context import EvalContext
 from .derive import FactMap
 from .dosing import daily_limit_mg, drug_ref
 from .explain import known_facts, label, short, unknown_facts
+from .index import index
 from .missing import Missing
 from .plan import Draft
 
@@ -141,7 +142,7 @@ def _to_stop(ctx: EvalContext) -> dict[str, str]:
     that they wait for it. (An antipsychotic that worsens RLS is for its prescriber to review.)
     """
     out: dict[str, str] = {}
-    for rule in ctx.kb.avoid_rules.values():
+    for rule in index(ctx.kb).avoid_rules_for(ctx.current_ids, set(), False):
         cond = rule.compiled
         if rule.severity not in BLOCKING or rule.check is not None or cond is None:
             continue
@@ -271,7 +272,9 @@ def apply_avoid_rules(ctx: EvalContext, drafts: list[Draft], missing: Missing) -
     stopping = _to_stop(ctx)
     after = _without(ctx, stopping) if stopping else None
     stop_names = ", ".join(kb.drugs[d].name for d in sorted(stopping))
-    for rule in kb.avoid_rules.values():
+    drugs = current_ids | {d.drug_id for d in drafts if d.drug_id is not None}
+    draft_tags = {t for d in drafts for t in d.tags}
+    for rule in index(kb).avoid_rules_for(drugs, draft_tags, bool(ctx.allergies)):
         targets = rule.targets
         if rule.check == "dose":
             items.extend(_dose_check(rule, ctx, missing))

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from ..assessment import AvoidItem, ConditionResult, HandoutItem, HandoutSection, RedFlagResult
 from ..knowledge import Knowledge
 from ..knowledge.model import HandoutItem as ItemEntry
-from .avoid import BLOCKING
 from .derive import FactMap
+from .index import index
 
 __all__ = ["handout", "withheld_advice"]
 
@@ -32,9 +32,7 @@ _SHOWN = ("documented", "likely")
 def withheld_advice(kb: Knowledge, red_flags: list[RedFlagResult], facts: FactMap) -> set[str]:
     """Advice tags that must not be given: withheld by a fired red flag or a blocking avoid rule."""
     tags = {t for rf in red_flags for t in kb.red_flags[rf.id].withhold_tags}
-    for rule in kb.avoid_rules.values():
-        if not rule.advice_tags or rule.severity not in BLOCKING:
-            continue
+    for rule in index(kb).blocking_advice:
         if rule.compiled is None or rule.compiled(facts) is True:
             tags.update(rule.advice_tags)
     return tags

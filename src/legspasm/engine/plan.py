@@ -15,6 +15,7 @@ from .context import EvalContext
 from .derive import FactMap
 from .dosing import drug_ref, plan_medication
 from .explain import known_facts, label, short, unknown_facts
+from .index import index
 from .missing import Missing
 
 __all__ = ["Draft", "draft_plan"]
@@ -61,7 +62,9 @@ def draft_plan(
     kb, facts = ctx.kb, ctx.facts
     status = {c.id: c for c in conditions}
     drafts: list[tuple[int, int, Draft]] = []
-    for order, rec in enumerate(kb.recommendations.values()):
+    ix = index(kb)
+    live = {c.id for c in conditions if c.status in ix.rec_statuses}
+    for order, rec in ix.recommendations_for(live):
         cond = _context_of(rec, status)
         if cond is None:
             continue

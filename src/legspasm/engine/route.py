@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..assessment import CodeRef, ConditionResult, ConditionStatus, CriterionResult
+from ..assessment import ConditionResult, ConditionStatus
 from ..knowledge import Knowledge
 from .derive import FactMap
 from .explain import unknown_facts
+from .index import index
 from .missing import Missing
 
 __all__ = ["route"]
@@ -14,6 +15,7 @@ _RANK = {"documented": 0, "likely": 1, "possible": 2, "unknown": 3, "unlikely": 
 
 
 def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResult]:
+    ix = index(kb)
     results = []
     for order, ctx in enumerate(kb.contexts.values()):
         crits = []
@@ -22,8 +24,7 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
             assert k.compiled is not None
             r = k.compiled(facts)
             states[k.id] = r
-            state = "met" if r is True else "not_met" if r is False else "unknown"
-            crits.append(CriterionResult(id=k.id, text=k.text, state=state))
+            crits.append(ix.criteria[ctx.id, k.id][r])
         required = ctx.required or [k.id for k in ctx.criteria]
         req = [states[i] for i in required]
         status: ConditionStatus
@@ -59,19 +60,9 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
                     criteria=crits,
                     citations=list(ctx.citations),
                     on_record=on_record,
-                    codes=_codes(kb, ctx.documented_by),
+                    codes=list(ix.context_codes[ctx.id]),
                 ),
             )
         )
     results.sort(key=lambda t: (_RANK[t[1].status], t[0]))
     return [r for _, r in results]
-
-
-def _codes(kb: Knowledge, concepts: list[str]) -> list[CodeRef]:
-    """The verified SNOMED CT and ICD-10-CM codes of the diagnoses that document a context."""
-    return [
-        CodeRef(system=code.system, code=code.code, display=code.display)
-        for cid in concepts
-        for code in kb.concepts[cid].codes
-        if code.verified and code.system in ("snomed", "icd10cm")
-    ]

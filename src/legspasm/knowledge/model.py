@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..expr import Compiled
 
@@ -561,6 +561,9 @@ class Knowledge(_Entry):
     changelog: str
     lookups: Lookups
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # What the engine compiles from this knowledge base on first use (engine.index), tagged
+    # with the id of the object it was made for, so a model_copy never reuses it.
+    _engine_index: tuple[int, object] | None = PrivateAttr(default=None)
 
     @property
     def version(self) -> str:
