@@ -69,22 +69,42 @@ def _check_fact(name: str, ids: Mapping[str, frozenset[str]]) -> str:
     raise ExprError(f"unknown fact {name!r}" + _suggest(name, known))
 
 
-def _compare(op: str, want: Any) -> Callable[[FactValue], Tri]:
-    def cmp(v: FactValue) -> Tri:
+def _leaf(name: str, op: str, want: Any) -> Callable[[Facts], Tri]:
+    """The comparison of one fact, specialised by operator when compiled (not per call)."""
+    if op in ("is", "eq", "ne"):
+        negate = op == "ne"
+
+        def equal(f: Facts) -> Tri:
+            v = f.get(name)
+            return None if v is None else (v != want if negate else v == want)
+
+        return equal
+    if op == "in":
+        # A list from the knowledge base: a tuple, so nothing can change it after loading.
+        options = tuple(want)
+
+        def member(f: Facts) -> Tri:
+            v = f.get(name)
+            return None if v is None else v in options
+
+        return member
+    w = float(want)
+    test: Callable[[float, float], bool] = {
+        "lt": float.__lt__,
+        "le": float.__le__,
+        "gt": float.__gt__,
+        "ge": float.__ge__,
+    }[op]
+
+    def order(f: Facts) -> Tri:
+        v = f.get(name)
         if v is None:
             return None
-        if op in ("is", "eq"):
-            return bool(v == want)
-        if op == "ne":
-            return bool(v != want)
-        if op == "in":
-            return v in want
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise TypeError(f"ordering comparison on non-number {v!r}")
-        w = float(want)
-        return {"lt": v < w, "le": v <= w, "gt": v > w, "ge": v >= w}[op]
+        return test(float(v), w)
 
-    return cmp
+    return order
 
 
 def _fold(parts: list[Compiled], decisive: bool) -> Callable[[Facts], Tri]:
@@ -162,11 +182,5 @@ def compile_expr(src: Any, ids: Mapping[str, frozenset[str]]) -> Compiled:
         raise ExprError(f"'in' takes a list: {src!r}")
     if name.startswith("context."):
         # A context is established when documented or likely.
-        cmp = _compare("in", ["documented", "likely"])
-    else:
-        cmp = _compare(op, want)
-
-    def fn(f: Facts) -> Tri:
-        return cmp(f.get(name))
-
-    return Compiled(fn, (name,), src)
+        op, want = "in", ["documented", "likely"]
+    return Compiled(_leaf(name, op, want), (name,), src)

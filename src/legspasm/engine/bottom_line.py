@@ -36,6 +36,7 @@ from ..assessment import (
 )
 from ..knowledge import Knowledge
 from .explain import first_sentence, short
+from .index import index
 
 __all__ = ["MAX_LINES", "MAX_WORDS", "bottom_line", "name_of"]
 
@@ -65,6 +66,12 @@ _GATE_WORDS = {
 
 def name_of(kb: Knowledge, ident: str) -> str:
     """A rule, red flag, recommendation or context id in a clinician's words."""
+    named = index(kb).names.get(ident)
+    return named if named is not None else ident.replace("_", " ").replace("-", " ")
+
+
+def word_name(kb: Knowledge, ident: str) -> str:
+    """``name_of`` worked out from the knowledge base (``engine.index`` keeps its results)."""
     if ident in kb.red_flags:
         return kb.red_flags[ident].name
     if ident in kb.contexts:

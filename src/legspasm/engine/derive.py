@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +44,10 @@ _SYSTEMS = {
 }
 
 
+_ABSENT = object()
+
+
+@functools.cache  # a pure function of the name, over the knowledge base's bounded vocabulary
 def _default(name: str) -> FactValue:
     if name.startswith(_TWO_VALUED):
         return False
@@ -69,17 +74,14 @@ class FactMap(Mapping[str, FactValue]):
         self.why = why or {}
 
     def __getitem__(self, name: str) -> FactValue:
-        try:
-            return self._v[name]
-        except KeyError:
-            return _default(name)
+        v = self._v.get(name, _ABSENT)
+        return _default(name) if v is _ABSENT else v  # type: ignore[return-value]
 
     def get(self, name: str, default: FactValue = None) -> FactValue:  # type: ignore[override]
-        try:
-            v = self._v[name]
-        except KeyError:
+        v = self._v.get(name, _ABSENT)
+        if v is _ABSENT:
             v = _default(name)
-        return default if v is None else v
+        return default if v is None else v  # type: ignore[return-value]
 
     def recorded(self, name: str) -> bool:
         """True when the fact was derived from the case rather than defaulted."""

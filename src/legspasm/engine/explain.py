@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ..expr import Compiled
@@ -36,6 +37,7 @@ def short(summary: str | None, text: str) -> str:
     return summary if summary else first_sentence(text)
 
 
+@functools.cache  # a pure function of the fact name (a bounded vocabulary)
 def label(name: str) -> str:
     if name in STATIC_FACTS:
         return STATIC_FACTS[name].label
@@ -43,6 +45,7 @@ def label(name: str) -> str:
     return FAMILIES[prefix][2].format(rest.replace("_", " "))
 
 
+@functools.cache
 def where(name: str) -> str:
     if name in STATIC_FACTS:
         return STATIC_FACTS[name].case_path

@@ -37,6 +37,8 @@ class Index:
     context_codes: dict[str, tuple[CodeRef, ...]]
     # Citations: the formatted reference and its link.
     citation_text: dict[str, tuple[str, str | None]]
+    # Each red flag, context, recommendation and avoid rule by name (bottom_line.name_of).
+    names: dict[str, str]
 
     def avoid_rules_for(
         self, drugs: frozenset[str] | set[str], tags: set[str], allergies: bool
@@ -71,8 +73,9 @@ def index(kb: Knowledge) -> Index:
 
 
 def _build(kb: Knowledge) -> Index:
-    # Imported here: engine/__init__ imports this module, and format_citation lives there.
+    # Imported here: these modules import this one.
     from . import format_citation
+    from .bottom_line import word_name
 
     by_drug: dict[str, list[AvoidRule]] = {}
     by_tag: dict[str, list[AvoidRule]] = {}
@@ -97,8 +100,7 @@ def _build(kb: Knowledge) -> Index:
             recs.setdefault(cid, []).append((order, rec))
     criteria = {
         (ctx.id, k.id): {
-            r: CriterionResult(id=k.id, text=k.text, state=s)
-            for r, s in _STATES.items()
+            r: CriterionResult(id=k.id, text=k.text, state=s) for r, s in _STATES.items()
         }
         for ctx in kb.contexts.values()
         for k in ctx.criteria
@@ -132,4 +134,9 @@ def _build(kb: Knowledge) -> Index:
         criteria=criteria,
         context_codes=codes,
         citation_text=cites,
+        names={  # word_name looks in this order, so an id in two tables gets its first name
+            ident: word_name(kb, ident)
+            for table in (kb.avoid_rules, kb.recommendations, kb.contexts, kb.red_flags)
+            for ident in table
+        },
     )
