@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import typer
+# A command-line run loads no third-party pydantic plugins unless asked to (set the variable to
+# override): finding them scans every installed package's metadata, about a tenth of start-up.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+import typer  # after the setting above: typer imports pydantic
 
 from .errors import CaseValidationError, InputError, KnowledgeError, LegspasmError, StoreError
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .assessment import Assessment
 from .case import Case
 from .caseio import parse_case, read_document
 from .engine import evaluate
 from .errors import FhirError, SeveralPatients
-from .fhir import MappedCase, Record, is_fhir, read_fhir, records_from_json, to_case
+from .fhir.read import is_fhir
 from .knowledge import Knowledge
+
+if TYPE_CHECKING:  # the FHIR mapping is imported only for FHIR input
+    from .fhir import MappedCase, Record
 
 __all__ = ["PatientInput", "load_patient", "pick_record"]
 
@@ -59,6 +63,8 @@ def load_patient(
     path: str | Path, kb: Knowledge, as_of: dt.date, patient: str | None = None
 ) -> PatientInput:
     """Read a case file or a FHIR record and return the patient's case."""
+    from .fhir import read_fhir, records_from_json, to_case
+
     p = Path(path)
     source = str(p)
     if p.is_dir() or p.suffix.lower() == ".ndjson":

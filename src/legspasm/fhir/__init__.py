@@ -10,21 +10,24 @@ check_bundle(bundle)            -> list[str]      validation problems (R4B model
 questionnaire(version)          -> dict           legspasm's intake Questionnaire
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from .check import check_bundle
-from .intake import questionnaire
-from .mapping import MappedCase, to_case
-from .output import assessment_bundle
-from .read import (
-    Entry,
-    Record,
-    entries_from_resources,
-    is_fhir,
-    read_fhir,
-    records_from_json,
-    records_from_resources,
-)
+from ..lazy import exports
+
+if TYPE_CHECKING:
+    from .check import check_bundle
+    from .intake import questionnaire
+    from .mapping import MappedCase, to_case
+    from .output import assessment_bundle
+    from .read import (
+        Entry,
+        Record,
+        entries_from_resources,
+        is_fhir,
+        read_fhir,
+        records_from_json,
+        records_from_resources,
+    )
 
 __all__ = [
     "Entry",
@@ -40,3 +43,26 @@ __all__ = [
     "records_from_resources",
     "to_case",
 ]
+
+__getattr__, __dir__ = exports(
+    __name__,
+    {
+        "check_bundle": ".check",
+        "questionnaire": ".intake",
+        "MappedCase": ".mapping",
+        "to_case": ".mapping",
+        "assessment_bundle": ".output",
+        **dict.fromkeys(
+            (
+                "Entry",
+                "Record",
+                "entries_from_resources",
+                "is_fhir",
+                "read_fhir",
+                "records_from_json",
+                "records_from_resources",
+            ),
+            ".read",
+        ),
+    },
+)
