@@ -12,12 +12,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..assessment import CodeRef, CriterionResult
+from ..expr import Compiled
 from ..knowledge import Knowledge
-from ..knowledge.model import AvoidRule, Recommendation
+from ..knowledge.model import AvoidRule, Context, Recommendation
 
-__all__ = ["Index", "index"]
+__all__ = ["Index", "Routing", "index"]
 
 _STATES = {True: "met", False: "not_met", None: "unknown"}
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """One context's routing, compiled: its criteria as functions of the facts, in order."""
+
+    context: Context
+    tests: tuple[Compiled, ...]
+    # each criterion's result in each state (met / not met / unknown)
+    results: tuple[dict[bool | None, CriterionResult], ...]
+    required: tuple[int, ...]  # positions of the required criteria
+    required_in_order: tuple[int, ...]  # the same, once each, in criterion order
+    # positions of the required criteria that alone make the context possible
+    suggestive: tuple[int, ...]
+    record_facts: tuple[str, ...]  # condition.<concept> facts that document it
+    codes: tuple[CodeRef, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +49,8 @@ class Index:
     # Recommendations by the contexts they belong to, with their knowledge-base position.
     recs_by_context: dict[str, tuple[tuple[int, Recommendation], ...]]
     rec_statuses: frozenset[str]
-    # Routing: each criterion's result in each state, and each context's diagnosis codes.
-    criteria: dict[tuple[str, str], dict[bool | None, CriterionResult]]
-    context_codes: dict[str, tuple[CodeRef, ...]]
+    # Routing: every context, in knowledge-base order.
+    routing: tuple[Routing, ...]
     # Citations: the formatted reference and its link.
     citation_text: dict[str, tuple[str, str | None]]
     # Each red flag, context, recommendation and avoid rule by name (bottom_line.name_of).
@@ -64,12 +80,46 @@ class Index:
 
 def index(kb: Knowledge) -> Index:
     """The engine's index of ``kb``, made on first use and kept with it."""
-    made = kb._engine_index
+    # The private attribute read from pydantic's own slot: ``kb._engine_index`` would go
+    # through BaseModel.__getattr__, which costs more than the lookup it guards.
+    private = kb.__pydantic_private__
+    made = private.get("_engine_index") if private is not None else None
     if made is not None and made[0] == id(kb) and isinstance(made[1], Index):
         return made[1]
     built = _build(kb)
     kb._engine_index = (id(kb), built)  # a private attribute: allowed on a frozen model
     return built
+
+
+def _routing(kb: Knowledge, ctx: Context) -> Routing:
+    position = {k.id: i for i, k in enumerate(ctx.criteria)}
+    required = (
+        tuple(position[c] for c in ctx.required) if ctx.required else tuple(position.values())
+    )
+    tests = []
+    for k in ctx.criteria:
+        assert k.compiled is not None
+        tests.append(k.compiled)
+    return Routing(
+        context=ctx,
+        tests=tuple(tests),
+        results=tuple(
+            {r: CriterionResult(id=k.id, text=k.text, state=s) for r, s in _STATES.items()}
+            for k in ctx.criteria
+        ),
+        required=required,
+        required_in_order=tuple(sorted(set(required))),
+        suggestive=tuple(
+            i for i in required if not ctx.criteria[i].exclusion and not ctx.criteria[i].generic
+        ),
+        record_facts=tuple(f"condition.{c}" for c in ctx.documented_by),
+        codes=tuple(
+            CodeRef(system=code.system, code=code.code, display=code.display)
+            for cid in ctx.documented_by
+            for code in kb.concepts[cid].codes
+            if code.verified and code.system in ("snomed", "icd10cm")
+        ),
+    )
 
 
 def _build(kb: Knowledge) -> Index:
@@ -98,22 +148,7 @@ def _build(kb: Knowledge) -> Index:
         statuses.update(rec.context_status)
         for cid in dict.fromkeys((rec.context, *rec.also_in)):
             recs.setdefault(cid, []).append((order, rec))
-    criteria = {
-        (ctx.id, k.id): {
-            r: CriterionResult(id=k.id, text=k.text, state=s) for r, s in _STATES.items()
-        }
-        for ctx in kb.contexts.values()
-        for k in ctx.criteria
-    }
-    codes = {
-        ctx.id: tuple(
-            CodeRef(system=code.system, code=code.code, display=code.display)
-            for cid in ctx.documented_by
-            for code in kb.concepts[cid].codes
-            if code.verified and code.system in ("snomed", "icd10cm")
-        )
-        for ctx in kb.contexts.values()
-    }
+    routing = tuple(_routing(kb, ctx) for ctx in kb.contexts.values())
     cites: dict[str, tuple[str, str | None]] = {}
     for cid, c in kb.citations.items():
         url = (
@@ -131,8 +166,7 @@ def _build(kb: Knowledge) -> Index:
         blocking_advice=tuple(advice),
         recs_by_context={k: tuple(v) for k, v in recs.items()},
         rec_statuses=frozenset(statuses),
-        criteria=criteria,
-        context_codes=codes,
+        routing=routing,
         citation_text=cites,
         names={  # word_name looks in this order, so an id in two tables gets its first name
             ident: word_name(kb, ident)

@@ -15,40 +15,28 @@ _RANK = {"documented": 0, "likely": 1, "possible": 2, "unknown": 3, "unlikely": 
 
 
 def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResult]:
-    ix = index(kb)
     results = []
-    for order, ctx in enumerate(kb.contexts.values()):
-        crits = []
-        states: dict[str, bool | None] = {}
-        for k in ctx.criteria:
-            assert k.compiled is not None
-            r = k.compiled(facts)
-            states[k.id] = r
-            crits.append(ix.criteria[ctx.id, k.id][r])
-        required = ctx.required or [k.id for k in ctx.criteria]
-        req = [states[i] for i in required]
+    for order, r in enumerate(index(kb).routing):
+        ctx = r.context
+        states = [test(facts) for test in r.tests]
+        req = [states[i] for i in r.required]
         status: ConditionStatus
         # A diagnosis on the record establishes the condition, not today's complaint: what the
         # patient reports now (a required criterion recorded as absent) outranks the code.
-        on_record = any(facts[f"condition.{c}"] for c in ctx.documented_by)
-        if on_record and not any(r is False for r in req):
+        on_record = any(facts[f] for f in r.record_facts)
+        if on_record and False not in req:
             status = "documented"
-        elif all(r is True for r in req):
+        elif all(x is True for x in req):
             status = "likely"
-        elif any(r is False for r in req):
+        elif False in req:
             status = "unlikely"
-        elif any(
-            states[k.id] is True
-            for k in ctx.criteria
-            if k.id in required and not k.exclusion and not k.generic
-        ):
+        elif any(states[i] is True for i in r.suggestive):
             status = "possible"
+            for i in r.required_in_order:
+                if states[i] is None:
+                    missing.add(unknown_facts(r.tests[i], facts), ctx.id)
         else:
             status = "unknown"
-        if status == "possible":
-            for k in ctx.criteria:
-                if states[k.id] is None and k.id in required:
-                    missing.add(unknown_facts(k.compiled, facts), ctx.id)
         results.append(
             (
                 order,
@@ -57,10 +45,10 @@ def route(kb: Knowledge, facts: FactMap, missing: Missing) -> list[ConditionResu
                     name=ctx.name,
                     kind=ctx.kind,
                     status=status,
-                    criteria=crits,
+                    criteria=[r.results[i][x] for i, x in enumerate(states)],
                     citations=list(ctx.citations),
                     on_record=on_record,
-                    codes=list(ix.context_codes[ctx.id]),
+                    codes=list(r.codes),
                 ),
             )
         )
