@@ -24,7 +24,7 @@ from typing import Any
 
 from .facts import FAMILIES, STATIC_FACTS, FactValue
 
-__all__ = ["Compiled", "ExprError", "compile_expr"]
+__all__ = ["Compiled", "ExprError", "Total", "compile_expr"]
 
 Facts = Mapping[str, FactValue]
 Tri = bool | None
@@ -37,16 +37,28 @@ class ExprError(ValueError):
     """An expression is malformed or names an undeclared fact."""
 
 
+class Total(dict[str, FactValue]):
+    """Facts that answer every name: reading an absent one gives None (unknown), or the default
+    a subclass's ``__missing__`` gives it (the engine's FactMap). Compiled expressions read
+    facts with ``facts[name]``, a dict lookup."""
+
+    __slots__ = ()
+
+    def __missing__(self, name: str) -> FactValue:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A compiled expression: ``fn(facts)`` gives True/False/None; ``facts`` lists names used."""
+    """A compiled expression: ``fn(facts)`` gives True/False/None; ``facts`` lists names used.
+    Called with any mapping of facts (absent means unknown); ``fn`` takes a ``Total``."""
 
-    fn: Callable[[Facts], Tri]
+    fn: Callable[[Total], Tri]
     facts: tuple[str, ...]
     source: Any
 
     def __call__(self, facts: Facts) -> Tri:
-        return self.fn(facts)
+        return self.fn(facts if isinstance(facts, Total) else Total(facts))
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
@@ -69,13 +81,13 @@ def _check_fact(name: str, ids: Mapping[str, frozenset[str]]) -> str:
     raise ExprError(f"unknown fact {name!r}" + _suggest(name, known))
 
 
-def _leaf(name: str, op: str, want: Any) -> Callable[[Facts], Tri]:
+def _leaf(name: str, op: str, want: Any) -> Callable[[Total], Tri]:
     """The comparison of one fact, specialised by operator when compiled (not per call)."""
     if op in ("is", "eq", "ne"):
         negate = op == "ne"
 
-        def equal(f: Facts) -> Tri:
-            v = f.get(name)
+        def equal(f: Total) -> Tri:
+            v = f[name]
             return None if v is None else (v != want if negate else v == want)
 
         return equal
@@ -83,8 +95,8 @@ def _leaf(name: str, op: str, want: Any) -> Callable[[Facts], Tri]:
         # A list from the knowledge base: a tuple, so nothing can change it after loading.
         options = tuple(want)
 
-        def member(f: Facts) -> Tri:
-            v = f.get(name)
+        def member(f: Total) -> Tri:
+            v = f[name]
             return None if v is None else v in options
 
         return member
@@ -96,8 +108,8 @@ def _leaf(name: str, op: str, want: Any) -> Callable[[Facts], Tri]:
         "ge": float.__ge__,
     }[op]
 
-    def order(f: Facts) -> Tri:
-        v = f.get(name)
+    def order(f: Total) -> Tri:
+        v = f[name]
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int | float):
@@ -107,11 +119,11 @@ def _leaf(name: str, op: str, want: Any) -> Callable[[Facts], Tri]:
     return order
 
 
-def _fold(parts: list[Compiled], decisive: bool) -> Callable[[Facts], Tri]:
+def _fold(parts: list[Compiled], decisive: bool) -> Callable[[Total], Tri]:
     """Kleene AND (decisive=False) or OR (decisive=True): one decisive value settles it,
     otherwise any unknown makes the whole unknown."""
 
-    def fn(f: Facts) -> Tri:
+    def fn(f: Total) -> Tri:
         unknown = False
         for p in parts:
             r = p.fn(f)
@@ -124,8 +136,8 @@ def _fold(parts: list[Compiled], decisive: bool) -> Callable[[Facts], Tri]:
     return fn
 
 
-def _not(part: Compiled) -> Callable[[Facts], Tri]:
-    def fn(f: Facts) -> Tri:
+def _not(part: Compiled) -> Callable[[Total], Tri]:
+    def fn(f: Total) -> Tri:
         r = part.fn(f)
         return None if r is None else not r
 
@@ -154,8 +166,8 @@ def compile_expr(src: Any, ids: Mapping[str, frozenset[str]]) -> Compiled:
         kname = src["known"]
         _check_fact(kname, ids)
 
-        def known(f: Facts) -> Tri:
-            return f.get(kname) is not None
+        def known(f: Total) -> Tri:
+            return f[kname] is not None
 
         return Compiled(known, (kname,), src)
     for sugar in _SUGAR:

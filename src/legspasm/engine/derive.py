@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..assessment import Note
@@ -23,6 +23,7 @@ from ..case import (
     Quantity,
 )
 from ..errors import CaseValidationError
+from ..expr import Total
 from ..facts import FactValue
 from ..knowledge import Knowledge
 from ..units import UnitError, normalise
@@ -44,9 +45,6 @@ _SYSTEMS = {
 }
 
 
-_ABSENT = object()
-
-
 @functools.cache  # a pure function of the name, over the knowledge base's bounded vocabulary
 def _default(name: str) -> FactValue:
     if name.startswith(_TWO_VALUED):
@@ -58,45 +56,40 @@ def _default(name: str) -> FactValue:
     return None
 
 
-class FactMap(Mapping[str, FactValue]):
+class FactMap(Total):
     """Facts by name, with a note on where derived ones came from (``why``).
 
     Facts about the documented record have defaults when absent: a diagnosis or medicine not on
     the record is not documented (False), a medicine never stopped was stopped infinitely long
     ago, a medicine not taken has been taken for 0 days. A current medicine with no start date has
     an explicit unknown ``days_on``. Every other absent fact is unknown (None).
+
+    A dict of the derived facts (a fact read by ``facts[name]`` is a dict lookup; an absent one
+    gets its default from ``__missing__``, which stores nothing). Read-only by convention: the
+    engine makes a new map (``with_overlay``) rather than changing one.
     """
 
-    __slots__ = ("_v", "why")
+    __slots__ = ("why",)
 
-    def __init__(self, values: dict[str, FactValue], why: dict[str, str] | None = None) -> None:
-        self._v = values
+    def __init__(self, values: Mapping[str, FactValue], why: dict[str, str] | None = None) -> None:
+        super().__init__(values)
         self.why = why or {}
 
-    def __getitem__(self, name: str) -> FactValue:
-        v = self._v.get(name, _ABSENT)
-        return _default(name) if v is _ABSENT else v  # type: ignore[return-value]
+    def __missing__(self, name: str) -> FactValue:
+        return _default(name)
 
     def get(self, name: str, default: FactValue = None) -> FactValue:  # type: ignore[override]
-        v = self._v.get(name, _ABSENT)
-        if v is _ABSENT:
-            v = _default(name)
-        return default if v is None else v  # type: ignore[return-value]
+        v = self[name]
+        return default if v is None else v
 
     def recorded(self, name: str) -> bool:
         """True when the fact was derived from the case rather than defaulted."""
-        return name in self._v
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._v)
-
-    def __len__(self) -> int:
-        return len(self._v)
+        return name in self
 
     def with_overlay(
         self, extra: dict[str, FactValue], why: dict[str, str] | None = None
     ) -> FactMap:
-        return FactMap({**self._v, **extra}, {**self.why, **why} if why else self.why)
+        return FactMap({**self, **extra}, {**self.why, **why} if why else self.why)
 
 
 @dataclass(frozen=True, slots=True)
