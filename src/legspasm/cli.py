@@ -438,7 +438,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from .service.app import create_app
+    from .server import create_app
     from .settings import Settings
 
     overrides: dict[str, object] = {"dev": True} if dev else {}
@@ -464,7 +464,7 @@ def serve(
         _fail(exc)
     typer.echo(
         f"legspasm CDS Hooks service on http://{settings.host}:{settings.port}/cds-services "
-        f"(audit store {application.state.legspasm.store.url})",
+        f"(audit store {application.state.service.store.url})",
         err=True,
     )
     typer.echo(
