@@ -9,13 +9,23 @@ store, HTTP client, token verifier, plan-link key), gives each its state
 (``service.outcome``). ``service/`` and ``web/`` never import each other. While the app runs
 (its lifespan) the service's audit records go to the audit journal, which a background thread
 moves into the store.
+
+``serve(settings)`` runs it: in this process, or in ``settings.workers`` worker processes
+sharing the port (uvicorn's supervisor), each building its own app with :func:`worker_app`
+from the settings this process puts in their environment. Every worker uses the one database
+(PostgreSQL, or a SQLite file in WAL mode), so the JWT replay guard, repeat suppression, card
+links and the feedback report see what every worker did; each worker appends to its own
+journal file in the database's journal folder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -24,11 +34,12 @@ import httpx
 from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import SecretStr, ValidationError
 from starlette.middleware import Middleware
 
 from .audit import AuditStore
 from .audit.journal import open_journal
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, LegspasmError
 from .knowledge import Knowledge, load_knowledge
 from .service.auth import TokenVerifier
 from .service.headers import SecurityHeaders
@@ -41,13 +52,23 @@ from .settings import Settings
 from .web.routes import ROUTES as WEB_ROUTES
 from .web.state import WebState
 
-__all__ = ["check_settings", "create_app"]
+__all__ = ["WORKER_HEADER", "check_settings", "create_app", "serve", "worker_app"]
 
 log = logging.getLogger("legspasm.service")
+
+WORKER_HEADER = "x-legspasm-worker"
+"""With several workers, every answer names the process that gave it (its pid, as logged)."""
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def check_settings(settings: Settings) -> None:
     """Raise InputError (ConfigError naming the setting) when the settings cannot work."""
+    if settings.workers > 1 and AuditStore.in_memory(settings.database_url):
+        raise ConfigError(
+            "LEGSPASM_DATABASE_URL",
+            f"an in-memory database lives in one process; {settings.workers} workers need a "
+            "SQLite file or PostgreSQL",
+        )
     if settings.dev:
         return
     if not settings.issuers:
@@ -162,7 +183,7 @@ def _middleware(settings: Settings, service: ServiceState) -> list[Middleware]:
     )
     return [
         *([cors] if settings.cors_origins else []),
-        Middleware(SecurityHeaders),
+        Middleware(SecurityHeaders, extra=_worker_header(settings)),
         Middleware(
             BodyLimit,
             max_bytes=int(settings.max_body_mb * 1024 * 1024),
@@ -196,3 +217,93 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     owned: list[Callable[[], None]] = app.state.owned
     for close in owned:
         close()
+
+
+def _worker_header(settings: Settings) -> list[tuple[bytes, bytes]]:
+    if settings.workers == 1:
+        return []
+    return [(WORKER_HEADER.encode(), str(os.getpid()).encode())]
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+def serve(settings: Settings, announce: Callable[[str], None] = print) -> None:
+    """Serve until stopped (SIGTERM, Ctrl-C): in this process, or in ``settings.workers``
+    processes on the one port. Raises LegspasmError before serving when the settings cannot
+    work; ``announce`` is told where the service and the web pages are."""
+    import uvicorn
+
+    if settings.workers == 1:
+        app = create_app(settings)
+        store_url = app.state.service.store.url
+        target: FastAPI | str = app
+    else:
+        settings = _with_shared_link_secret(settings)
+        check_settings(settings)
+        with AuditStore.open(settings.database_url) as store:  # migrated once, before workers
+            store_url = store.url
+        for key, value in worker_environment(settings).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        target = f"{__name__}:{worker_app.__name__}"
+    base = f"http://{settings.host}:{settings.port}"
+    workers = f", {settings.workers} worker processes" if settings.workers > 1 else ""
+    announce(
+        f"legspasm CDS Hooks service on {base}/cds-services (audit store {store_url}{workers})"
+    )
+    announce(
+        f"legspasm web page on {base}/"
+        if settings.web_pages_on
+        else "legspasm web page: intake and history are off (LEGSPASM_WEB_PAGES); "
+        "result pages behind card links are served"
+    )
+    # The audit store records every invocation; a per-request access log would only cost time.
+    uvicorn.run(
+        target,
+        factory=settings.workers > 1,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+def _with_shared_link_secret(settings: Settings) -> Settings:
+    """Dev mode signs plan links and SMART launch cookies with a random key per process; with
+    several workers, one random key for all of them (a link or launch may end on any worker)."""
+    if settings.link_secret is not None:
+        return settings
+    return settings.model_copy(update={"link_secret": SecretStr(secrets.token_urlsafe(32))})
+
+
+def worker_environment(settings: Settings) -> dict[str, str | None]:
+    """The ``LEGSPASM_*`` variables from which ``Settings()`` reads ``settings`` back, so the
+    workers run exactly this process's settings, command-line options included (None: a
+    setting that is not set, to be removed from the environment)."""
+    env: dict[str, str | None] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        key = f"LEGSPASM_{name.upper()}"
+        if name == "link_secret" and settings.link_secret is not None:
+            env[key] = settings.link_secret.get_secret_value()
+        else:
+            env[key] = value if value is None or isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def worker_app() -> FastAPI:
+    """One worker's app (uvicorn's factory in each worker process): the settings from the
+    environment :func:`serve` prepared. A setting that cannot work ends the worker with a
+    clear error (and uvicorn's startup-failure code, which stops the supervisor)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    try:
+        return create_app(Settings())
+    except (LegspasmError, ValidationError) as exc:
+        problem = exc.message if isinstance(exc, LegspasmError) else str(exc)
+        log.error("worker %d cannot start: %s", os.getpid(), problem)
+        sys.exit(STARTUP_FAILURE)
