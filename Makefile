@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/fhir_records.py
 	$(BIN)/python benchmarks/service_load.py
-	cd benchmarks && ../$(BIN)/python service_wrk.py
+	cd benchmarks && ../$(BIN)/python service_wrk.py --workers 1,2
 	$(BIN)/python benchmarks/audit_journal.py
 	$(BIN)/python benchmarks/web_pages.py
 

@@ -237,12 +237,16 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(folder: Path) -> Server:
+def start_server(folder: Path, workers: int = 1) -> Server:
+    """``legspasm serve`` (``workers`` worker processes) on a SQLite file in ``folder``,
+    answering /healthz from every worker."""
     port = _free_port()
     url = f"sqlite:///{folder / 'bench.sqlite3'}"
     env = {**os.environ, "LEGSPASM_DATABASE_URL": url}
     log = folder / "server.log"
     cmd = [_legspasm_script(), "serve", "--dev", "--port", str(port), "--as-of", AS_OF.isoformat()]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     t0 = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -253,7 +257,8 @@ def start_server(folder: Path) -> Server:
             if proc.poll() is not None:
                 raise RuntimeError(f"the service exited with {proc.returncode}")
             try:
-                if client.get(server.base + "/healthz").status_code == 200:
+                up = client.get(server.base + "/healthz").status_code == 200
+                if up and log.read_text().count("Application startup complete") >= workers:
                     break
             except httpx.TransportError:
                 pass

@@ -26,7 +26,7 @@ from legspasm import evaluate, load_case  # noqa: E402
 from legspasm.audit import AuditStore  # noqa: E402
 from legspasm.knowledge import load_knowledge  # noqa: E402
 from legspasm.render import render_text  # noqa: E402
-from legspasm.service.app import create_app  # noqa: E402
+from legspasm.server import create_app  # noqa: E402
 from legspasm.settings import Settings  # noqa: E402
 from live_server import serve, upload_result  # noqa: E402
 

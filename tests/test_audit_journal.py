@@ -247,6 +247,24 @@ def test_a_living_journal_is_never_adopted(store: AuditStore, folder: Path) -> N
     assert journals(folder) == []
 
 
+def test_journals_opened_at_once_in_one_folder_stay_their_own(tmp_path: Path) -> None:
+    """Workers start together in the database's folder: none fails to open its journal, and
+    none adopts (drains and deletes) another's new journal as if its process were gone."""
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    folder = tmp_path / "journal"
+    with AuditStore.open(url) as store:
+        for _ in range(15):
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                opened = list(pool.map(lambda _: Journal.open(folder, store), range(8)))
+            try:
+                assert all(j.path.exists() for j in opened)
+                assert journals(folder) == sorted(j.path for j in opened)
+            finally:
+                for j in opened:
+                    j.close()
+            assert journals(folder) == []
+
+
 def test_a_drained_journal_is_emptied(store: AuditStore, folder: Path) -> None:
     journal = Journal.open(folder, store, rotate_bytes=1)
     try:

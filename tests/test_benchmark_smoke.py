@@ -50,7 +50,8 @@ def test_service_load_benchmark_quick(tmp_path: Path) -> None:
     reason="wrk is not installed (CI installs it)",
 )
 def test_service_wrk_benchmark_quick(tmp_path: Path) -> None:
-    """benchmarks/service_wrk.py drives the real service with wrk, one second per cell."""
+    """benchmarks/service_wrk.py drives the real service with wrk, one second per cell, with
+    one worker process and with two side by side."""
     out = tmp_path / "wrk.json"
     proc = subprocess.run(
         [
@@ -60,6 +61,8 @@ def test_service_wrk_benchmark_quick(tmp_path: Path) -> None:
             "1",
             "--concurrency",
             "1",
+            "--workers",
+            "1,2",
             "--json",
             str(out),
         ],
@@ -69,12 +72,16 @@ def test_service_wrk_benchmark_quick(tmp_path: Path) -> None:
         cwd=ROOT / "benchmarks",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (row,) = json.loads(out.read_text())
-    assert row["clients"] == 1
-    for name in ("GET /healthz", "patient-view", "order-sign"):
-        assert row[name]["rps"] > 0
-        assert row[name]["non_2xx"] == 0
-    assert row["GET /healthz"]["ratio_to_healthz"] == 1.0
+    one, two = json.loads(out.read_text())
+    assert (one["clients"], one["workers"], two["clients"], two["workers"]) == (1, 1, 1, 2)
+    for row in (one, two):
+        for name in ("GET /healthz", "patient-view", "order-sign"):
+            assert row[name]["rps"] > 0
+            assert row[name]["non_2xx"] == 0
+        assert row["GET /healthz"]["ratio_to_healthz"] == 1.0
+    assert one["patient-view"]["ratio_to_first_workers"] == 1.0
+    ratio = two["patient-view"]["rps"] / one["patient-view"]["rps"]
+    assert two["patient-view"]["ratio_to_first_workers"] == pytest.approx(ratio)
 
 
 def test_web_pages_benchmark_quick(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_curl_examples_give_the_documented_cards(tmp_path: Path) -> None:
 
     import httpx
 
-    from legspasm.service.app import create_app
+    from legspasm.server import create_app
     from legspasm.settings import Settings
     from live_server import serve
 

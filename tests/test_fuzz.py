@@ -285,7 +285,7 @@ def test_screen_reads_any_ndjson_line_by_line(
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    from legspasm.service.app import create_app
+    from legspasm.server import create_app
     from legspasm.settings import Settings
 
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz-db') / 'audit.db'}"

@@ -44,7 +44,7 @@ from legspasm import Knowledge
 from legspasm.audit import AuditStore, RuleRate
 from legspasm.audit.journal import default_directory, recover
 from legspasm.errors import ConfigError
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.service.cards import RULE_SYSTEM
 from legspasm.service.hooks import PREFETCH_KEY_OF_TYPE, SERVICES
 from legspasm.service.models import CdsResponse

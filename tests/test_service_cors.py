@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.settings import Settings
 from live_server import serve
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from legspasm.audit import AuditStore
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.settings import Settings
 from live_server import FhirServer, serve
 from test_service import AS_OF, PREFETCH_KEYS, SIGN, check_cards, check_outcome

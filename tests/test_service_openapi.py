@@ -42,7 +42,7 @@ from schemathesis.checks import not_a_server_error
 from conftest import every_card_every_time
 from legspasm.audit import AuditStore
 from legspasm.fhir.intake import read_answers
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.service.hooks import PREFETCH_KEY_OF_TYPE, SERVICES
 from legspasm.settings import Settings
 from live_server import serve

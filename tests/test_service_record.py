@@ -22,7 +22,7 @@ import pytest
 
 from legspasm.audit import AuditStore, CardRecord, Invocation
 from legspasm.knowledge import load_knowledge
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.service.cards import INTAKE_LABEL
 from legspasm.service.hooks import PREFETCH_KEY_OF_TYPE
 from legspasm.settings import Settings

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from legspasm.audit import AuditStore
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.settings import Settings
 from live_server import serve
 from smart_server import SmartServer

@@ -27,7 +27,7 @@ from legspasm.audit import AuditStore
 from legspasm.caseio import load_case
 from legspasm.engine import evaluate
 from legspasm.fhir.intake import intake_leaves
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.settings import Settings
 from legspasm.web import STATIC
 from legspasm.web.form import case_to_form, read_form

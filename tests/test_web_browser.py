@@ -23,7 +23,7 @@ import pytest
 from pypdf import PdfReader
 
 from legspasm.audit import AuditStore
-from legspasm.service.app import create_app
+from legspasm.server import create_app
 from legspasm.settings import Settings
 from live_server import serve, upload_result
 from test_web import synthea_bundle

@@ -431,14 +431,22 @@ def serve(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Assess as of this date (default: each day).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes serving the port (default 1), all on the one audit "
+            "database: PostgreSQL, or a SQLite file on this machine.",
+        ),
+    ] = None,
 ) -> None:
     """Run the CDS Hooks service (discovery at /cds-services). Settings: LEGSPASM_* variables."""
     import logging
 
-    import uvicorn
     from pydantic import ValidationError
 
-    from .service.app import create_app
+    from .server import LOG_FORMAT
+    from .server import serve as run_server
     from .settings import Settings
 
     overrides: dict[str, object] = {"dev": True} if dev else {}
@@ -448,6 +456,8 @@ def serve(
         overrides["port"] = port
     if as_of is not None:
         overrides["as_of"] = _as_of(as_of)
+    if workers is not None:
+        overrides["workers"] = workers
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -455,29 +465,11 @@ def serve(
             where = ".".join(str(p) for p in e["loc"])
             typer.echo(f"error: LEGSPASM_{where.upper()}: {e['msg']}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
-        application = create_app(settings)
+        run_server(settings, announce=lambda line: typer.echo(line, err=True))
     except LegspasmError as exc:
         _fail(exc)
-    typer.echo(
-        f"legspasm CDS Hooks service on http://{settings.host}:{settings.port}/cds-services "
-        f"(audit store {application.state.legspasm.store.url})",
-        err=True,
-    )
-    typer.echo(
-        f"legspasm web page on http://{settings.host}:{settings.port}/"
-        if settings.web_pages_on
-        else "legspasm web page: intake and history are off (LEGSPASM_WEB_PAGES); "
-        "result pages behind card links are served",
-        err=True,
-    )
-    # The audit store records every invocation; a per-request access log would only cost time.
-    uvicorn.run(
-        application, host=settings.host, port=settings.port, log_level="info", access_log=False
-    )
 
 
 def _public(data: object) -> object:

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     journal_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.1
     # Worker threads for requests (CPU-bound under one interpreter lock; see the benchmark).
     threads: Annotated[int, Field(ge=1, le=200)] = 4
+    # Worker processes serving the port (``legspasm serve --workers N``), each with its own
+    # interpreter and ``threads`` request threads, all on the one database: PostgreSQL, or a
+    # SQLite file on this machine's disk (WAL lets processes share it).
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
     # Development mode: no JWT verification (a loud warning is logged at start-up).
     dev: bool = False
     issuers: list[Issuer] = []

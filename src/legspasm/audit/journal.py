@@ -270,8 +270,13 @@ class Journal:
         self._adopted: list[_Source] = []
         name = f"audit-{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
         path = directory / name
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        # Locked before it has a journal's name: another process starting in the same folder
+        # (a worker) must never take a new journal for the journal of a process that is gone.
+        new = directory / f".{name}.new"
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(new, flags, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(new, path)
         self._own = _Source(path, fd, 0, own=True)
         self._size = 0  # bytes of complete lines written to the own journal
         _fsync_dir(directory)
@@ -461,8 +466,8 @@ def _claim_directory(directory: Path, store_url: str) -> None:
             f"audit journal {directory}: holds records for {known}, not {store_url} "
             "(give each database its own LEGSPASM_JOURNAL_DIR)"
         )
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(store_url + "\n", encoding="utf-8")
+    tmp = marker.with_name(f".{_DATABASE}-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp.write_text(store_url + "\n", encoding="utf-8")  # one per process: workers start at once
     os.replace(tmp, marker)
 
 

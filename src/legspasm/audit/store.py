@@ -328,6 +328,12 @@ class AuditStore:
             raise
         return store
 
+    @staticmethod
+    def in_memory(url: str) -> bool:
+        """Whether ``url`` names an in-memory SQLite database (one process's own)."""
+        parsed = _parse(url)
+        return parsed.get_backend_name() == "sqlite" and _sqlite_in_memory(parsed)
+
     @property
     def url(self) -> str:
         """The database URL, password masked."""

@@ -7,7 +7,7 @@ Static assets (``/static/``) may be cached; everything else is ``Cache-Control: 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 __all__ = ["SecurityHeaders"]
@@ -27,8 +27,12 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
-    def __init__(self, app: App) -> None:
+    """``extra``: more headers every answer carries (e.g. which worker process answered)."""
+
+    def __init__(self, app: App, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self.app = app
+        self._static = (*_ALWAYS, *extra)
+        self._other = (*self._static, _NO_STORE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +44,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                wanted = _ALWAYS if static else (*_ALWAYS, _NO_STORE)
+                wanted = self._static if static else self._other
                 headers.extend((k, v) for k, v in wanted if k not in present)
                 message["headers"] = headers
             await send(message)
