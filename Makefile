@@ -33,8 +33,13 @@ fuzz: $(STAMP)
 	LEGSPASM_FUZZ_REPORT=fuzz-report.json $(BIN)/python -m pytest -q tests/test_fuzz.py
 	FUZZ_EXAMPLES=$${OPENAPI_EXAMPLES:-1000} $(BIN)/python -m pytest -q tests/test_service_openapi.py
 
+# evaluate_parity compares the engine with a baseline revision (default: the engine before
+# issue 16 compiled it) on 10,000 generated cases: speed ratios and assessments changed.
+PARITY_BASELINE ?= 9e940cb
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	cd benchmarks && ../$(BIN)/python evaluate_parity.py --baseline $(PARITY_BASELINE)
 	$(BIN)/python benchmarks/fhir_records.py
 	$(BIN)/python benchmarks/service_load.py
 	cd benchmarks && ../$(BIN)/python service_wrk.py --workers 1,2

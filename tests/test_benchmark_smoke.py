@@ -124,3 +124,36 @@ def test_screen_benchmark_quick(tmp_path: Path) -> None:
     [local] = report["engines"]
     assert local["patients"] == 200
     assert local["peak_rss_mb"] > 0
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_evaluate_parity_benchmark_quick(tmp_path: Path) -> None:
+    """benchmarks/evaluate_parity.py runs both sides (a baseline revision in a temporary git
+    worktree, and this tree) on the same generated cases and compares every assessment."""
+    out = tmp_path / "parity.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "evaluate_parity.py",
+            "--cases",
+            "20",
+            "--passes",
+            "1",
+            "--baseline",
+            "HEAD",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT / "benchmarks",
+    )
+    report = json.loads(out.read_text()) if out.exists() else {}
+    # A working tree whose engine differs from HEAD may change assessments (exit 1); the
+    # benchmark must still run both sides and report.
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert "assessments changed:" in proc.stdout
+    assert report["cases"] == 20
+    assert report["new_evaluate_per_s"] > 0
+    assert report["baseline_evaluate_per_s"] > 0
