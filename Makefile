@@ -39,7 +39,7 @@ PARITY_BASELINE ?= 9e940cb
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
-	cd benchmarks && ../$(BIN)/python evaluate_parity.py --baseline $(PARITY_BASELINE)
+	cd benchmarks && ../$(BIN)/python evaluate_parity.py --baseline $(PARITY_BASELINE) --instructions 200
 	$(BIN)/python benchmarks/fhir_records.py
 	$(BIN)/python benchmarks/service_load.py
 	cd benchmarks && ../$(BIN)/python service_wrk.py --workers 1,2

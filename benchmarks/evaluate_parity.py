@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,6 +79,59 @@ json.dump(
     open(out_path, "w"),
 )
 """
+
+
+# Evaluates the first n cases after a warm-up of 50 (argv: src dir, cases file, n), for
+# instruction counts: callgrind of n cases minus callgrind of 0 cases is n evaluations.
+_COUNT = r"""
+import json, sys, datetime as dt, os
+src, cases_path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.path.insert(0, src)
+from legspasm import Case, evaluate, load_knowledge
+kb = load_knowledge()
+as_of = dt.date.fromisoformat(os.environ["PARITY_AS_OF"])
+raw = [json.loads(line) for _, line in zip(range(max(n, 50)), open(cases_path))]
+cases = [Case.model_validate(d) for d in raw]
+for c in cases[:50]:
+    evaluate(c, kb, as_of)
+for c in cases[:n]:
+    evaluate(c, kb, as_of)
+"""
+
+
+def _instructions(src: Path, cases: Path, n: int) -> float:
+    """Instructions per evaluate under callgrind (deterministic: a fixed hash seed)."""
+    env = {
+        **os.environ,
+        "PARITY_AS_OF": AS_OF.isoformat(),
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.pop("PYTHONPATH", None)
+    counts = []
+    for k in (0, n):
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                "-c",
+                _COUNT,
+                str(src),
+                str(cases),
+                str(k),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        m = re.search(r"Collected : (\d+)", out.stderr)
+        if m is None:
+            raise RuntimeError("callgrind printed no count:\n" + out.stderr[-2000:])
+        counts.append(int(m.group(1)))
+    return (counts[1] - counts[0]) / n
 
 
 def _git(*args: str) -> str:
@@ -148,6 +203,14 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=10_000)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        default=0,
+        help="also count instructions per evaluate over N cases with valgrind's callgrind "
+        "(deterministic, unlike time on a shared machine; about a minute per 200 cases)",
+    )
     args = ap.parse_args()
 
     rev = _git("rev-parse", "--short", args.baseline)
@@ -190,6 +253,17 @@ def main() -> int:
                 )
             speedup = new["evaluate_per_s"] / old["evaluate_per_s"]
             print(f"evaluate new/baseline: {speedup:.2f}x")
+            instr: dict[str, float] = {}
+            if args.instructions and shutil.which("valgrind") is None:
+                print("instructions: valgrind is not installed")
+            elif args.instructions:
+                for name, src in (("baseline", tree / "src"), ("new", ROOT / "src")):
+                    instr[name] = _instructions(src, cases_file, args.instructions)
+                print(
+                    f"instructions per evaluate ({args.instructions} cases, callgrind): "
+                    f"baseline {instr['baseline'] / 1e6:.2f} M, new {instr['new'] / 1e6:.2f} M "
+                    f"({instr['baseline'] / instr['new']:.2f}x fewer)"
+                )
             print(f"assessments changed: {len(changed)} of {len(cases):,}")
             for i in changed[:3]:
                 print(f"case {i}:")
@@ -202,6 +276,7 @@ def main() -> int:
                             "baseline": rev,
                             "changed": len(changed),
                             "speedup": speedup,
+                            "instructions_per_evaluate": instr or None,
                             **{
                                 f"{n}_{k}": s[k]
                                 for n, s in (("baseline", old), ("new", new))
