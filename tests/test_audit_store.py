@@ -245,6 +245,30 @@ def test_rules_shown_per_patient_since_a_time(store: AuditStore) -> None:
         store.rules_shown("patient-1", datetime(2026, 11, 1))
 
 
+def test_rules_shown_failing_is_a_store_error_naming_the_database(db_url: str) -> None:
+    """The suppression read runs on a pooled driver connection, not through the ORM: a database
+    failure there is still a StoreError naming the database, its password masked."""
+    with AuditStore.open(db_url) as store:
+        store.record_invocation(invocation(cards=(card("plan"),)))
+        assert store.rules_shown("patient-1", T0) == {"plan"}
+        admin = create_engine(db_url)
+        try:
+            with admin.begin() as conn:
+                conn.execute(text("DROP TABLE cards"))
+        finally:
+            admin.dispose()
+        with pytest.raises(StoreError) as err:
+            store.rules_shown("patient-1", T0)
+    message = err.value.message
+    assert message.startswith(f"audit database {store.url}: ")
+    assert "reading the cards shown to patient patient-1 failed" in message
+    assert "cards" in message.split("failed: ", 1)[1]  # the driver's reason: no such table
+    password = make_url(db_url).password
+    if password is not None:
+        assert f":{password}@" not in message
+        assert ":***@" in message
+
+
 def test_feedback_round_trip_counts(store: AuditStore) -> None:
     store.record_feedback([])
     store.record_feedback(

@@ -29,7 +29,6 @@ made finds it.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import datetime as dt
 import fcntl
@@ -49,6 +48,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..errors import StoreError
 from .records import CardRecord, Invocation
+from .shown import RecentCards
 from .store import AuditStore, RawJSON
 
 __all__ = ["Journal", "decode", "default_directory", "encode", "open_journal", "recover"]
@@ -259,10 +259,7 @@ class Journal:
         self.interval_s = interval_s
         self.rotate_bytes = rotate_bytes
         self._write_lock = threading.Lock()  # appends, and emptying the file
-        # (patient, service, when, rules) of the last records with cards, for rules_shown
-        self._shown: collections.deque[tuple[str, str, dt.datetime, frozenset[str]]] = (
-            collections.deque(maxlen=50_000)
-        )
+        self._recent = RecentCards()  # the last records with cards, for rules_shown
         self._drain_lock = threading.Lock()  # one drain at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -312,14 +309,7 @@ class Journal:
     def rules_shown(self, patient_id: str, since: dt.datetime, service_id: str | None) -> set[str]:
         """The rules of cards this process acknowledged to ``patient_id`` since ``since`` (kept
         in memory for the last records, drained or not: repeat suppression reads them)."""
-        with self._write_lock:
-            recent = list(self._shown)
-        return {
-            rule
-            for pid, sid, at, rules in recent
-            if pid == patient_id and at >= since and (service_id is None or sid == service_id)
-            for rule in rules
-        }
+        return self._recent.rules(patient_id, since, service_id)
 
     def append(self, inv: Invocation) -> None:
         """Write ``inv`` to the journal and wait until it is on disk (raises StoreError).
@@ -344,7 +334,7 @@ class Journal:
                     when = inv.received_at
                     when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
                     rules = frozenset(c.rule for c in inv.cards)
-                    self._shown.append((inv.patient_id, inv.service_id, when, rules))
+                    self._recent.add(inv.patient_id, inv.service_id, when, rules)
         if fd < 0:
             self.store.record_invocation(inv)
             return

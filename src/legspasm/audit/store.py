@@ -38,6 +38,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import StoreError
 from .records import CardRecord, FeedbackRecord, Invocation, Refusals, RuleRate
 from .report import compute_report
+from .shown import ShownQuery
 from .tables import CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
 
 __all__ = ["AuditStore", "RawJSON"]
@@ -290,6 +291,7 @@ class AuditStore:
         self._writers = sessionmaker(
             engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
+        self._shown = ShownQuery(engine)
         shared = engine.dialect.name == "sqlite" and isinstance(engine.pool, StaticPool)
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if shared else contextlib.nullcontext()
@@ -497,25 +499,20 @@ class AuditStore:
         """The rules whose cards were returned to ``patient_id`` (answered invocations, of one
         service when given) at or after ``since``: the repeat-suppression query. On the
         request path it does not drain the journal: the cards a journal of this process has
-        acknowledged but not yet moved in are counted from memory."""
+        acknowledged but not yet moved in are counted from memory. A compiled query on a pooled
+        connection (``audit.shown``), without an ORM session: it runs on every patient-view."""
         cut = _to_utc(since, "since")
         with _BARRIERS_LOCK:
             pending = list(_PENDING.get(self._url, ()))
+        # what the journals hold first: a record moved in meanwhile is then in the database
         extra = {r for p in pending for r in p(patient_id, cut, service_id)}
-        query = (
-            select(CardRow.rule)
-            .join(InvocationRow, CardRow.invocation_id == InvocationRow.id)
-            .where(
-                InvocationRow.patient_id == patient_id,
-                InvocationRow.received_at >= cut,
-                InvocationRow.status_code == 200,
-            )
-            .distinct()
-        )
-        if service_id is not None:
-            query = query.where(InvocationRow.service_id == service_id)
-        with self._session(f"reading the cards shown to patient {patient_id}") as session:
-            return set(session.scalars(query)) | extra
+        try:
+            with self._lock:
+                found = self._shown.run(patient_id, cut, service_id)
+        except self._shown.errors as exc:
+            action = f"reading the cards shown to patient {patient_id}"
+            raise StoreError(self._message(action, exc)) from exc
+        return found | extra
 
     def count_invocations(self) -> int:
         self._sync()
