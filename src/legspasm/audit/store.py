@@ -23,7 +23,7 @@ from typing import Any, Self, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import URL, Connection, Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -39,9 +39,12 @@ from ..errors import StoreError
 from .records import CardRecord, FeedbackRecord, Invocation, Refusals, RuleRate
 from .report import compute_report
 from .shown import ShownQuery
-from .tables import CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
+from .tables import Base, CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
 
 __all__ = ["AuditStore", "RawJSON"]
+
+_INVOCATIONS = Base.metadata.tables[InvocationRow.__tablename__]
+_CARDS = Base.metadata.tables[CardRow.__tablename__]
 
 _T = TypeVar("_T")
 
@@ -374,17 +377,17 @@ class AuditStore:
         rows = self._checked(lambda: {inv.id: _invocation_values(inv) for inv in invs})
         if not rows:
             return 0
-        with self._session(f"recording {len(rows)} invocations", write=True) as session:
-            have = set(
-                session.scalars(select(InvocationRow.id).where(InvocationRow.id.in_(list(rows))))
-            )
+        # SQLAlchemy Core on one connection (the journal's drain calls this for every batch):
+        # no ORM unit of work, the rows inserted with one executemany per table.
+        with self._connection(f"recording {len(rows)} invocations", write=True) as conn:
+            have = set(conn.scalars(select(_INVOCATIONS.c.id).where(_INVOCATIONS.c.id.in_(rows))))
             new = [values for key, values in rows.items() if key not in have]
             if not new:
                 return 0
             cards = [card for values in new for card in values.pop("cards")]
-            session.execute(insert(InvocationRow), new)
+            conn.execute(insert(_INVOCATIONS), new)
             if cards:
-                session.execute(insert(CardRow), cards)
+                conn.execute(insert(_CARDS), cards)
         return len(new)
 
     def add_read_barrier(self, before_read: Callable[[], object]) -> None:
@@ -563,6 +566,20 @@ class AuditStore:
                 raise
             # a value the driver cannot encode (psycopg raises these unwrapped), e.g. a date
             # in the assessment: pass model_dump(mode="json")
+            raise StoreError(self._message(action, exc)) from exc
+
+    @contextlib.contextmanager
+    def _connection(self, action: str, *, write: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction committed on leaving (as :meth:`_session`)."""
+        engine = self._engine.execution_options(**{_WRITE: True}) if write else self._engine
+        try:
+            with self._lock, engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(self._message(action, exc)) from exc
+        except (TypeError, ValueError) as exc:
+            if not write:
+                raise
             raise StoreError(self._message(action, exc)) from exc
 
     def _migrate(self) -> None:
