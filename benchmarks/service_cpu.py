@@ -5,15 +5,16 @@ Run from the repository root (it starts the services itself)::
 
     .venv/bin/python benchmarks/service_cpu.py [--baseline main] [--rounds 3] [--seconds 5]
         [--concurrency 1,10,50] [--workers 1,2] [--scenarios patient-view,order-sign,healthz]
-        [--json PATH]
+        [--base-env NAME=VALUE ...] [--new-env NAME=VALUE ...] [--json PATH]
 
 The baseline is ``git archive <rev> src`` unpacked in a temporary folder and run by the same
 interpreter and packages with ``PYTHONPATH`` pointing at it, so the two differ only in
-legspasm's own code. For each worker count, one ``legspasm serve`` of each tree runs at once
-(the services and scenarios of ``service_load.py``: SQLite audit store, the vignette
-rls-low-ferritin-crcl-25's prefetch); cell by cell, the two trees are measured alternately
-(which one goes first alternates too), so a busy neighbour on a shared machine slows both
-alike.
+legspasm's own code (``--base-env``/``--new-env``: settings of one side only, e.g.
+``--baseline HEAD --new-env LEGSPASM_THREADS=2`` compares a setting). For each worker count,
+one ``legspasm serve`` of each tree runs at once (the services and scenarios of
+``service_load.py``: SQLite audit store, the vignette rls-low-ferritin-crcl-25's prefetch);
+cell by cell, the two trees are measured alternately (which one goes first alternates too), so
+a busy neighbour on a shared machine slows both alike.
 
 Each cell: the service's CPU seconds (user + system of the serving process and its worker
 processes, from /proc, before and after the wrk run) divided by the requests wrk completed,
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", default="1,10,50")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--scenarios", default="patient-view,order-sign,healthz")
+    ap.add_argument("--base-env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--new-env", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -105,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="legspasm-bench-cpu-") as tmp:
         folder = Path(tmp)
         base_src = unpack(args.baseline, folder / "baseline")
-        trees = {"base": {"PYTHONPATH": str(base_src)}, "new": {}}
+        trees = {
+            "base": {"PYTHONPATH": str(base_src), **_env(args.base_env)},
+            "new": _env(args.new_env),
+        }
         scripts = {
             SHORT.get(k, k): v for k, v in _scripts(folder).items() if SHORT.get(k, k) in wanted
         }
@@ -144,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     bad = any(g["non_2xx"] for runs in results.values() for g in runs)
     return 1 if bad else 0
+
+
+def _env(pairs: list[str]) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
