@@ -1,10 +1,15 @@
-"""The repeat-suppression read, made cheap: it runs on every patient-view request.
+"""Repeat suppression's memory of the cards shown, made cheap: it is read on every
+patient-view request.
 
-:class:`ShownQuery` is the query "rules of cards returned to a patient (by a service) since a
-time", compiled once per database dialect into SQL text and its parameter binding, and run on a
-pooled DB-API connection: no ORM session, no statement compilation or cache-key lookup per call.
-The index ``ix_invocations_patient_received`` (patient, received_at) serves it; the cards are
-found by ``ix_cards_invocation_id``.
+In the database, ``rules_shown`` (:class:`~legspasm.audit.tables.RuleShownRow`) holds when a
+card of each rule was last returned to a patient by a service; the store keeps it with every
+invocation it records (:func:`latest_shown`, :func:`upsert_shown`, in the same transaction).
+Reading it is a primary-key lookup of a few rows, where the join of invocations and cards grew
+with every time the patient's chart was opened in the window (each open is an invocation).
+
+:class:`ShownQuery` is that read, compiled once per database dialect into SQL text and its
+parameter binding and run on a pooled DB-API connection: no ORM session, no statement
+compilation or cache-key lookup per call.
 
 :class:`RecentCards` is the other half: the cards this process's journal acknowledged, by
 patient, so the read counts them before they reach the database.
@@ -15,15 +20,53 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, bindparam, select
+from sqlalchemy import Dialect, Engine, Insert, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from .tables import CardRow, InvocationRow
+from .tables import Base, RuleShownRow
 
-__all__ = ["RecentCards", "ShownQuery"]
+__all__ = ["RecentCards", "ShownQuery", "latest_shown", "upsert_shown"]
+
+_SHOWN = Base.metadata.tables[RuleShownRow.__tablename__]
+
+
+def latest_shown(invocations: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``rules_shown`` rows that invocations (the store's column values, their cards under
+    ``"cards"``) make: per (patient, service, rule) of an answered one, its latest time. In key
+    order, so that concurrent writers lock rows in the same order."""
+    latest: dict[tuple[str, str, str], dt.datetime] = {}
+    for inv in invocations:
+        if inv["status_code"] != 200 or inv["patient_id"] is None:
+            continue
+        at: dt.datetime = inv["received_at"]
+        for card in inv["cards"]:
+            key = (inv["patient_id"], inv["service_id"], card["rule"])
+            if key not in latest or latest[key] < at:
+                latest[key] = at
+    return [
+        {"patient_id": p, "service_id": s, "rule": r, "last_shown_at": at}
+        for (p, s, r), at in sorted(latest.items())
+    ]
+
+
+def upsert_shown(dialect: Dialect) -> Insert:
+    """Insert a ``rules_shown`` row, or keep the later time of it and the row stored."""
+    if dialect.name == "postgresql":
+        pg = postgresql.insert(_SHOWN)
+        later = func.greatest(_SHOWN.c.last_shown_at, pg.excluded.last_shown_at)
+        return pg.on_conflict_do_update(
+            index_elements=_SHOWN.primary_key.columns, set_={"last_shown_at": later}
+        )
+    lite = sqlite.insert(_SHOWN)
+    # SQLite keeps these times as text in one fixed UTC format: the larger string is later
+    later = func.max(_SHOWN.c.last_shown_at, lite.excluded.last_shown_at)
+    return lite.on_conflict_do_update(
+        index_elements=_SHOWN.primary_key.columns, set_={"last_shown_at": later}
+    )
 
 
 class _Compiled:
@@ -31,21 +74,15 @@ class _Compiled:
     parameters (bind processors applied, positional or named as the driver wants)."""
 
     def __init__(self, dialect: Dialect, with_service: bool) -> None:
-        query = (
-            select(CardRow.rule)
-            .join(InvocationRow, CardRow.invocation_id == InvocationRow.id)
-            .where(
-                InvocationRow.patient_id == bindparam("patient_id"),
-                InvocationRow.received_at >= bindparam("since"),
-                InvocationRow.status_code == 200,
-            )
-            .distinct()
+        query = select(RuleShownRow.rule).where(
+            RuleShownRow.patient_id == bindparam("patient_id"),
+            RuleShownRow.last_shown_at >= bindparam("since"),
         )
         if with_service:
-            query = query.where(InvocationRow.service_id == bindparam("service_id"))
+            query = query.where(RuleShownRow.service_id == bindparam("service_id"))
         compiled = query.compile(dialect=dialect)
         self.sql = str(compiled)
-        self._defaults = dict(compiled.params)  # e.g. the literal 200, as a parameter
+        self._defaults = dict(compiled.params)  # any literal, as a parameter
         self._processors: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
