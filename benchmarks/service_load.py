@@ -237,12 +237,13 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(folder: Path, workers: int = 1) -> Server:
+def start_server(folder: Path, workers: int = 1, extra_env: dict[str, str] | None = None) -> Server:
     """``legspasm serve`` (``workers`` worker processes) on a SQLite file in ``folder``,
-    answering /healthz from every worker."""
+    answering /healthz from every worker (``extra_env``: more environment, e.g. a PYTHONPATH
+    that runs another source tree)."""
     port = _free_port()
     url = f"sqlite:///{folder / 'bench.sqlite3'}"
-    env = {**os.environ, "LEGSPASM_DATABASE_URL": url}
+    env = {**os.environ, "LEGSPASM_DATABASE_URL": url, **(extra_env or {})}
     log = folder / "server.log"
     cmd = [_legspasm_script(), "serve", "--dev", "--port", str(port), "--as-of", AS_OF.isoformat()]
     if workers > 1:

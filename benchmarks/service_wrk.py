@@ -52,6 +52,7 @@ def _ms(text: str) -> float:
 
 def parse(out: str) -> dict[str, Any]:
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -60,6 +61,7 @@ def parse(out: str) -> dict[str, Any]:
         raise ValueError("wrk printed no summary:\n" + out)
     return {
         "rps": float(rate.group(1)),
+        "requests": int(total.group(1)) if total else 0,
         "p50_ms": _ms(p50.group(1)),
         "p99_ms": _ms(p99.group(1)),
         "non_2xx": int(bad.group(1)) if bad else 0,

@@ -185,6 +185,75 @@ def test_the_background_thread_moves_records_in_batches(
         journal.close()
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[AuditStore]:
+    with AuditStore.open(f"sqlite:///{tmp_path / 'audit.sqlite3'}") as s:
+        yield s
+
+
+def test_concurrent_appends_share_an_fdatasync_and_each_waits_for_its_own(
+    sqlite_store: AuditStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: requests appending at once share fdatasyncs, yet each append returns only
+    after an fdatasync that began once its line was in the file (on a slow disk here)."""
+    real = os.fdatasync
+    syncs: list[tuple[int, float]] = []  # (the journal's size as it began, when it ended)
+
+    def slow_fdatasync(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        time.sleep(0.005)
+        real(fd)
+        syncs.append((size, time.monotonic()))
+
+    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
+    journal = Journal.open(folder, sqlite_store, interval_s=60)
+    returned: dict[str, float] = {}
+
+    def append(i: int) -> None:
+        inv = full(i)
+        journal.append(inv)
+        returned[inv.id] = time.monotonic()
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(append, range(120)))
+        data = journal.path.read_bytes()
+        for inv_id, at in returned.items():
+            start = data.index(f'"id":"{inv_id}"'.encode())
+            end = data.index(b"\n", start) + 1
+            assert any(size >= end and done <= at for size, done in syncs), inv_id
+        assert len(returned) == 120
+        assert len(syncs) < 120  # shared
+    finally:
+        journal.close()
+    assert sqlite_store.count_invocations() == 120
+
+
+def test_a_failed_fdatasync_fails_its_request_and_later_ones_sync_again(
+    sqlite_store: AuditStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.fdatasync
+    calls: list[int] = []
+
+    def fdatasync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:  # the disk fails once
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    journal = Journal.open(folder, sqlite_store, interval_s=60)
+    try:
+        with pytest.raises(StoreError, match=r"fdatasync failed: .*Input/output error"):
+            journal.append(full(1))
+        journal.append(full(2))  # written after the failed sync: synced by a new one
+        journal.append(full(3))
+    finally:
+        journal.close()
+    assert len(calls) == 3
+    assert sqlite_store.count_invocations() == 3  # the first was written, not acknowledged
+
+
 def test_replay_after_a_crash_before_the_offset_was_written_duplicates_nothing(
     store: AuditStore, folder: Path
 ) -> None:

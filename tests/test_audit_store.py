@@ -245,6 +245,117 @@ def test_rules_shown_per_patient_since_a_time(store: AuditStore) -> None:
         store.rules_shown("patient-1", datetime(2026, 11, 1))
 
 
+def test_rules_shown_from_batches_keeps_the_latest_time_whatever_the_order(
+    store: AuditStore,
+) -> None:
+    """The journal's batches (record_invocations): several records of one patient and rule in
+    a batch, a batch of older records stored after newer ones (a journal adopted late), and a
+    batch replayed: the rule counts from its latest showing."""
+    view = "legspasm-patient-view"
+    newer = [
+        invocation(f"n{i}", at=T0 + timedelta(hours=i), service=view, cards=(card("plan"),))
+        for i in range(3)
+    ]
+    older = [
+        invocation("o1", at=T0 - timedelta(days=10), service=view, cards=(card("plan"),)),
+        invocation("o2", at=T0 - timedelta(days=10), service=view, cards=(card("AV-OLD"),)),
+        invocation("o3", at=T0 - timedelta(days=10), patient=None, cards=(card("AV-NONE"),)),
+    ]
+    assert store.record_invocations(newer) == 3
+    assert store.record_invocations(older) == 3
+    assert store.record_invocations(newer) == 0  # replayed: nothing new
+    assert store.rules_shown("patient-1", T0 + timedelta(hours=2), view) == {"plan"}
+    assert store.rules_shown("patient-1", T0 + timedelta(hours=2, seconds=1), view) == set()
+    assert store.rules_shown("patient-1", T0 - timedelta(days=10), view) == {"plan", "AV-OLD"}
+    assert store.rules_shown("patient-1", T0 - timedelta(days=9), view) == {"plan"}
+
+
+def test_a_0004_database_learns_the_rules_already_shown(db_url: str) -> None:
+    """Revision 0005 fills rules_shown from the invocations and cards stored before it, so
+    suppression goes on across the upgrade."""
+    from alembic import command
+    from alembic.config import Config
+
+    from legspasm.audit.store import MIGRATIONS
+
+    view = "legspasm-patient-view"
+    rows = [  # id, patient, service, status, at, rules
+        ("a", "p1", view, 200, T0 - timedelta(days=3), ["plan", "AV-QUININE"]),
+        ("b", "p1", view, 200, T0 - timedelta(days=1), ["plan"]),
+        ("c", "p1", view, 500, T0, ["AV-FAILED"]),
+        ("d", "p1", "legspasm-order-sign", 200, T0, ["AV-SIGN"]),
+        ("e", None, view, 200, T0, ["AV-NOBODY"]),
+        ("f", "p2", view, 200, T0 - timedelta(days=2), []),
+    ]
+    if db_url.startswith("sqlite"):
+        Path(str(make_url(db_url).database)).parent.mkdir(parents=True)
+    engine = create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    invocations, cards = Base.metadata.tables["invocations"], Base.metadata.tables["cards"]
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0004")
+            for ident, pid, sid, status, at, rules in rows:
+                conn.execute(
+                    invocations.insert().values(
+                        id=ident,
+                        received_at=at,
+                        service_id=sid,
+                        hook="patient-view",
+                        knowledge_version="0.8.0",
+                        patient_id=pid,
+                        status_code=status,
+                        outcome="cards" if rules else "no-cards",
+                        latency_ms=1.0,
+                    )
+                )
+                for i, rule in enumerate(rules):
+                    conn.execute(
+                        cards.insert().values(
+                            invocation_id=ident,
+                            position=i,
+                            uuid=f"{ident}-{i}",
+                            rule=rule,
+                            indicator="info",
+                            summary=rule,
+                        )
+                    )
+    finally:
+        engine.dispose()
+    with AuditStore.open(db_url) as store:
+        assert store.rules_shown("p1", T0 - timedelta(days=3), view) == {"plan", "AV-QUININE"}
+        assert store.rules_shown("p1", T0 - timedelta(days=2), view) == {"plan"}
+        assert store.rules_shown("p1", T0 - timedelta(days=1)) == {"plan", "AV-SIGN"}
+        assert store.rules_shown("p1", T0 + timedelta(seconds=1)) == set()
+        assert store.rules_shown("p2", T0 - timedelta(days=30)) == set()
+
+
+def test_rules_shown_failing_is_a_store_error_naming_the_database(db_url: str) -> None:
+    """The suppression read runs on a pooled driver connection, not through the ORM: a database
+    failure there is still a StoreError naming the database, its password masked."""
+    with AuditStore.open(db_url) as store:
+        store.record_invocation(invocation(cards=(card("plan"),)))
+        assert store.rules_shown("patient-1", T0) == {"plan"}
+        admin = create_engine(db_url)
+        try:
+            with admin.begin() as conn:
+                conn.execute(text("DROP TABLE rules_shown"))
+        finally:
+            admin.dispose()
+        with pytest.raises(StoreError) as err:
+            store.rules_shown("patient-1", T0)
+    message = err.value.message
+    assert message.startswith(f"audit database {store.url}: ")
+    assert "reading the cards shown to patient patient-1 failed" in message
+    assert "rules_shown" in message.split("failed: ", 1)[1]  # the driver's: no such table
+    password = make_url(db_url).password
+    if password is not None:
+        assert f":{password}@" not in message
+        assert ":***@" in message
+
+
 def test_feedback_round_trip_counts(store: AuditStore) -> None:
     store.record_feedback([])
     store.record_feedback(
@@ -407,7 +518,7 @@ def test_open_is_idempotent_and_schema_matches_metadata(db_url: str) -> None:
             assert diff == []
             tables = set(inspect(conn).get_table_names())
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-            assert list(version) == ["0004"]
+            assert list(version) == ["0005"]
     finally:
         engine.dispose()
     assert tables == {
@@ -417,6 +528,7 @@ def test_open_is_idempotent_and_schema_matches_metadata(db_url: str) -> None:
         "feedback",
         "seen_tokens",
         "refusals",
+        "rules_shown",
     }
 
 

@@ -126,6 +126,52 @@ def test_screen_benchmark_quick(tmp_path: Path) -> None:
     assert local["peak_rss_mb"] > 0
 
 
+@pytest.mark.skipif(
+    shutil.which("wrk") is None and os.environ.get("LEGSPASM_REQUIRE_BROWSER") != "1",
+    reason="wrk is not installed (CI installs it)",
+)
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_service_cpu_benchmark_quick(tmp_path: Path) -> None:
+    """benchmarks/service_cpu.py serves this tree and a git revision of it side by side (here
+    HEAD) and reports the server's CPU time per request of each, one second per cell."""
+    out = tmp_path / "cpu.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "service_cpu.py"),
+            "--baseline",
+            "HEAD",
+            "--rounds",
+            "1",
+            "--seconds",
+            "1",
+            "--concurrency",
+            "1",
+            "--workers",
+            "1",
+            "--scenarios",
+            "healthz,patient-view",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["scenario"], r["clients"], r["workers"]) for r in rows] == [
+        ("healthz", 1, 1),
+        ("patient-view", 1, 1),
+    ]
+    for row in rows:
+        for key in ("cpu_ms_per_request", "rps"):
+            assert row[key]["base"] > 0
+            assert row[key]["new"] > 0
+    assert list(tmp_path.iterdir()) == [out]
+
+
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_evaluate_parity_benchmark_quick(tmp_path: Path) -> None:
     """benchmarks/evaluate_parity.py runs both sides (a baseline revision in a temporary git

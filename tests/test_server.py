@@ -91,6 +91,28 @@ def test_every_endpoint_and_handler_is_a_module_level_function(tmp_path: Path) -
         assert "<locals>" not in handler.__qualname__
 
 
+def test_a_served_app_keeps_what_it_built_out_of_the_garbage_collectors_walks(
+    tmp_path: Path,
+) -> None:
+    """What ``legspasm serve`` and each worker serve: the app built, then everything it holds
+    (the knowledge above all) frozen, so a full collection under load no longer walks it."""
+    probe = (
+        "import gc\n"
+        "from legspasm.server import worker_app\n"
+        "app = worker_app()\n"
+        "kb = app.state.service.kb\n"
+        "tracked = {id(o) for o in gc.get_objects()}\n"
+        "print(gc.get_freeze_count() > 0, id(kb) in tracked, id(kb.__dict__) in tracked)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGSPASM_")}
+    env |= {"LEGSPASM_DEV": "true", "LEGSPASM_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    got = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split() == ["True", "False", "False"]
+
+
 # -- several workers --------------------------------------------------------------------------
 
 

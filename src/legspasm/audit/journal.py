@@ -2,11 +2,13 @@
 
 A request appends its :class:`Invocation` to this process's journal (one JSON line, written
 with one ``os.write`` and ``fdatasync``'ed) before it answers, so what was answered survives the
-process being killed; a background thread moves the journal into the :class:`AuditStore` in
-batches, one transaction each, and records how far it got in a sidecar file. Replaying is
-harmless: every record has a unique id and the store skips ids it holds
-(:meth:`AuditStore.record_invocations`), so a crash between the database commit and the offset
-write duplicates nothing.
+process being killed. Concurrent requests share an ``fdatasync`` (group commit): one of them
+syncs every line written before it starts, the others wait for it, and a request returns only
+after a sync that began after its own line was written. A background thread moves the journal
+into the :class:`AuditStore` in batches, one transaction each, and records how far it got in a
+sidecar file. Replaying is harmless: every record has a unique id and the store skips ids it
+holds (:meth:`AuditStore.record_invocations`), so a crash between the database commit and the
+offset write duplicates nothing.
 
 Files, in one folder per database (``journal_dir``)::
 
@@ -29,7 +31,6 @@ made finds it.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import datetime as dt
 import fcntl
@@ -49,6 +50,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..errors import StoreError
 from .records import CardRecord, Invocation
+from .shown import RecentCards
 from .store import AuditStore, RawJSON
 
 __all__ = ["Journal", "decode", "default_directory", "encode", "open_journal", "recover"]
@@ -259,10 +261,14 @@ class Journal:
         self.interval_s = interval_s
         self.rotate_bytes = rotate_bytes
         self._write_lock = threading.Lock()  # appends, and emptying the file
-        # (patient, service, when, rules) of the last records with cards, for rules_shown
-        self._shown: collections.deque[tuple[str, str, dt.datetime, frozenset[str]]] = (
-            collections.deque(maxlen=50_000)
-        )
+        # group commit: bytes ever written (never reset, unlike the file) and how many of them
+        # are known durable; one fdatasync at a time, the others wait for it
+        self._written = 0
+        self._synced = 0
+        self._sync_failed = 0  # lines up to here were in an fdatasync that failed
+        self._syncing = False
+        self._sync_done = threading.Condition(threading.Lock())
+        self._recent = RecentCards()  # the last records with cards, for rules_shown
         self._drain_lock = threading.Lock()  # one drain at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -312,14 +318,7 @@ class Journal:
     def rules_shown(self, patient_id: str, since: dt.datetime, service_id: str | None) -> set[str]:
         """The rules of cards this process acknowledged to ``patient_id`` since ``since`` (kept
         in memory for the last records, drained or not: repeat suppression reads them)."""
-        with self._write_lock:
-            recent = list(self._shown)
-        return {
-            rule
-            for pid, sid, at, rules in recent
-            if pid == patient_id and at >= since and (service_id is None or sid == service_id)
-            for rule in rules
-        }
+        return self._recent.rules(patient_id, since, service_id)
 
     def append(self, inv: Invocation) -> None:
         """Write ``inv`` to the journal and wait until it is on disk (raises StoreError).
@@ -340,18 +339,45 @@ class Journal:
                         os.ftruncate(fd, start)
                     raise StoreError(f"audit journal {self.path}: write failed: {exc}") from None
                 self._size = start + len(line)
+                self._written += len(line)
+                mine = self._written
                 if inv.cards and inv.patient_id and inv.status_code == 200:
                     when = inv.received_at
                     when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
                     rules = frozenset(c.rule for c in inv.cards)
-                    self._shown.append((inv.patient_id, inv.service_id, when, rules))
+                    self._recent.add(inv.patient_id, inv.service_id, when, rules)
         if fd < 0:
             self.store.record_invocation(inv)
             return
+        self._sync(fd, mine)
+
+    def _sync(self, fd: int, mine: int) -> None:
+        """Return once the first ``mine`` bytes ever written are on disk: by an fdatasync of
+        this thread, or of another that began after they were written (raises StoreError)."""
+        with self._sync_done:
+            while self._syncing and self._synced < mine and self._sync_failed < mine:
+                self._sync_done.wait()
+            if self._synced >= mine:
+                return
+            if self._sync_failed >= mine:
+                raise StoreError(f"audit journal {self.path}: fdatasync failed")
+            self._syncing = True
+            # every line counted here was written before the fdatasync below begins
+            upto = self._written
+        failed: OSError | None = None
         try:
             os.fdatasync(fd)
         except OSError as exc:
-            raise StoreError(f"audit journal {self.path}: fdatasync failed: {exc}") from None
+            failed = exc
+        with self._sync_done:
+            self._syncing = False
+            if failed is None:
+                self._synced = max(self._synced, upto)
+            else:  # never retried for these lines: a later fdatasync may not report it again
+                self._sync_failed = max(self._sync_failed, upto)
+            self._sync_done.notify_all()
+        if failed is not None:
+            raise StoreError(f"audit journal {self.path}: fdatasync failed: {failed}") from None
 
     # -- draining -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any, Self, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import URL, Connection, Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -38,9 +38,13 @@ from sqlalchemy.pool import StaticPool
 from ..errors import StoreError
 from .records import CardRecord, FeedbackRecord, Invocation, Refusals, RuleRate
 from .report import compute_report
-from .tables import CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
+from .shown import ShownQuery, latest_shown, upsert_shown
+from .tables import Base, CardRow, FeedbackRow, InvocationRow, RefusalRow, SeenTokenRow
 
 __all__ = ["AuditStore", "RawJSON"]
+
+_INVOCATIONS = Base.metadata.tables[InvocationRow.__tablename__]
+_CARDS = Base.metadata.tables[CardRow.__tablename__]
 
 _T = TypeVar("_T")
 
@@ -173,32 +177,6 @@ def _from_db(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _invocation_row(inv: Invocation) -> InvocationRow:
-    return InvocationRow(
-        id=inv.id,
-        received_at=_to_utc(inv.received_at, f"invocation {inv.id}: received_at"),
-        service_id=inv.service_id,
-        hook=inv.hook,
-        hook_instance=inv.hook_instance,
-        knowledge_version=inv.knowledge_version,
-        patient_id=inv.patient_id,
-        user_id=inv.user_id,
-        fhir_server=inv.fhir_server,
-        status_code=inv.status_code,
-        outcome=inv.outcome,
-        latency_ms=inv.latency_ms,
-        assessment=inv.assessment,
-        as_of=inv.as_of,
-        error=inv.error,
-        case_data=inv.case,
-        label=inv.label,
-        cards=[
-            CardRow(position=i, uuid=c.uuid, rule=c.rule, indicator=c.indicator, summary=c.summary)
-            for i, c in enumerate(inv.cards)
-        ],
-    )
-
-
 def _invocation_values(inv: Invocation) -> dict[str, Any]:
     """The columns of one invocation row (and its cards under ``"cards"``) for a bulk insert."""
     return {
@@ -231,6 +209,10 @@ def _invocation_values(inv: Invocation) -> dict[str, Any]:
             for i, c in enumerate(inv.cards)
         ],
     }
+
+
+def _without_cards(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "cards"}
 
 
 def _invocation(row: InvocationRow) -> Invocation:
@@ -290,6 +272,8 @@ class AuditStore:
         self._writers = sessionmaker(
             engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
+        self._shown = ShownQuery(engine)
+        self._upsert_shown = upsert_shown(engine.dialect)
         shared = engine.dialect.name == "sqlite" and isinstance(engine.pool, StaticPool)
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if shared else contextlib.nullcontext()
@@ -360,10 +344,11 @@ class AuditStore:
     # -- writes ---------------------------------------------------------------------------
 
     def record_invocation(self, inv: Invocation) -> None:
-        """Store one invocation and its cards in one transaction, committed on return."""
-        row = self._checked(lambda: _invocation_row(inv))
-        with self._session(f"recording invocation {inv.id}", write=True) as session:
-            session.add(row)
+        """Store one invocation and its cards in one transaction, committed on return (an id
+        stored already is a StoreError)."""
+        values = self._checked(lambda: _invocation_values(inv))
+        with self._connection(f"recording invocation {inv.id}", write=True) as conn:
+            self._insert(conn, [values])
 
     def record_invocations(self, invs: Sequence[Invocation]) -> int:
         """Store a batch of invocations and their cards in one transaction, skipping any whose
@@ -372,18 +357,25 @@ class AuditStore:
         rows = self._checked(lambda: {inv.id: _invocation_values(inv) for inv in invs})
         if not rows:
             return 0
-        with self._session(f"recording {len(rows)} invocations", write=True) as session:
-            have = set(
-                session.scalars(select(InvocationRow.id).where(InvocationRow.id.in_(list(rows))))
-            )
+        # SQLAlchemy Core on one connection (the journal's drain calls this for every batch):
+        # no ORM unit of work, the rows inserted with one executemany per table.
+        with self._connection(f"recording {len(rows)} invocations", write=True) as conn:
+            have = set(conn.scalars(select(_INVOCATIONS.c.id).where(_INVOCATIONS.c.id.in_(rows))))
             new = [values for key, values in rows.items() if key not in have]
-            if not new:
-                return 0
-            cards = [card for values in new for card in values.pop("cards")]
-            session.execute(insert(InvocationRow), new)
-            if cards:
-                session.execute(insert(CardRow), cards)
+            if new:
+                self._insert(conn, new)
         return len(new)
+
+    def _insert(self, conn: Connection, invocations: list[dict[str, Any]]) -> None:
+        """Invocations (:func:`_invocation_values`), their cards, and what they add to
+        ``rules_shown``, in ``conn``'s transaction."""
+        shown = latest_shown(invocations)
+        cards = [card for values in invocations for card in values["cards"]]
+        conn.execute(insert(_INVOCATIONS), [_without_cards(v) for v in invocations])
+        if cards:
+            conn.execute(insert(_CARDS), cards)
+        if shown:
+            conn.execute(self._upsert_shown, shown)
 
     def add_read_barrier(self, before_read: Callable[[], object]) -> None:
         """Call ``before_read`` (a journal's flush) before every read of this database by any
@@ -497,25 +489,21 @@ class AuditStore:
         """The rules whose cards were returned to ``patient_id`` (answered invocations, of one
         service when given) at or after ``since``: the repeat-suppression query. On the
         request path it does not drain the journal: the cards a journal of this process has
-        acknowledged but not yet moved in are counted from memory."""
+        acknowledged but not yet moved in are counted from memory. It runs on every
+        patient-view: a primary-key lookup in ``rules_shown``, which every invocation recorded
+        keeps current, compiled once and run on a pooled connection (``audit.shown``)."""
         cut = _to_utc(since, "since")
         with _BARRIERS_LOCK:
             pending = list(_PENDING.get(self._url, ()))
+        # what the journals hold first: a record moved in meanwhile is then in the database
         extra = {r for p in pending for r in p(patient_id, cut, service_id)}
-        query = (
-            select(CardRow.rule)
-            .join(InvocationRow, CardRow.invocation_id == InvocationRow.id)
-            .where(
-                InvocationRow.patient_id == patient_id,
-                InvocationRow.received_at >= cut,
-                InvocationRow.status_code == 200,
-            )
-            .distinct()
-        )
-        if service_id is not None:
-            query = query.where(InvocationRow.service_id == service_id)
-        with self._session(f"reading the cards shown to patient {patient_id}") as session:
-            return set(session.scalars(query)) | extra
+        try:
+            with self._lock:
+                found = self._shown.run(patient_id, cut, service_id)
+        except self._shown.errors as exc:
+            action = f"reading the cards shown to patient {patient_id}"
+            raise StoreError(self._message(action, exc)) from exc
+        return found | extra
 
     def count_invocations(self) -> int:
         self._sync()
@@ -566,6 +554,20 @@ class AuditStore:
                 raise
             # a value the driver cannot encode (psycopg raises these unwrapped), e.g. a date
             # in the assessment: pass model_dump(mode="json")
+            raise StoreError(self._message(action, exc)) from exc
+
+    @contextlib.contextmanager
+    def _connection(self, action: str, *, write: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction committed on leaving (as :meth:`_session`)."""
+        engine = self._engine.execution_options(**{_WRITE: True}) if write else self._engine
+        try:
+            with self._lock, engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(self._message(action, exc)) from exc
+        except (TypeError, ValueError) as exc:
+            if not write:
+                raise
             raise StoreError(self._message(action, exc)) from exc
 
     def _migrate(self) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "FeedbackRow",
     "InvocationRow",
     "RefusalRow",
+    "RuleShownRow",
     "SeenTokenRow",
     "json_type",
 ]
@@ -98,6 +99,20 @@ class CardRow(Base):
     summary: Mapped[str] = mapped_column(Text)
 
     invocation: Mapped[InvocationRow] = relationship(back_populates="cards")
+
+
+class RuleShownRow(Base):
+    """When a card of each rule was last returned to a patient by a service (answered
+    invocations only): what repeat suppression reads, one row per (patient, service, rule)
+    however often the chart is opened. The store keeps it with every invocation it records,
+    in the same transaction; it holds nothing the invocations and cards do not."""
+
+    __tablename__ = "rules_shown"
+
+    patient_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_shown_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class FeedbackRow(Base):
