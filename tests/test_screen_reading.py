@@ -326,7 +326,7 @@ def test_a_patient_twice_with_different_content_is_refused_by_screen_and_assess(
     run = screen_local(export, dt.date(2026, 11, 21), workers=1)
     rows = list(run.findings)
     run.close()
-    assert [(r.patient_id, r.kind, r.severity) for r in rows] == [
+    assert [(r.patient_id, r.kind, r.status) for r in rows] == [
         ("p1", "data_incomplete", "not_assessed")
     ]
     assert [p.problem for p in run.problems] == [

@@ -191,7 +191,7 @@ def clinical(findings: list[Finding]) -> list[Finding]:
 
 
 def marks(findings: list[Finding]) -> list[tuple[str, str]]:
-    return [(f.patient_id, f.severity) for f in findings if f.kind == "data_incomplete"]
+    return [(f.patient_id, f.status) for f in findings if f.kind == "data_incomplete"]
 
 
 def direct(folder: Path, kb: Knowledge) -> tuple[list[Finding], int, dict[str, int]]:
@@ -214,7 +214,7 @@ def direct(folder: Path, kb: Knowledge) -> tuple[list[Finding], int, dict[str, i
     for pid in sorted(groups):
         resources = [json.loads(t) for t in sorted(groups[pid])]
         try:
-            rows.extend(assess_patient(pid, resources, shared, kb, AS_OF, "export"))
+            rows.extend(assess_patient(pid, resources, shared, kb, AS_OF, "export").rows)
         except FhirError:
             continue
         patients += 1
@@ -226,7 +226,7 @@ def direct(folder: Path, kb: Knowledge) -> tuple[list[Finding], int, dict[str, i
 
 def outcome(run: SparkRun) -> tuple[list[Finding], list[Problem], int, dict[str, int]]:
     with run:
-        return list(run.findings), run.problems, run.patients, run.shared
+        return list(run.findings), run.problems, run.population.patients, run.shared
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +318,7 @@ def test_spark_and_local_engines_write_identical_tables(tmp_path: Path) -> None:
             out,
             dt.date(2026, 11, 21),
             engine=engine,  # type: ignore[arg-type]
+            kinds=["all"],
             echo=lambda _: None,
             show_progress=False,
         )

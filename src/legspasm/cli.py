@@ -213,8 +213,19 @@ def screen(
     master: Annotated[
         str, typer.Option("--master", help="Spark master URL for --engine spark.")
     ] = "local[2]",
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            help="Kinds of finding to write, repeated or comma-separated: red_flag, exposure, "
+            "exposure_unconfirmed, condition, plan, plan_conditional; or actionable, plans, all. "
+            "Default: red flags, exposures and conditions (plan opportunities on request). "
+            "data_incomplete rows are always written.",
+        ),
+    ] = None,
 ) -> None:
     """Screen every patient of an export: findings table, problems and a summary."""
+    from .screen.run import DEFAULT_KINDS
     from .screen.run import screen as run_screen
 
     if engine not in ("local", "spark"):
@@ -231,6 +242,7 @@ def screen(
                 workers=workers,
                 spill_dir=spill_dir,
                 master=master,
+                kinds=kind or DEFAULT_KINDS,
                 echo=typer.echo,
             )
     except LegspasmError as exc:

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..fhir.attribution import PartyNames
+from ..fhir.read import Entry
 from ..knowledge import Knowledge, load_knowledge
 from .core import (
     ANYONE,
@@ -49,6 +51,7 @@ from .core import (
     unique,
 )
 from .findings import Finding
+from .rates import Population
 
 __all__ = ["ScreenRun", "remove_stale_spills", "screen_local"]
 
@@ -66,7 +69,7 @@ class ScreenRun:
     shared: dict[str, int]  # resource type -> resources that name no patient
     files: int
     input_bytes: int
-    patients: Callable[[], int]  # patients assessed (final once findings is exhausted)
+    population: Population  # patients screened, per clinic, clinician and prescriber
     cleanup: Callable[[], None] = field(default=lambda: None)
 
     def close(self) -> None:
@@ -117,19 +120,22 @@ def _bucket_of(key: str, buckets: int) -> int:
 
 _KB: Knowledge | None = None
 _SHARED: list[Any] = []
+_NAMES: PartyNames | None = None
 
 
 def _init(shared_path: str) -> None:
-    global _KB, _SHARED
+    global _KB, _SHARED, _NAMES
     if multiprocessing.parent_process() is not None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: just stop
     _KB = load_knowledge()
     with open(shared_path, encoding="utf-8") as fh:
         _SHARED = [json.loads(line) for line in fh]
+    _NAMES = PartyNames(Entry(r, "") for r in _SHARED)
 
 
-def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem]]:
-    """Assess one bucket file; write its sorted findings to ``out``. (patients, problems)."""
+def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem], tuple[Any, ...]]:
+    """Assess one bucket file; write its sorted findings to ``out``. (patients, problems,
+    denominators)."""
     bucket, out, as_of_text, lost_elsewhere = args
     assert _KB is not None
     as_of = dt.date.fromisoformat(as_of_text)
@@ -140,19 +146,20 @@ def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem]]
             groups.setdefault(key, []).append(text)
     rows: list[Finding] = []
     problems: list[Problem] = []
-    patients = 0
+    population = Population()
     for pid in sorted(groups):
-        found, new, assessed = screen_patient(
-            pid, groups[pid], _SHARED, _KB, as_of, "export", lost_elsewhere
+        one = screen_patient(
+            pid, groups[pid], _SHARED, _KB, as_of, "export", lost_elsewhere, _NAMES
         )
-        rows.extend(found)
-        problems.extend(new)
-        patients += assessed
+        rows.extend(one.rows)
+        problems.extend(one.problems)
+        if one.assessed:
+            population.add(one.patient.clinic, one.patient.clinician, one.prescribers)
     rows.sort()
     with open(out, "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r.as_tuple(), ensure_ascii=False) + "\n")
-    return patients, problems
+    return population.patients, problems, population.as_tuple()
 
 
 # --- driver side -------------------------------------------------------------------------------
@@ -280,18 +287,20 @@ def screen_local(
         jobs = [
             (str(b), str(r), as_of.isoformat(), loss) for b, r in zip(paths, results, strict=True)
         ]
-        patients = 0
+        population = Population()
         if workers == 1 or buckets == 1:
             _init(str(shared_path))
-            outcomes: Iterator[tuple[int, list[Problem]]] = map(_assess_bucket, jobs)
+            outcomes: Iterator[tuple[int, list[Problem], tuple[Any, ...]]] = map(
+                _assess_bucket, jobs
+            )
             pool = None
         else:
             ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             pool = ctx.Pool(min(workers, buckets), initializer=_init, initargs=(str(shared_path),))
             outcomes = pool.imap(_assess_bucket, jobs)
         try:
-            for i, (n, probs) in enumerate(outcomes, start=1):
-                patients += n
+            for i, (_, probs, counted) in enumerate(outcomes, start=1):
+                population.merge(Population.from_tuple(counted))
                 for p in probs:
                     problems.add(p)
                 if progress:
@@ -320,6 +329,6 @@ def screen_local(
         },
         files=len(files),
         input_bytes=total_bytes,
-        patients=lambda: patients,
+        population=population,
         cleanup=tmpdir.cleanup,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +17,7 @@ from typing import Any, Literal
 from .. import __version__
 from ..errors import InputError
 from ..knowledge import load_knowledge
+from .findings import ACTIONABLE, KINDS, SEVERITY
 from .local import ScreenRun, screen_local
 from .output import (
     check_output,
@@ -27,10 +28,37 @@ from .output import (
     write_findings,
     write_problems,
 )
+from .rates import NOT_RECORDED, rate_tables
 
-__all__ = ["screen"]
+__all__ = ["DEFAULT_KINDS", "check_kinds", "screen"]
 
 Engine = Literal["local", "spark"]
+
+DEFAULT_KINDS: tuple[str, ...] = ("red_flag", "exposure", "exposure_unconfirmed", "condition")
+"""What a screen writes unless told: exposures and red flags, and the conditions (plan
+opportunities only on request: ``plan``, ``plan_conditional`` or ``all``)."""
+
+_GROUPS = {
+    "all": KINDS,
+    "actionable": tuple(k for k in KINDS if k in ACTIONABLE),
+    "plans": ("plan", "plan_conditional"),
+}
+
+
+def check_kinds(kinds: Iterable[str]) -> frozenset[str]:
+    """The kinds asked for (names in ``KINDS``, comma-separated lists, or the groups ``all``,
+    ``actionable`` and ``plans``), with ``data_incomplete`` always; InputError for others."""
+    out = {"data_incomplete"}
+    for item in kinds:
+        for k in (x.strip() for x in item.split(",")):
+            if k in _GROUPS:
+                out.update(_GROUPS[k])
+            elif k in KINDS:
+                out.add(k)
+            elif k:
+                known = ", ".join((*KINDS, *_GROUPS))
+                raise InputError(f"--kind {k!r}: not a kind of finding (give one of: {known})")
+    return frozenset(out)
 
 
 @contextmanager
@@ -87,7 +115,7 @@ def _run(
         shared=run.shared,
         files=run.files,
         input_bytes=run.input_bytes,
-        patients=lambda: run.patients,
+        population=run.population,
         cleanup=run.close,
     )
 
@@ -102,14 +130,20 @@ def screen(
     spill_dir: Path | None = None,
     bucket_mb: float | None = None,
     master: str = "local[2]",
+    kinds: Iterable[str] = DEFAULT_KINDS,
     echo: Callable[[str], None] = print,
     show_progress: bool | None = None,
 ) -> dict[str, Any]:
     """Screen ``folder`` into ``out``; return the summary (also saved as JSON). InputError for
-    an unusable folder or output name."""
+    an unusable folder or output name, or an unknown kind.
+
+    ``kinds``: the kinds of finding written and counted (``KINDS``; ``data_incomplete`` rows are
+    always written: a patient whose data was lost is never silently left out).
+    """
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder (give a Bulk Data export or a folder of bundles)")
     kind = check_output(out)
+    wanted = check_kinds(kinds)
     kb = load_knowledge()
     started = time.perf_counter()
     tty = sys.stderr.isatty() if show_progress is None else show_progress
@@ -119,8 +153,9 @@ def screen(
         with _progress(tty) as progress:
             run = _run(engine, folder, as_of, workers, spill_dir, bucket_mb, master, progress)
             try:
-                tally = write_findings(run.findings, partial(out), kind)
-                patients = run.patients()
+                rows = (f for f in run.findings if f.kind in wanted)
+                tally = write_findings(rows, partial(out), kind)
+                patients = run.population.patients
             finally:
                 run.close()
         write_problems(run.problems, partial(problems_csv))
@@ -144,6 +179,8 @@ def screen(
         "files": run.files,
         "input_bytes": run.input_bytes,
         "patients": patients,
+        "kinds": [k for k in KINDS if k in wanted],
+        "severity_scale": SEVERITY,
         **tally.as_json(),
         "problems": run.problems_total,
         "problems_in_file": len(run.problems),
@@ -152,9 +189,21 @@ def screen(
         "seconds": round(seconds, 3),
         "patients_per_second": round(patients / seconds, 1) if seconds else None,
     }
+    summary["screened"] = {
+        g: [
+            {"key": k, "name": run.population.names.get(k, k) or NOT_RECORDED, "patients": n}
+            for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        for g, c in run.population.counts.items()
+    }
+    summary["rates"] = rate_tables(run.population, tally.numerators, summary["finding_names"])
     commit(out, problems_csv, summary_json, summary)
     _report(summary, run, echo)
     return summary
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> None:
@@ -163,20 +212,26 @@ def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> N
         f"({s['input_bytes'] / 1e6:.1f} MB) in {s['seconds']:.1f} s: {s['findings']:,} findings, "
         f"{s['patients_with_red_flag_or_exposure']:,} patients with a red flag or an exposure"
     )
-    if s["by_condition"]:
-        echo("patients per condition (documented or likely):")
-        for cid, n in s["by_condition"].items():
-            echo(f"  {cid:<32} {n:>9,}")
-    flagged = {k: v for k, v in s["by_finding"].items() if k.startswith(("RF-", "AV-"))}
-    if flagged:
-        echo("patients per red flag or exposure:")
-        for fid, n in flagged.items():
-            echo(f"  {fid:<32} {n:>9,}")
+    screened = s["patients"]
+    groups = (
+        ("patients per red flag or exposure", ("red_flag", "exposure", "exposure_unconfirmed")),
+        ("patients per condition (documented or likely)", ("condition",)),
+        ("patients per plan opportunity", ("plan", "plan_conditional")),
+    )
+    for title, kinds in groups:
+        shown = [(k, n) for k, n in s["by_finding"].items() if s["finding_kinds"][k] in kinds]
+        if not shown:
+            continue
+        echo(f"{title} (per 1,000 screened):")
+        for fid, n in shown:
+            rate = 1000 * n / screened if screened else 0.0
+            name = _cut(s["finding_names"][fid], 58)
+            echo(f"  {fid:<26} {n:>8,} {rate:>6.1f}  {name}")
     if s["patients_data_incomplete"]:
-        kinds = ", ".join(f"{k} {v:,}" for k, v in s["data_incomplete"].items())
+        marks = ", ".join(f"{k} {v:,}" for k, v in s["data_incomplete"].items())
         echo(
             f"{s['patients_data_incomplete']:,} patients have findings that may be incomplete "
-            f"(a DATA-INCOMPLETE row: {kinds}): data that may be theirs was lost"
+            f"(a DATA-INCOMPLETE row: {marks}): data that may be theirs was lost"
         )
     if s["resources_without_patient"]:
         shared = ", ".join(f"{k} {v:,}" for k, v in s["resources_without_patient"].items())

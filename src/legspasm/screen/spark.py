@@ -35,6 +35,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ..fhir.attribution import PartyNames
+from ..fhir.read import Entry
 from ..knowledge import Knowledge, load_knowledge
 from .core import (
     ANYONE,
@@ -50,6 +52,7 @@ from .core import (
     unique,
 )
 from .findings import Finding
+from .rates import Population
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -75,7 +78,7 @@ INPUT_BYTES_PER_PARTITION = 64 * 1024 * 1024
 
 # The records the stages emit, (kind, key, payload): a patient's resource or lost-line marker
 # (patient id, text), a shared resource ("", json), a problem ("", (file, line, problem, owner)),
-# a finding ("", row tuple), and a partition's tally ("", (patients assessed, findings)).
+# a finding ("", row tuple), and a partition's tally ("", (findings, population)).
 _OWN, _SHARED, _PROBLEM, _FINDING, _TALLY = range(5)
 
 
@@ -87,7 +90,7 @@ class SparkRun:
     findings: Iterator[Finding]
     problems: list[Problem]  # sorted; at most MAX_PROBLEMS_KEPT
     problems_total: int
-    patients: int  # patients assessed
+    population: Population  # patients screened, per clinic, clinician and prescriber
     shared: dict[str, int]  # resource type -> resources that name no patient
     files: int
     input_bytes: int
@@ -146,29 +149,34 @@ def _assess_partition(
     kb_dir: str | None,
     lost_elsewhere: str,
 ) -> Iterator[tuple[int, str, Any]]:
-    """Assess every patient group of one partition: its findings and problems, then its tally."""
+    """Assess every patient group of one partition: its findings and problems, then its tally
+    (findings, and the patients screened per clinic, clinician and prescriber)."""
     kb = _knowledge(kb_dir)
     shared_resources = shared.value
-    assessed = findings = 0
+    names = PartyNames(Entry(r, "") for r in shared_resources)
+    population = Population()
+    findings = 0
     for pid, texts in groups:
-        rows, problems, ok = screen_patient(
-            pid, list(texts), shared_resources, kb, as_of, SOURCE, lost_elsewhere
+        one = screen_patient(
+            pid, list(texts), shared_resources, kb, as_of, SOURCE, lost_elsewhere, names
         )
-        for p in problems:
+        for p in one.problems:
             yield _PROBLEM, "", (p.file, p.line, p.problem, p.owner)
-        assessed += ok
-        findings += len(rows)
-        for row in rows:
+        if one.assessed:
+            population.add(one.patient.clinic, one.patient.clinician, one.prescribers)
+        findings += len(one.rows)
+        for row in one.rows:
             yield _FINDING, "", row.as_tuple()
-    yield _TALLY, "", (assessed, findings)
+    yield _TALLY, "", (findings, population.as_tuple())
 
 
 def _summarize(
     records: Iterable[tuple[int, str, Any]],
-) -> Iterator[tuple[int, list[Any], int, int]]:
+) -> Iterator[tuple[int, list[Any], int, tuple[Any, ...]]]:
     """One partition's problems (counted, the first MAX_PROBLEMS_KEPT kept) and tallies."""
     problems: list[Any] = []
-    n_problems = patients = findings = 0
+    n_problems = findings = 0
+    population = Population()
     for kind, _, payload in records:
         if kind == _PROBLEM:
             n_problems += 1
@@ -176,9 +184,9 @@ def _summarize(
             if len(problems) >= 2 * MAX_PROBLEMS_KEPT:
                 problems = heapq.nsmallest(MAX_PROBLEMS_KEPT, problems)
         elif kind == _TALLY:
-            patients += payload[0]
-            findings += payload[1]
-    yield n_problems, heapq.nsmallest(MAX_PROBLEMS_KEPT, problems), patients, findings
+            findings += payload[0]
+            population.merge(Population.from_tuple(payload[1]))
+    yield n_problems, heapq.nsmallest(MAX_PROBLEMS_KEPT, problems), findings, population.as_tuple()
 
 
 # --- driver side -------------------------------------------------------------------------------
@@ -247,7 +255,7 @@ def spark_screen(
         if owned:
             closers.append(session.stop)
     spark = session
-    run = SparkRun(iter(()), [], 0, 0, {}, len(files), input_bytes, closers)
+    run = SparkRun(iter(()), [], 0, Population(), {}, len(files), input_bytes, closers)
     try:
         sc = spark.sparkContext
         level = StorageLevel.MEMORY_AND_DISK
@@ -295,8 +303,9 @@ def spark_screen(
             .mapPartitions(_summarize)
             .collect()
         )
-        run.patients = sum(p[2] for p in parts)
-        findings = sum(p[3] for p in parts)
+        for p in parts:
+            run.population.merge(Population.from_tuple(p[3]))
+        findings = sum(p[2] for p in parts)
         run.problems_total = len(skipped) + len(conflicts) + sum(p[0] for p in parts)
         kept = heapq.nsmallest(MAX_PROBLEMS_KEPT, (t for p in parts for t in p[1]))
         found = skipped + conflicts + [Problem(*t) for t in kept]
