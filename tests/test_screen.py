@@ -380,3 +380,22 @@ def test_summary_counts_patients_not_rows() -> None:
     assert j["patients_by_severity"] == {"urgent": 0, "high": 0, "moderate": 1, "low": 1, "info": 1}
     with pytest.raises(ValueError, match="sorted"):
         t.add(row("a", "x", "plan"))
+
+
+def test_progress_counts_patients_in_both_phases(tmp_path: Path) -> None:
+    """Reading reports bytes with the patients found so far; assessing reports patients, in
+    many steps even for a small export (never one bucket of "0/1")."""
+    folder = population(tmp_path / "pop", 300)
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    seen: list[tuple[str, int, int, int]] = []
+    run = screen_local(folder, AS_OF, workers=2, progress=lambda *a: seen.append(a))
+    list(run.findings)
+    run.close()
+    reads = [s for s in seen if s[0] == "read"]
+    assessed = [s for s in seen if s[0] == "assess"]
+    assert reads[-1] == ("read", size, size, 300)
+    assert [r[3] for r in reads] == sorted(r[3] for r in reads)
+    assert assessed[0] == ("assess", 0, 300, 0)
+    assert assessed[-1] == ("assess", 300, 300, 300)
+    assert len(assessed) >= 10
+    assert [a[1] for a in assessed] == sorted(a[1] for a in assessed)

@@ -53,10 +53,15 @@ from .core import (
 from .findings import Finding
 from .rates import Population
 
-__all__ = ["ScreenRun", "remove_stale_spills", "screen_local"]
+__all__ = ["Progress", "ScreenRun", "remove_stale_spills", "screen_local"]
 
 _BUCKET_BYTES = 16 * 1024 * 1024
 _MAX_BUCKETS = 512
+_BUCKETS_PER_WORKER = 16
+
+Progress = Callable[[str, int, int, int], None]
+"""``progress(phase, done, total, patients)``: phase ``read`` counts bytes of input (and the
+patients found so far), phase ``assess`` counts patients assessed of those found."""
 
 
 @dataclass
@@ -197,13 +202,18 @@ def _spill(
     problems: _Problems,
     counts: Counter[str],
     shared: list[Any],
-    on_bytes: Callable[[int], None],
+    on_read: Callable[[int, int], None],
 ) -> list[Path]:
+    """Stream every file into the bucket files; ``on_read(bytes, patients)`` is told how many
+    bytes were read and Patient resources found, after each file and every few thousand lines."""
     paths = [tmp / f"bucket-{i:04d}.tsv" for i in range(buckets)]
     handles: list[IO[str]] = [p.open("w", encoding="utf-8", buffering=1 << 16) for p in paths]
+    done = patients = 0
     try:
         for f in files:
-            for res, problem in read_file(f):
+            for n, (res, problem) in enumerate(read_file(f), start=1):
+                if n % _TICK == 0:
+                    on_read(done, patients)
                 if problem is None:
                     assert res is not None
                     key, problem = attribute(res, f.name)
@@ -218,12 +228,18 @@ def _spill(
                     shared.append(res)
                     counts[f"shared:{res['resourceType']}"] += 1
                     continue
+                patients += res["resourceType"] == "Patient"
                 handles[_bucket_of(key, buckets)].write(f"{key}\t{canonical(res)}\n")
-            on_bytes(f.stat().st_size)
+            done += f.stat().st_size
+            on_read(done, patients)
     finally:
         for h in handles:
             h.close()
+    counts["patients"] = patients
     return paths
+
+
+_TICK = 5_000
 
 
 def _merged(results: list[Path], owner: object) -> Iterator[Finding]:
@@ -245,17 +261,19 @@ def screen_local(
     workers: int | None = None,
     spill_dir: Path | None = None,
     bucket_mb: float | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ScreenRun:
-    """Screen the export in ``folder``; ``progress(phase, done, total)`` is told how far it got.
+    """Screen the export in ``folder``; ``progress`` is told how far it got (``Progress``).
 
-    ``bucket_mb``: input per bucket (default 16 MB); it bounds the memory a worker needs.
+    ``bucket_mb``: input per bucket (default 16 MB); it bounds the memory a worker needs. There
+    are at least ``_BUCKETS_PER_WORKER`` buckets per worker, so the assessment reports progress
+    in steps of a few patients, whatever the size.
     """
     files, skipped = input_files(folder)
     total_bytes = sum(f.stat().st_size for f in files)
     per_bucket = int(bucket_mb * 1024 * 1024) if bucket_mb else _BUCKET_BYTES
-    buckets = max(1, min(_MAX_BUCKETS, total_bytes // per_bucket + 1))
     workers = workers or os.cpu_count() or 1
+    buckets = min(_MAX_BUCKETS, max(total_bytes // per_bucket + 1, _BUCKETS_PER_WORKER * workers))
     remove_stale_spills(Path(spill_dir or tempfile.gettempdir()))
     tmpdir = tempfile.TemporaryDirectory(prefix=_spill_prefix(), dir=spill_dir)
     tmp = Path(tmpdir.name)
@@ -264,16 +282,14 @@ def screen_local(
         problems.add(p)
     counts: Counter[str] = Counter()
     shared: list[Any] = []
-    done = 0
 
-    def read_bytes(n: int) -> None:
-        nonlocal done
-        done += n
+    def on_read(done: int, patients: int) -> None:
         if progress:
-            progress("read", done, total_bytes)
+            progress("read", done, total_bytes, patients)
 
     try:
-        paths = _spill(files, tmp, buckets, problems, counts, shared, read_bytes)
+        paths = _spill(files, tmp, buckets, problems, counts, shared, on_read)
+        found = counts.pop("patients")
         shared_path = tmp / "shared.ndjson"
         shared, conflicts = unique(sorted(canonical(r) for r in shared), ANYONE)
         for p in conflicts:
@@ -288,6 +304,8 @@ def screen_local(
             (str(b), str(r), as_of.isoformat(), loss) for b, r in zip(paths, results, strict=True)
         ]
         population = Population()
+        if progress:
+            progress("assess", 0, found, 0)
         if workers == 1 or buckets == 1:
             _init(str(shared_path))
             outcomes: Iterator[tuple[int, list[Problem], tuple[Any, ...]]] = map(
@@ -299,12 +317,13 @@ def screen_local(
             pool = ctx.Pool(min(workers, buckets), initializer=_init, initargs=(str(shared_path),))
             outcomes = pool.imap(_assess_bucket, jobs)
         try:
-            for i, (_, probs, counted) in enumerate(outcomes, start=1):
+            for _, probs, counted in outcomes:
                 population.merge(Population.from_tuple(counted))
                 for p in probs:
                     problems.add(p)
                 if progress:
-                    progress("assess", i, buckets)
+                    done = population.patients
+                    progress("assess", done, max(found, done), done)
         except BaseException:
             if pool is not None:
                 pool.terminate()  # stopped: the workers' remaining buckets are not wanted

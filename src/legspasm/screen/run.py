@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import InputError
 from ..knowledge import load_knowledge
 from .findings import ACTIONABLE, KINDS, SEVERITY
-from .local import ScreenRun, screen_local
+from .local import Progress, ScreenRun, screen_local
 from .output import (
     check_output,
     commit,
@@ -62,26 +62,32 @@ def check_kinds(kinds: Iterable[str]) -> frozenset[str]:
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    """A progress display on the terminal: bytes read with the patients found, then patients
+    assessed of those found."""
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        TextColumn("{task.fields[what]}"),
         TimeRemainingColumn(),
         transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
 
-        def update(phase: str, done: int, total: int) -> None:
+        def update(phase: str, done: int, total: int, patients: int) -> None:
+            if phase == "read":
+                what = f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB, {patients:,} patients found"
+            else:
+                what = f"{done:,}/{total:,} patients"
             if phase not in tasks:
-                label = "reading and grouping" if phase == "read" else "assessing buckets"
-                tasks[phase] = bar.add_task(label, total=total)
-            bar.update(tasks[phase], completed=done)
+                label = "reading" if phase == "read" else "assessing"
+                tasks[phase] = bar.add_task(label, total=total, what=what)
+            bar.update(tasks[phase], completed=done, total=total, what=what)
 
         yield update
 
@@ -94,7 +100,7 @@ def _run(
     spill_dir: Path | None,
     bucket_mb: float | None,
     master: str,
-    progress: Callable[[str, int, int], None] | None,
+    progress: Progress | None,
 ) -> ScreenRun:
     if engine == "local":
         return screen_local(
