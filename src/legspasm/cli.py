@@ -223,6 +223,10 @@ def screen(
             "data_incomplete rows are always written.",
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write a static HTML report (plots, rates) here."),
+    ] = None,
 ) -> None:
     """Screen every patient of an export: findings table, problems and a summary."""
     from .screen.run import DEFAULT_KINDS
@@ -243,6 +247,7 @@ def screen(
                 spill_dir=spill_dir,
                 master=master,
                 kinds=kind or DEFAULT_KINDS,
+                report=report,
                 echo=typer.echo,
             )
     except LegspasmError as exc:

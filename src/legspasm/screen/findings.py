@@ -39,6 +39,7 @@ from ..knowledge import Knowledge
 __all__ = [
     "ACTIONABLE",
     "COLUMNS",
+    "FLAGGED",
     "INCOMPLETE",
     "KINDS",
     "SEVERITY",
@@ -78,6 +79,8 @@ KINDS: tuple[str, ...] = (
 )
 ACTIONABLE = frozenset({"red_flag", "exposure", "exposure_unconfirmed"})
 """The kinds a worklist acts on (exposures and red flags, apart from plan opportunities)."""
+FLAGGED = frozenset({"red_flag", "exposure"})
+"""The kinds that make a patient one "with a red flag or an exposure" (confirmed)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)

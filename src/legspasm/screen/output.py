@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import InputError
 from .core import Problem
-from .findings import COLUMNS, SEVERITY, Finding
+from .findings import COLUMNS, FLAGGED, SEVERITY, Finding
 from .rates import Numerators
 
 __all__ = [
@@ -130,7 +130,7 @@ class Tally:
             self.kinds.setdefault(f.finding_id, f.kind)
             if f.kind == "condition":
                 self.by_condition[f.finding_id] += 1
-        if f.kind in ("red_flag", "exposure") and not self._current_flagged:
+        if f.kind in FLAGGED and not self._current_flagged:
             self._current_flagged = True
             self.flagged += 1
 

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fhir.attribution import Party
-from .findings import Finding
+from .findings import FLAGGED, Finding
 
-__all__ = ["GROUPS", "NOT_RECORDED", "Numerators", "Population", "rate_tables"]
+__all__ = ["ANY", "GROUPS", "NOT_RECORDED", "Numerators", "Population", "rate_tables"]
 
 GROUPS = ("clinic", "clinician", "prescriber")
 NOT_RECORDED = "(not recorded)"
+ANY = "ANY-RED-FLAG-OR-EXPOSURE"
+"""The numerator of patients with any red flag or exposure (each patient once)."""
+ANY_NAME = "Any red flag or exposure"
 
 
 @dataclass
@@ -91,11 +94,13 @@ class Numerators:
         keys = [("clinic", f.clinic_ref or f.clinic), ("clinician", f.clinician_ref or f.clinician)]
         if f.prescriber_ref or f.prescriber:
             keys.append(("prescriber", f.prescriber_ref or f.prescriber))
+        ids = (f.finding_id, ANY) if f.kind in FLAGGED else (f.finding_id,)
         for group, key in keys:
-            k = (group, key, f.finding_id)
-            if k not in self._seen:
-                self._seen.add(k)
-                self.counts[k] += 1
+            for fid in ids:
+                k = (group, key, fid)
+                if k not in self._seen:
+                    self._seen.add(k)
+                    self.counts[k] += 1
         for key, name in (
             (f.clinic_ref or f.clinic, f.clinic),
             (f.clinician_ref or f.clinician, f.clinician),
@@ -112,6 +117,7 @@ def rate_tables(
     group key then by the finding's patients (most first). ``findings``: the finding ids to
     report (and their names)."""
     names = {**numerators.names, **population.names}
+    findings = {**findings, ANY: ANY_NAME}
     out: dict[str, list[dict[str, Any]]] = {g: [] for g in GROUPS}
     for (group, key, fid), n in numerators.counts.items():
         if fid not in findings:
@@ -129,5 +135,13 @@ def rate_tables(
             }
         )
     for rows in out.values():
-        rows.sort(key=lambda r: (r["name"], r["key"], -r["patients"], r["finding_id"]))
+        rows.sort(
+            key=lambda r: (
+                r["name"],
+                r["key"],
+                r["finding_id"] != ANY,
+                -r["patients"],
+                r["finding_id"],
+            )
+        )
     return out

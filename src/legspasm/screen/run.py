@@ -137,6 +137,7 @@ def screen(
     bucket_mb: float | None = None,
     master: str = "local[2]",
     kinds: Iterable[str] = DEFAULT_KINDS,
+    report: Path | None = None,
     echo: Callable[[str], None] = print,
     show_progress: bool | None = None,
 ) -> dict[str, Any]:
@@ -144,7 +145,8 @@ def screen(
     an unusable folder or output name, or an unknown kind.
 
     ``kinds``: the kinds of finding written and counted (``KINDS``; ``data_incomplete`` rows are
-    always written: a patient whose data was lost is never silently left out).
+    always written: a patient whose data was lost is never silently left out). ``report``: a
+    static HTML report to write (plots and the rates tables).
     """
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder (give a Bulk Data export or a folder of bundles)")
@@ -204,6 +206,14 @@ def screen(
     }
     summary["rates"] = rate_tables(run.population, tally.numerators, summary["finding_names"])
     commit(out, problems_csv, summary_json, summary)
+    if report is not None:
+        from .report import write_report
+
+        try:
+            write_report(summary, report)
+        except OSError as exc:
+            raise InputError(f"{report}: cannot write the report ({exc.strerror or exc})") from None
+        summary["report"] = str(report)
     _report(summary, run, echo)
     return summary
 
@@ -256,3 +266,5 @@ def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> N
         if s["problems"] > 10:
             echo(f"  ... and {s['problems'] - 10:,} more")
     echo(f"table: {s['output']}; summary: {summary_paths(Path(s['output']))[0]}")
+    if "report" in s:
+        echo(f"report: {s['report']}")
