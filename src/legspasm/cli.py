@@ -173,10 +173,22 @@ def synth(
         str | None,
         typer.Option(
             "--from",
-            help="A FHIR Bulk Data export (e.g. Synthea) whose patients are copied first and "
-            "partly given the synthetic clinical layer; generated patients fill up to --patients.",
+            help="A FHIR Bulk Data export (e.g. Synthea) whose patients are copied first, with "
+            "their clinics and clinicians, and partly given the synthetic clinical layer; "
+            "generated patients fill up to --patients.",
         ),
     ] = None,
+    prevalence: Annotated[
+        float,
+        typer.Option(
+            "--prevalence",
+            help="Share of generated patients with the clinical layer (conditions, medicines, "
+            "labs the rules read); the others only have visits. 0.05 looks like a clinic.",
+        ),
+    ] = 1.0,
+    clinics: Annotated[
+        int, typer.Option("--clinics", help="Clinics the generated patients belong to.")
+    ] = 12,
 ) -> None:
     """Write a synthetic FHIR Bulk Data export (NDJSON) for screening tests and benchmarks."""
     from .knowledge import load_knowledge
@@ -185,7 +197,17 @@ def synth(
     date = _as_of(as_of) if as_of is not None else AS_OF
     try:
         kb = load_knowledge()
-        summary = synthesize(out, patients, seed, kb, as_of=date, gzip_output=gz, source=source)
+        summary = synthesize(
+            out,
+            patients,
+            seed,
+            kb,
+            as_of=date,
+            gzip_output=gz,
+            source=source,
+            clinics=clinics,
+            prevalence=prevalence,
+        )
     except LegspasmError as exc:
         _fail(exc)
     typer.echo(summary.line(), err=True)
