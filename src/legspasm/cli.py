@@ -249,6 +249,14 @@ def screen(
         Path | None,
         typer.Option("--report", help="Also write a static HTML report (plots, rates) here."),
     ] = None,
+    assess_all: Annotated[
+        bool,
+        typer.Option(
+            "--assess-all",
+            help="Assess every patient, not only those the columnar first pass finds holding "
+            "something the rules read (the same output, slower).",
+        ),
+    ] = False,
 ) -> None:
     """Screen every patient of an export: findings table, problems and a summary."""
     from .screen.run import DEFAULT_KINDS
@@ -270,6 +278,7 @@ def screen(
                 master=master,
                 kinds=kind or DEFAULT_KINDS,
                 report=report,
+                first_pass=not assess_all,
                 echo=typer.echo,
             )
     except LegspasmError as exc:
@@ -281,13 +290,20 @@ def _terminate_as_exit() -> Iterator[None]:
     """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the spill folder and the
     partial output files are removed and the previous output stays; exit code 143."""
 
+    stopped: list[int] = []
+
     def stop(signum: int, frame: object) -> None:
+        stopped.append(signum)
         typer.echo("screen: stopped (SIGTERM); the previous output, if any, is unchanged", err=True)
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
+    except Exception:
+        if stopped:  # a library that turned the signal into its own error (DuckDB: interrupted)
+            raise SystemExit(128 + stopped[0]) from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -21,7 +21,7 @@ resource's own name when the export holds it (by id or identifier), else the ref
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,9 @@ __all__ = [
     "PartyNames",
     "Trigger",
     "attribution_of",
+    "mrn_of",
     "party_of",
+    "patient_parties",
 ]
 
 _SYSTEMS = {RXNORM: "RxNorm", SNOMED: "SNOMED CT", ICD10CM: "ICD-10-CM", LOINC: "LOINC"}
@@ -226,7 +228,7 @@ def attribution_of(
     if names is None:
         names = PartyNames((*record.entries, *record.shared))
     patient = record.patient.resource if record.patient is not None else {}
-    gp = _list(patient.get("generalPractitioner"))
+    clinic, clinician = patient_parties(patient, names)
     sex = patient.get("gender")
     prescribers = {
         party_of(e.resource.get("requester"), names)
@@ -241,14 +243,19 @@ def attribution_of(
     return Attribution(
         mrn=mrn_of(patient),
         sex=sex if isinstance(sex, str) else "",
-        clinic=party_of(patient.get("managingOrganization"), names),
-        clinician=party_of(gp[0], names) if gp else NOBODY,
+        clinic=clinic,
+        clinician=clinician,
         prescribers=tuple(sorted(prescribers - {NOBODY})),
         drugs={k: tuple(v) for k, v in drugs.items()},
         concepts={k: tuple(v) for k, v in concepts.items()},
     )
 
 
-def parties(values: Sequence[Party]) -> list[str]:
-    """Party keys, sorted and unique (the ``prescribers`` of a patient, for rates)."""
-    return sorted({p.key for p in values if p.key})
+def patient_parties(patient: Mapping[str, Any], names: PartyNames) -> tuple[Party, Party]:
+    """A Patient's clinic (``managingOrganization``) and clinician (the first
+    ``generalPractitioner``)."""
+    gp = _list(patient.get("generalPractitioner"))
+    return (
+        party_of(patient.get("managingOrganization"), names),
+        party_of(gp[0], names) if gp else NOBODY,
+    )

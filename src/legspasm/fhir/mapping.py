@@ -37,7 +37,21 @@ from .intake import IRLS_ITEMS, read_answers
 from .read import Entry, Record, subject_reference
 from .systems import CONCEPT, ICD10CM, INTAKE, LOINC, RXNORM, SNOMED, SYSTEM_NAMES, UCUM
 
-__all__ = ["MappedCase", "Source", "to_case"]
+__all__ = ["READ_TYPES", "MappedCase", "Source", "to_case"]
+
+READ_TYPES = frozenset(
+    {
+        "Condition",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationDispense",
+        "Observation",
+        "AllergyIntolerance",
+        "QuestionnaireResponse",
+    }
+)
+"""The resource types a patient's record is read from, besides Patient: nothing in any other
+type (Encounter, Procedure, Claim...) reaches the case."""
 
 MatchedBy = Literal["code", "text", "answer", "element"]
 _US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
@@ -144,6 +158,7 @@ class _Mapper:
             "AllergyIntolerance": self._allergy,
             "QuestionnaireResponse": self._questionnaire_response,
         }
+        assert set(self.handlers) == READ_TYPES
         rec = kb.record
         self.measure_codes = {
             key: {c.code for c in rec[key].codes if c.verified}

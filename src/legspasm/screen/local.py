@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..documents import finite
 from ..fhir.attribution import PartyNames
 from ..fhir.read import Entry
 from ..knowledge import Knowledge, load_knowledge
+from .columnar import FirstPass, is_ndjson
 from .core import (
     ANYONE,
     MAX_PROBLEMS_KEPT,
@@ -75,6 +77,7 @@ class ScreenRun:
     files: int
     input_bytes: int
     population: Population  # patients screened, per clinic, clinician and prescriber
+    assessed: int  # patients assessed (the others hold nothing the rules read)
     cleanup: Callable[[], None] = field(default=lambda: None)
 
     def close(self) -> None:
@@ -195,48 +198,67 @@ class _Problems:
 _SHOWN = 3
 
 
-def _spill(
-    files: list[Path],
-    tmp: Path,
-    buckets: int,
-    problems: _Problems,
-    counts: Counter[str],
-    shared: list[Any],
-    on_read: Callable[[int, int], None],
-) -> list[Path]:
-    """Stream every file into the bucket files; ``on_read(bytes, patients)`` is told how many
-    bytes were read and Patient resources found, after each file and every few thousand lines."""
-    paths = [tmp / f"bucket-{i:04d}.tsv" for i in range(buckets)]
-    handles: list[IO[str]] = [p.open("w", encoding="utf-8", buffering=1 << 16) for p in paths]
-    done = patients = 0
-    try:
+class _Spill:
+    """The bucket files a run groups its resources in by patient (a hash of the id), with the
+    shared resources, the problems, and the patients seen (``keys``, when asked to keep them).
+    """
+
+    def __init__(
+        self, tmp: Path, buckets: int, problems: _Problems, keep_keys: bool = False
+    ) -> None:
+        self.paths = [tmp / f"bucket-{i:04d}.tsv" for i in range(buckets)]
+        self.handles: list[IO[str]] = [
+            p.open("w", encoding="utf-8", buffering=1 << 16) for p in self.paths
+        ]
+        self.problems = problems
+        self.shared: list[Any] = []
+        self.counts: Counter[str] = Counter()
+        self.patients = 0  # Patient resources spilled
+        self.keys: set[str] | None = set() if keep_keys else None
+
+    def _write(self, key: str, text: str) -> None:
+        self.handles[_bucket_of(key, len(self.handles))].write(f"{key}\t{text}\n")
+        if self.keys is not None:
+            self.keys.add(key)
+
+    def resource(self, res: Any, file: str) -> None:
+        """A resource read from ``file``: into its patient's bucket, the shared resources, or
+        the problems when its patient cannot be told."""
+        key, problem = attribute(res, file)
+        if problem is not None:
+            self.problem(problem)
+        elif key is None:
+            self.shared.append(res)
+            self.counts[res["resourceType"]] += 1
+        else:
+            self.keyed(key, res)
+
+    def keyed(self, key: str, res: Any) -> None:
+        self.patients += res.get("resourceType") == "Patient"
+        self._write(key, canonical(res))
+
+    def problem(self, p: Problem) -> None:
+        """A problem; a line lost from a known patient travels with their resources."""
+        self.problems.add(p)
+        if p.owner not in ("", ANYONE):
+            self._write(p.owner, lost_line(p))
+
+    def read(self, files: list[Path], on_read: Callable[[Path, int], None]) -> None:
+        """Stream ``files`` line by line; ``on_read(file, bytes)`` is told how far each got,
+        every few thousand lines and at its end (with its size)."""
         for f in files:
             for n, (res, problem) in enumerate(read_file(f), start=1):
                 if n % _TICK == 0:
-                    on_read(done, patients)
-                if problem is None:
-                    assert res is not None
-                    key, problem = attribute(res, f.name)
+                    on_read(f, 0)
                 if problem is not None:
-                    problems.add(problem)
-                    if problem.owner not in ("", ANYONE):
-                        bucket = handles[_bucket_of(problem.owner, buckets)]
-                        bucket.write(f"{problem.owner}\t{lost_line(problem)}\n")
-                    continue
-                assert res is not None
-                if key is None:
-                    shared.append(res)
-                    counts[f"shared:{res['resourceType']}"] += 1
-                    continue
-                patients += res["resourceType"] == "Patient"
-                handles[_bucket_of(key, buckets)].write(f"{key}\t{canonical(res)}\n")
-            done += f.stat().st_size
-            on_read(done, patients)
-    finally:
-        for h in handles:
+                    self.problem(problem)
+                elif res is not None:
+                    self.resource(res, f.name)
+            on_read(f, f.stat().st_size)
+
+    def close(self) -> None:
+        for h in self.handles:
             h.close()
-    counts["patients"] = patients
-    return paths
 
 
 _TICK = 5_000
@@ -262,8 +284,13 @@ def screen_local(
     spill_dir: Path | None = None,
     bucket_mb: float | None = None,
     progress: Progress | None = None,
+    first_pass: bool = True,
 ) -> ScreenRun:
     """Screen the export in ``folder``; ``progress`` is told how far it got (``Progress``).
+
+    ``first_pass``: read the NDJSON files with DuckDB first and assess only the patients who
+    hold something the rules read (``columnar``); False assesses every patient (the same
+    output, slower).
 
     ``bucket_mb``: input per bucket (default 16 MB); it bounds the memory a worker needs. There
     are at least ``_BUCKETS_PER_WORKER`` buckets per worker, so the assessment reports progress
@@ -280,23 +307,58 @@ def screen_local(
     problems = _Problems()
     for p in skipped:
         problems.add(p)
-    counts: Counter[str] = Counter()
-    shared: list[Any] = []
+    scanned = [0, 0]  # bytes and patients of the first pass
+    read = 0  # bytes read line by line
 
-    def on_read(done: int, patients: int) -> None:
+    def report() -> None:
         if progress:
-            progress("read", done, total_bytes, patients)
+            progress("read", scanned[0] + read, total_bytes, scanned[1] + spill.patients)
 
+    def on_read(f: Path, size: int) -> None:
+        nonlocal read
+        read += size
+        report()
+
+    def on_scan(done: int, patients: int) -> None:
+        scanned[:] = [done, max(patients, scanned[1])]
+        report()
+
+    first = FirstPass(load_knowledge(), tmp, workers) if first_pass else None
+    spill = _Spill(tmp, buckets, problems, keep_keys=first is not None)
     try:
-        paths = _spill(files, tmp, buckets, problems, counts, shared, on_read)
-        found = counts.pop("patients")
+        chosen = 0
+        without = Population()
+        try:
+            if first is not None:
+                first.scan([f for f in files if is_ndjson(f)], on_scan)
+                python = [f for f in files if not is_ndjson(f) or f in first.python]
+                spill.read(python, on_read)
+                for name, raw in first.unkeyed():
+                    spill.resource(json.loads(raw, parse_float=finite, parse_constant=finite), name)
+                assert spill.keys is not None
+                chosen = first.choose(spill.keys, everyone=problems.anyone > 0)
+                chosen += spill.patients  # the Patient resources Python read
+                for key, res in first.fetch():
+                    spill.keyed(key, res)
+            else:
+                spill.read(files, on_read)
+                chosen = spill.patients
+        finally:
+            spill.close()
+        found = chosen
+        counts = spill.counts
+        paths = spill.paths
         shared_path = tmp / "shared.ndjson"
-        shared, conflicts = unique(sorted(canonical(r) for r in shared), ANYONE)
+        shared, conflicts = unique(sorted(canonical(r) for r in spill.shared), ANYONE)
+        spill.shared = []
         for p in conflicts:
             problems.add(p)
         with shared_path.open("w", encoding="utf-8") as fh:
-            for res in shared:
-                fh.write(canonical(res) + "\n")
+            for one in shared:
+                fh.write(canonical(one) + "\n")
+        if first is not None:
+            without = first.skipped(PartyNames(Entry(r, "") for r in shared))
+            first.close()
         del shared
         results = [tmp / f"result-{i:04d}.ndjson" for i in range(buckets)]
         loss = problems.loss()
@@ -334,18 +396,18 @@ def screen_local(
                 pool.join()
         for b in paths:
             b.unlink()
+        population.merge(without)
     except BaseException:
+        if first is not None:
+            first.close()
         tmpdir.cleanup()
         raise
     return ScreenRun(
         findings=_merged(results, tmpdir),
         problems=sorted(problems.kept),
         problems_total=problems.total,
-        shared={
-            k.removeprefix("shared:"): v
-            for k, v in sorted(counts.items())
-            if k.startswith("shared:")
-        },
+        shared=dict(sorted(counts.items())),
+        assessed=population.patients - without.patients,
         files=len(files),
         input_bytes=total_bytes,
         population=population,

@@ -42,15 +42,27 @@ class Population:
     names: dict[str, str] = field(default_factory=dict)
 
     def add(self, clinic: Party, clinician: Party, prescribers: Iterable[Party]) -> None:
-        """One patient screened."""
-        self.patients += 1
-        self._count("clinic", clinic)
-        self._count("clinician", clinician)
-        for p in {p for p in prescribers if p.key}:
-            self._count("prescriber", p)
+        """One patient screened (each prescriber counted once, by key)."""
+        self.add_many(clinic, clinician, 1)
+        seen: set[str] = set()
+        for p in prescribers:
+            self.name(p)
+            if p.key and p.key not in seen:
+                seen.add(p.key)
+                self.add_prescriber(p)
 
-    def _count(self, group: str, p: Party) -> None:
-        self.counts[group][p.key] += 1
+    def add_many(self, clinic: Party, clinician: Party, n: int) -> None:
+        """``n`` patients of one clinic and clinician screened (their prescribers apart)."""
+        self.patients += n
+        self._count("clinic", clinic, n)
+        self._count("clinician", clinician, n)
+
+    def add_prescriber(self, p: Party) -> None:
+        """One more patient screened with an order of ``p``."""
+        self._count("prescriber", p, 1)
+
+    def _count(self, group: str, p: Party, n: int) -> None:
+        self.counts[group][p.key] += n
         self.name(p)
 
     def name(self, p: Party) -> None:

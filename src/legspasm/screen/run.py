@@ -101,6 +101,7 @@ def _run(
     bucket_mb: float | None,
     master: str,
     progress: Progress | None,
+    first_pass: bool,
 ) -> ScreenRun:
     if engine == "local":
         return screen_local(
@@ -110,10 +111,11 @@ def _run(
             spill_dir=spill_dir,
             bucket_mb=bucket_mb,
             progress=progress,
+            first_pass=first_pass,
         )
     from .spark import spark_screen
 
-    run = spark_screen(folder, as_of, master=master)
+    run = spark_screen(folder, as_of, master=master, first_pass=first_pass)
     return ScreenRun(
         findings=run.findings,
         problems=run.problems,
@@ -122,6 +124,7 @@ def _run(
         files=run.files,
         input_bytes=run.input_bytes,
         population=run.population,
+        assessed=run.assessed,
         cleanup=run.close,
     )
 
@@ -138,6 +141,7 @@ def screen(
     master: str = "local[2]",
     kinds: Iterable[str] = DEFAULT_KINDS,
     report: Path | None = None,
+    first_pass: bool = True,
     echo: Callable[[str], None] = print,
     show_progress: bool | None = None,
 ) -> dict[str, Any]:
@@ -146,7 +150,8 @@ def screen(
 
     ``kinds``: the kinds of finding written and counted (``KINDS``; ``data_incomplete`` rows are
     always written: a patient whose data was lost is never silently left out). ``report``: a
-    static HTML report to write (plots and the rates tables).
+    static HTML report to write (plots and the rates tables). ``first_pass``: False assesses
+    every patient instead of only those who hold something the rules read (the same output).
     """
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder (give a Bulk Data export or a folder of bundles)")
@@ -159,7 +164,9 @@ def screen(
     written = (out, problems_csv, summary_json)
     try:
         with _progress(tty) as progress:
-            run = _run(engine, folder, as_of, workers, spill_dir, bucket_mb, master, progress)
+            run = _run(
+                engine, folder, as_of, workers, spill_dir, bucket_mb, master, progress, first_pass
+            )
             try:
                 rows = (f for f in run.findings if f.kind in wanted)
                 tally = write_findings(rows, partial(out), kind)
@@ -187,6 +194,8 @@ def screen(
         "files": run.files,
         "input_bytes": run.input_bytes,
         "patients": patients,
+        "patients_assessed": run.assessed,
+        "patients_without_domain_data": patients - run.assessed,
         "kinds": [k for k in KINDS if k in wanted],
         "severity_scale": SEVERITY,
         **tally.as_json(),
@@ -228,6 +237,11 @@ def _report(s: dict[str, Any], run: ScreenRun, echo: Callable[[str], None]) -> N
         f"({s['input_bytes'] / 1e6:.1f} MB) in {s['seconds']:.1f} s: {s['findings']:,} findings, "
         f"{s['patients_with_red_flag_or_exposure']:,} patients with a red flag or an exposure"
     )
+    if s["patients_without_domain_data"]:
+        echo(
+            f"{s['patients_assessed']:,} patients assessed; the other "
+            f"{s['patients_without_domain_data']:,} hold nothing the rules read (no finding)"
+        )
     screened = s["patients"]
     groups = (
         ("patients per red flag or exposure", ("red_flag", "exposure", "exposure_unconfirmed")),

@@ -94,6 +94,7 @@ class SparkRun:
     shared: dict[str, int]  # resource type -> resources that name no patient
     files: int
     input_bytes: int
+    assessed: int = 0  # patients assessed (the others hold nothing the rules read)
     _close: list[Any] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -233,6 +234,7 @@ def spark_screen(
     master: str = "local[2]",
     kb_dir: Path | None = None,
     session: SparkSession | None = None,
+    first_pass: bool = True,
 ) -> SparkRun:
     """Screen the export in ``folder`` on Spark (``master``, e.g. ``local[2]``), or in ``session``
     when given (then ``master`` is not used and ``close()`` leaves the session running).
@@ -255,7 +257,7 @@ def spark_screen(
         if owned:
             closers.append(session.stop)
     spark = session
-    run = SparkRun(iter(()), [], 0, Population(), {}, len(files), input_bytes, closers)
+    run = SparkRun(iter(()), [], 0, Population(), {}, len(files), input_bytes, _close=closers)
     try:
         sc = spark.sparkContext
         level = StorageLevel.MEMORY_AND_DISK
@@ -305,6 +307,7 @@ def spark_screen(
         )
         for p in parts:
             run.population.merge(Population.from_tuple(p[3]))
+        run.assessed = run.population.patients
         findings = sum(p[2] for p in parts)
         run.problems_total = len(skipped) + len(conflicts) + sum(p[0] for p in parts)
         kept = heapq.nsmallest(MAX_PROBLEMS_KEPT, (t for p in parts for t in p[1]))
