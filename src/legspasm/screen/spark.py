@@ -34,10 +34,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..documents import finite
 from ..errors import InputError
-from ..fhir.attribution import PartyNames
+from ..fhir.attribution import Party, PartyNames, patient_parties
 from ..fhir.read import Entry
 from ..knowledge import Knowledge, load_knowledge
+from .columnar import is_ndjson
 from .core import (
     ANYONE,
     MAX_PROBLEMS_KEPT,
@@ -53,6 +55,7 @@ from .core import (
 )
 from .findings import Finding
 from .rates import Population
+from .spark_columnar import SparkFirstPass, prescribers_of, smaller_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -190,6 +193,48 @@ def _summarize(
     yield n_problems, heapq.nsmallest(MAX_PROBLEMS_KEPT, problems), findings, population.as_tuple()
 
 
+def _keyed_records(lines: Iterable[tuple[str, str]]) -> Iterator[tuple[int, str, Any]]:
+    """The records of lines the first pass could not key: Python tells whose each is."""
+    for name, raw in lines:
+        res = json.loads(raw, parse_float=finite, parse_constant=finite)
+        key, problem = attribute(res, name)
+        if problem is not None:
+            yield _PROBLEM, "", (problem.file, problem.line, problem.problem, problem.owner)
+            if problem.owner not in ("", ANYONE):
+                yield _OWN, problem.owner, lost_line(problem)
+        elif key is None:
+            yield _SHARED, "", canonical(res)
+        else:
+            yield _OWN, key, canonical(res)
+
+
+def _without(sc: Any, first: SparkFirstPass, names: PartyNames) -> Population:
+    """The patients the first pass left out, per clinic, clinician and prescriber."""
+    out = Population()
+    combos, orders = first.skipped(names)
+    for mo, gp, n in combos:
+        patient = {
+            "managingOrganization": None if mo is None else json.loads(mo),
+            "generalPractitioner": None if gp is None else json.loads(gp),
+        }
+        clinic, clinician = patient_parties(patient, names)
+        out.add_many(clinic, clinician, n)
+    names_bc = sc.broadcast(names)
+    per_patient = orders.mapPartitions(lambda it: prescribers_of(it, names_bc.value)).reduceByKey(
+        smaller_name
+    )
+    counted = (
+        per_patient.map(lambda kv: (kv[0][1], (1, kv[1])))
+        .reduceByKey(lambda a, b: (a[0] + b[0], smaller_name(a[1], b[1])))
+        .collect()
+    )
+    names_bc.destroy()
+    for key, (n, name) in sorted(counted):
+        out.counts["prescriber"][key] += n
+        out.name(Party(key, name) if name else Party(key, ""))
+    return out
+
+
 # --- driver side -------------------------------------------------------------------------------
 
 
@@ -238,6 +283,8 @@ def spark_screen(
 ) -> SparkRun:
     """Screen the export in ``folder`` on Spark (``master``, e.g. ``local[2]``), or in ``session``
     when given (then ``master`` is not used and ``close()`` leaves the session running).
+    ``first_pass``: choose in Spark SQL the patients to assess (``spark_columnar``), as the
+    local engine does; False assesses every patient.
 
     InputError when PySpark is not installed; KnowledgeError (on the driver, before any job)
     when the knowledge base in ``kb_dir`` does not load.
@@ -246,7 +293,7 @@ def spark_screen(
     from pyspark import StorageLevel
     from pyspark.sql import SparkSession
 
-    load_knowledge(kb_dir)  # fail here, clearly, rather than inside a task
+    kb = load_knowledge(kb_dir)  # fail here, clearly, rather than inside a task
     files, skipped = input_files(folder)
     input_bytes = sum(f.stat().st_size for f in files)
 
@@ -262,12 +309,22 @@ def spark_screen(
         sc = spark.sparkContext
         level = StorageLevel.MEMORY_AND_DISK
 
-        # 1. read every file (one task each), keep the records; the shared resources to all
-        records = (
-            sc.parallelize([str(p) for p in files], max(1, len(files)))
-            .flatMap(_read_records)
-            .persist(level)
+        # 1. the first pass in Spark SQL; the files it leaves are read line by line (one task
+        # each), as are the lines it cannot key; the shared resources go to every task
+        first = None
+        python = files
+        if first_pass:
+            first = SparkFirstPass(spark, [f for f in files if is_ndjson(f)], kb)
+            closers.append(first.close)
+            first.scan()
+            python = [f for f in files if f not in first.clean]
+        records = sc.parallelize([str(p) for p in python], max(1, len(python))).flatMap(
+            _read_records
         )
+        if first is not None:
+            unkeyed = list(_keyed_records(first.unkeyed()))
+            records = records.union(sc.parallelize(unkeyed, max(1, len(unkeyed) // 10_000)))
+        records = records.persist(level)
         closers.append(records.unpersist)
         texts = sorted(records.filter(lambda r: r[0] == _SHARED).map(lambda r: r[2]).collect())
         run.shared = dict(
@@ -276,6 +333,7 @@ def spark_screen(
         shared, conflicts = unique(texts, ANYONE)
         shared_bc = sc.broadcast(shared)
         closers.append(shared_bc.destroy)
+        names = PartyNames(Entry(r, "") for r in shared)
         del texts, shared
 
         # 2. what the export lost whose patient is unknown (every patient's findings say so)
@@ -283,16 +341,27 @@ def spark_screen(
             lambda r: tuple(r[2])
         )
         early = [p for p in skipped + conflicts if p.owner == ANYONE]
-        first = sorted(early + [Problem(*t) for t in anyone.takeOrdered(3)])[:3]
-        lost_elsewhere = export_loss(anyone.count() + len(early), first)
+        first_lost = sorted(early + [Problem(*t) for t in anyone.takeOrdered(3)])[:3]
+        lost = anyone.count() + len(early)
+        lost_elsewhere = export_loss(lost, first_lost)
+
+        own = records.filter(lambda r: r[0] == _OWN).map(lambda r: (r[1], r[2]))
+        without = Population()
+        if first is not None:
+            # the patients to assess, their lines from the clean files, the others counted
+            python_keys = own.map(lambda kv: (kv[0],)).distinct().toDF("key STRING")
+            first.choose(python_keys, everyone=lost > 0)
+            fetched = first.fetch().map(
+                lambda r: (r[0], canonical(json.loads(r[1], parse_float=finite)))
+            )
+            own = own.union(fetched)
+            without = _without(sc, first, names)
 
         # 3. group by patient and assess; bring the problems and the tallies to the driver
         groups = max(sc.defaultParallelism, -(-input_bytes // INPUT_BYTES_PER_PARTITION))
         kb_text = str(kb_dir) if kb_dir else None
         assessed = (
-            records.filter(lambda r: r[0] == _OWN)
-            .map(lambda r: (r[1], r[2]))
-            .groupByKey(groups)
+            own.groupByKey(groups)
             .mapPartitions(
                 lambda g: _assess_partition(g, shared_bc, as_of, kb_text, lost_elsewhere)
             )
@@ -308,6 +377,7 @@ def spark_screen(
         for p in parts:
             run.population.merge(Population.from_tuple(p[3]))
         run.assessed = run.population.patients
+        run.population.merge(without)
         findings = sum(p[2] for p in parts)
         run.problems_total = len(skipped) + len(conflicts) + sum(p[0] for p in parts)
         kept = heapq.nsmallest(MAX_PROBLEMS_KEPT, (t for p in parts for t in p[1]))
