@@ -139,7 +139,9 @@ class FirstPass:
         )
         words = " OR ".join(f"contains(j, {_sql_text(w)})" for w in SUSPECT_WORDS)
         c.execute(
-            f"CREATE MACRO suspect(j) AS {words} OR regexp_matches(j, $$" + SUSPECT + "$$) OR ("
+            f"CREATE MACRO suspect(j) AS {words} OR regexp_matches(j, $$"
+            + "|".join(SUSPECT)
+            + "$$) OR ("
             f"strlen(j) >= {2 * MAX_OPENERS} AND strlen(j) - "
             f"strlen(replace(replace(j, '[', ''), '{{', '')) >= {MAX_OPENERS})"
         )

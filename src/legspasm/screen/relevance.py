@@ -30,23 +30,33 @@ such a line is read line by line, so each problem is reported with its line as b
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..fhir.mapping import READ_TYPES
 from ..knowledge import Knowledge
 
-__all__ = ["MAX_OPENERS", "READ_TYPES", "SUSPECT", "SUSPECT_WORDS", "relevance_pattern"]
+__all__ = [
+    "MAX_OPENERS",
+    "READ_TYPES",
+    "STRINGS",
+    "SUSPECT",
+    "SUSPECT_WORDS",
+    "relevance_pattern",
+    "relevant_value",
+]
 
 SUSPECT_WORDS = ("NaN", "Infinity")
 """Not JSON: Python reads them, then refuses them as not finite (looked for as plain text)."""
 
 SUSPECT = (
-    r"[eE]\+?[0-9]{3}[,}\] \t]"  # a number with an exponent of 100 or more (past 1e308: infinite)
-    r"|[0-9]{300}"  # a number of 300 digits or more (infinite, or past Python's digit limit)
-    r"|,\s*[}\]]"  # a trailing comma
+    r"[eE]\+?[0-9]{3}[,}\] \t]",  # a number with an exponent of 100 or more (past 1e308: infinite)
+    r"[0-9]{300}",  # a number of 300 digits or more (infinite, or past Python's digit limit)
+    r",\s*[}\]]",  # a trailing comma
 )
 """Lines DuckDB or Spark may read while Python's ``json`` refuses them (or reads them as not
 finite): their file is read line by line instead."""
 
-MAX_OPENERS = 400
+MAX_OPENERS = 500
 """A line with this many ``[`` and ``{`` may be nested deeper than Python's ``json`` reads: its
 file is read line by line (Python stops at about 1,000 levels)."""
 
@@ -56,6 +66,29 @@ _META = set(r"\.^$|?*+()[]{}")
 def _literal(text: str) -> str:
     """``text`` as a regular expression matching itself (RE2 and Java alike)."""
     return "".join(f"\\{c}" if c in _META else c for c in text)
+
+
+def _alternation(words: set[str]) -> str:
+    """``words`` as one regular expression, factored as a trie (``pr(?:amipexole|egabalin)``):
+    a backtracking engine (Spark's Java) then tries each letter once, not each word."""
+    trie: dict[str, Any] = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def regex(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [_literal(ch) + regex(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            body = f"(?:{body})?"
+        return body
+
+    return regex(trie)
 
 
 def _codes(kb: Knowledge) -> set[str]:
@@ -81,10 +114,39 @@ def _words(kb: Knowledge) -> set[str]:
     return {w.lower() for w in words if w}
 
 
+STRINGS = r'"(?:code|text|display)"\s*:\s*"((?:[^"\\]|\\.)*)"'
+"""The members whose values the mapping matches against the knowledge base (a coding's code and
+display, a concept's text), as JSON text: group 1 is the value, still escaped."""
+
+
+def relevant_value(kb: Knowledge, escaped: str) -> bool:
+    """Whether a code, text or display (as JSON text, still escaped) may name something the
+    knowledge base knows: the mapping's own lookups, on the value as it reads it."""
+    import json
+
+    try:
+        value = json.loads(f'"{escaped}"')
+    except ValueError:
+        return True  # an escape Python refuses: let the line be read to tell
+    text = value.replace("\u200b", "").strip()
+    if text in _code_set(kb) or text.replace(".", "") in _code_set(kb):
+        return True
+    return bool(kb.lookups.drugs_named(text)) or kb.allergy_target(text) is not None
+
+
+_CODES: list[tuple[Knowledge, set[str]]] = []
+
+
+def _code_set(kb: Knowledge) -> set[str]:
+    if not _CODES or _CODES[0][0] is not kb:
+        _CODES[:] = [(kb, _codes(kb))]
+    return _CODES[0][1]
+
+
 def relevance_pattern(kb: Knowledge) -> str:
     """The pattern a raw NDJSON line matches when it may hold something the rules read."""
-    codes = "|".join(_literal(c) for c in sorted(_codes(kb), key=lambda c: (-len(c), c)))
-    words = "|".join(_literal(w) for w in sorted(_words(kb), key=lambda w: (-len(w), w)))
+    codes = _alternation(_codes(kb))
+    words = _alternation(_words(kb))
     # What may stand between a quote and a code the mapping strips (any whitespace, escaped or
     # not, zero-width spaces), and between a word and the character before it (an escape).
     pad = r"(?:\s|\\[bfnrt]|\\u[0-9a-f]{4}|[^\x00-\x7f])*"

@@ -384,13 +384,14 @@ def spark_screen(
         found = skipped + conflicts + [Problem(*t) for t in kept]
         run.problems = sorted(found)[:MAX_PROBLEMS_KEPT]
 
-        # 4. sort the findings and stream them to the driver, a partition at a time
-        rows = (
-            assessed.filter(lambda r: r[0] == _FINDING)
-            .map(lambda r: tuple(r[2]))
-            .sortBy(lambda t: t, numPartitions=max(1, -(-findings // FINDINGS_PER_PARTITION)))
-        )
-        run.findings = (Finding(*t) for t in rows.toLocalIterator())
+        # 4. sort the findings and stream them to the driver, a partition at a time (few
+        # findings: collected and sorted at once, without a sampling job and a shuffle)
+        rows = assessed.filter(lambda r: r[0] == _FINDING).map(lambda r: tuple(r[2]))
+        if findings <= FINDINGS_PER_PARTITION:
+            run.findings = iter(sorted(Finding(*t) for t in rows.collect()))
+        else:
+            ordered = rows.sortBy(lambda t: t, numPartitions=-(-findings // FINDINGS_PER_PARTITION))
+            run.findings = (Finding(*t) for t in ordered.toLocalIterator())
     except BaseException:
         run.close()
         raise

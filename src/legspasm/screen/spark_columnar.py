@@ -3,12 +3,16 @@
 
 Spark reads the NDJSON files as text and, per line, parses the few elements the choice needs
 (``from_json``: resource type, id, the patient references, who the patient and an order belong
-to), keys the line to its patient (``Patient/<id>``, ``urn:uuid:<id>``), and matches the raw line
-against ``relevance.relevance_pattern(kb)`` when its type is one the mapping reads. Spark's JSON
-reader is more lenient than Python's (a trailing value, single quotes, control characters in
-strings, leading zeros...): a file with a line it might read differently, or that it cannot
-read, is read line by line by ``core.read_file`` as without the first pass. Lines it cannot key
-go to Python whole. Only the chosen patients' lines are handed to Python.
+to) and keys the line to its patient (``Patient/<id>``, ``urn:uuid:<id>``). For a line of a type
+the mapping reads it takes the values of its codes, texts and displays
+(``relevance.STRINGS``); each distinct value is judged once, in Python, by the mapping's own
+lookups (``relevance.relevant_value``). A line holds something the rules read when one of its
+values does, or it is an intake QuestionnaireResponse, names its medicine by reference, or holds
+a ``\\u`` escape (a member name the extraction might not see). Spark's JSON reader is more
+lenient than Python's (a second value on a line, single quotes, NaN...): a file with a line it
+might read differently, or that it cannot read, is read line by line by ``core.read_file`` as
+without the first pass. Lines it cannot key go to Python whole. Only the chosen patients' lines
+are handed to Python.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from urllib.parse import unquote, urlparse
 from ..fhir.attribution import PartyNames, party_of
 from ..knowledge import Knowledge
 from .columnar import _valid_type
-from .relevance import MAX_OPENERS, READ_TYPES, SUSPECT, SUSPECT_WORDS, relevance_pattern
+from .relevance import MAX_OPENERS, READ_TYPES, STRINGS, SUSPECT, SUSPECT_WORDS, relevant_value
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -29,12 +33,13 @@ if TYPE_CHECKING:
 __all__ = ["SparkFirstPass", "file_name", "prescribers_of", "smaller_name"]
 
 _LENIENT = (
-    r"\}\s*\{"  # a second value after the first (read up to the first; Python refuses)
-    r"|[:,\[{]\s*'"  # a single-quoted name or value
-    r"|\x{FFFD}"  # a byte that was not UTF-8 (Spark reads it as U+FFFD)
+    r"\}\s*\{",  # a second value after the first (read up to the first; Python refuses)
+    r"[:,\[{]\s*'",  # a single-quoted name or value
 )
 """What Spark's ``from_json`` reads and Python's ``json`` does not (besides
-``relevance.SUSPECT``; a line that does not end with its object is checked apart)."""
+``relevance.SUSPECT``; a line that does not end with its object, or holds a byte that was not
+UTF-8, is checked apart). Not checked: stray closing brackets after a line's object (Spark reads
+up to the object's end), a corruption no export this project knows has shown."""
 
 _SCHEMA = (
     "resourceType STRING, id STRING, subject STRUCT<reference: STRING>,"
@@ -49,9 +54,10 @@ def file_name(uri: str) -> str:
 
 
 def _count(col: Column, chars: str) -> Column:
+    """How many of ``chars`` ``col`` holds."""
     from pyspark.sql import functions as F
 
-    return F.length(col) - F.length(F.translate(col, chars, ""))
+    return F.regexp_count(col, F.lit("[" + "".join("\\" + c for c in chars) + "]"))
 
 
 class SparkFirstPass:
@@ -95,21 +101,28 @@ class SparkFirstPass:
             | ~text.startswith("{")
             | ~F.rtrim(text).endswith("}")
             | (F.instr(text, '"resourceType"') == 0)
-            | text.rlike(SUSPECT)
-            | text.rlike(_LENIENT)
-            | (_count(text, "{[") != _count(text, "}]"))
-            | (_count(text, "{[") >= MAX_OPENERS)
+            | text.rlike("\\x{FFFD}")  # a byte that was not UTF-8 (read as U+FFFD by Java)
+            | ((F.length(text) >= 2 * MAX_OPENERS) & (_count(text, "{[") >= MAX_OPENERS))
         )
         for w in SUSPECT_WORDS:
             suspect = suspect | (F.instr(text, w) > 0)
-        hit = rt.isin(*sorted(READ_TYPES)) & text.rlike(relevance_pattern(self.kb))
+        for pattern in (*SUSPECT, *_LENIENT):
+            suspect = suspect | text.rlike(pattern)  # one at a time: faster in Java than one
+        read = rt.isin(*sorted(READ_TYPES))
+        strings = F.when(read, F.regexp_extract_all(text, F.lit(STRINGS), F.lit(1)))
+        always = read & (
+            (rt == "QuestionnaireResponse")
+            | (F.instr(text, '"medicationReference"') > 0)
+            | (F.instr(text, "\\u") > 0)
+        )
         return df.select(
             "uri",
             "value",
             rt.alias("rt"),
             F.when(rid != "", rid).alias("id"),
             key.alias("key"),
-            F.coalesce(hit, F.lit(False)).alias("hit"),
+            strings.alias("strings"),
+            F.coalesce(always, F.lit(False)).alias("always"),
             F.coalesce(suspect, F.lit(True)).alias("bad"),
             F.when(rt == "Patient", F.col("p.managingOrganization")).alias("mo"),
             F.when(rt == "Patient", F.col("p.generalPractitioner")).alias("gp"),
@@ -118,55 +131,61 @@ class SparkFirstPass:
 
     # -- read and check --------------------------------------------------------------------------
     def scan(self) -> None:
-        """Read the files; those Spark cannot read or may read differently go to ``python``."""
-        from pyspark import StorageLevel
-        from pyspark.sql import functions as F
-
+        """Read the files once (kept for the choice); those Spark cannot read or may read
+        differently go to ``python``."""
         files = list(self.files)
         if not files:
             return
-        by_name = {f.name: f for f in files}
         try:
-            bad = self._broken(files)
-        except Exception:  # e.g. a gzip file that ends early: Python reports it
+            broken = self._read(files)
+        except Exception:  # e.g. a gzip file that ends early: Python reports how far it got
+            self.close()
             self.python += [f for f in files if f.name.lower().endswith(".gz")]
             files = [f for f in files if not f.name.lower().endswith(".gz")]
-            bad = self._broken(files) if files else set()
-        self.python += [by_name[n] for n in sorted(bad)]
-        self.clean = [f for f in files if f.name not in bad]
-        if not self.clean:
-            return
-        slim = (
-            self._lines(self.clean)
+            broken = self._read(files) if files else set()
+        self.python += [f for f in files if f.name in broken]
+        self.clean = [f for f in files if f.name not in broken]
+
+    def _read(self, files: list[Path]) -> set[str]:
+        """Read ``files`` into ``slim`` (the columns the choice needs); the names of the files
+        with a line Python must read instead."""
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        lines = (
+            self._lines(files)
             .select(
+                "uri",
                 "rt",
                 "id",
                 "key",
-                "hit",
+                "strings",
+                "always",
+                "bad",
                 F.when(F.col("key").isNull(), F.col("value")).alias("raw"),
-                "uri",
                 "mo",
                 "gp",
                 "req",
             )
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
-        self._keep.append(slim)
-        self.slim = slim
-
-    def _broken(self, files: list[Path]) -> set[str]:
-        from pyspark.sql import functions as F
-
-        lines = self._lines(files)
-        rows = lines.groupBy("uri").agg(
-            F.max(F.col("bad").cast("int")).alias("bad"),
-            F.collect_set("rt").alias("types"),
+        self._keep.append(lines)
+        per_file = lines.groupBy("uri").agg(
+            F.max(F.col("bad").cast("int")).alias("bad"), F.collect_set("rt").alias("types")
         )
-        broken = set()
-        for r in rows.collect():
-            if r["bad"] or not all(_valid_type(t) for t in r["types"]):
-                broken.add(file_name(r["uri"]))
-        return broken
+        broken = {
+            r["uri"]
+            for r in per_file.collect()
+            if r["bad"] or not all(_valid_type(t) for t in r["types"])
+        }
+        slim = lines.filter(~F.col("uri").isin(*sorted(broken))) if broken else lines
+        # each distinct code, text and display once, judged in Python by the mapping's lookups
+        values = slim.select(F.explode("strings").alias("v")).distinct().collect()
+        known = sorted(r["v"] for r in values if relevant_value(self.kb, r["v"]))
+        found = F.arrays_overlap(F.col("strings"), F.array(*(F.lit(v) for v in known)))
+        hit = F.col("always") | (F.coalesce(found, F.lit(False)) if known else F.lit(False))
+        self.slim = slim.withColumn("hit", hit)
+        return {file_name(u) for u in broken}
 
     def unkeyed(self) -> Iterator[tuple[str, str]]:
         """(file name, line) of every clean line Spark could not key."""
