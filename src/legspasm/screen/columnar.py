@@ -104,8 +104,20 @@ def _polled(con: duckdb.DuckDBPyConnection, report: Callable[[float], None]) -> 
         t.join()
 
 
+def _stream(relation: Any, rows: int = 2048) -> Any:
+    """A relation's result as Arrow batches, streamed (DuckDB 2 and 1 name it differently)."""
+    if hasattr(relation, "to_arrow_reader"):
+        return relation.to_arrow_reader(rows)
+    return relation.fetch_record_batch(rows)
+
+
 def is_ndjson(path: Path) -> bool:
     return path.name.lower().endswith((".ndjson", ".ndjson.gz"))
+
+
+MEMORY_LIMIT = "256MB"
+"""What DuckDB may hold in memory; beyond it, it works from the spill folder (the first pass's
+memory does not grow with the export)."""
 
 
 def _sql_text(value: str) -> str:
@@ -127,10 +139,11 @@ class FirstPass:
     def __post_init__(self) -> None:
         import duckdb
 
-        self.con = duckdb.connect()
+        # A database file in the spill folder, so the line table is not held in memory.
+        self.con = duckdb.connect(str(self.tmp / "first-pass.duckdb"))
         c = self.con
         c.execute(f"SET threads = {max(1, self.threads)}")
-        c.execute("SET memory_limit = '512MB'")
+        c.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         c.execute(f"SET temp_directory = {_sql_text(str(self.tmp / 'duckdb-spill'))}")
         c.execute("SET preserve_insertion_order = false")
         c.execute(_MACROS)
@@ -177,8 +190,10 @@ class FirstPass:
                     self.clean.append(f)
                 except duckdb.Error:
                     self.python.append(f)
-        row = self.con.execute("SELECT count(*) FROM line WHERE rt = 'Patient'").fetchone()
-        on_read(sum(sizes[f] for f in self.clean), int(row[0]) if row else 0)
+        ((patients,),) = self.con.execute(
+            "SELECT count(*) FROM line WHERE rt = 'Patient'"
+        ).fetchall()
+        on_read(sum(sizes[f] for f in self.clean), int(patients))
         self._check()
 
     def _insert(self, files: list[Path]) -> None:
@@ -238,12 +253,12 @@ class FirstPass:
 
         python_key = pa.table({"key": pa.array(sorted(set(python_keys)), pa.string())})
         c.register("python_key_arrow", python_key)
-        c.execute("CREATE TEMP TABLE python_key AS SELECT key FROM python_key_arrow")
+        c.execute("CREATE TABLE python_key AS SELECT key FROM python_key_arrow")
         c.unregister("python_key_arrow")
         where = "TRUE" if everyone else "hit"
         c.execute(
             f"""
-            CREATE TEMP TABLE assess AS
+            CREATE TABLE assess AS
             SELECT key FROM line WHERE key IS NOT NULL AND {where}
             UNION SELECT key FROM python_key
             UNION SELECT key FROM line WHERE key IS NOT NULL AND id IS NOT NULL
@@ -252,27 +267,29 @@ class FirstPass:
                   GROUP BY key HAVING count(*) FILTER (WHERE rt = 'Patient') = 0
             """
         )
-        row = c.execute(
+        ((chosen,),) = c.execute(
             "SELECT count(*) FROM line WHERE rt = 'Patient' AND key IN (SELECT key FROM assess)"
-        ).fetchone()
-        return int(row[0]) if row else 0
+        ).fetchall()
+        c.execute("CHECKPOINT")  # the tables to the database file: out of memory's way
+        return int(chosen)
 
     # -- 4: fetch and count ----------------------------------------------------------------------
     def fetch(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(key, resource) of every line of a chosen patient in the clean files."""
-        if not self.clean:
-            return
-        cur = self.con.execute(
-            f"""
-            SELECT key, json FROM (
-                SELECT key_of(json_extract(json, {_PATH_LIST})) AS key, json
-                FROM {_source(self.clean)}
-            ) WHERE key IN (SELECT key FROM assess)
-            """
-        )
-        while batch := cur.fetchmany(2048):
-            for key, text in batch:
-                yield key, json.loads(text, parse_float=finite, parse_constant=finite)
+        """(key, resource) of every line of a chosen patient in the clean files, a file at a
+        time (DuckDB's reading buffers stay those of one file)."""
+        for f in self.clean:
+            chosen = self.con.sql(
+                f"""
+                SELECT key, json FROM (
+                    SELECT key_of(json_extract(json, {_PATH_LIST})) AS key, json
+                    FROM {_source([f])}
+                ) WHERE key IN (SELECT key FROM assess)
+                """
+            )
+            for batch in _stream(chosen):
+                keys, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+                for key, text in zip(keys, texts, strict=True):
+                    yield key, json.loads(text, parse_float=finite, parse_constant=finite)
 
     def skipped(self, names: PartyNames) -> Population:
         """The patients not assessed, counted per clinic, clinician and prescriber."""
