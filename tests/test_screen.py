@@ -399,3 +399,18 @@ def test_progress_counts_patients_in_both_phases(tmp_path: Path) -> None:
     assert assessed[-1] == ("assess", 300, 300, 300)
     assert len(assessed) >= 10
     assert [a[1] for a in assessed] == sorted(a[1] for a in assessed)
+
+
+def test_an_export_with_no_finding_writes_an_empty_table(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "Patient.000.ndjson").write_text(lines([patient("p", "1990-01-01", "female")]))
+    for name in ("empty.parquet", "empty.csv"):
+        s = screen(folder, tmp_path / name, AS_OF, echo=lambda _: None, show_progress=False)
+        assert (s["patients"], s["findings"]) == (1, 0)
+    import duckdb
+
+    got = duckdb.sql(f"SELECT * FROM '{tmp_path / 'empty.parquet'}'")
+    assert tuple(got.columns) == COLUMNS
+    assert got.fetchall() == []
+    assert read_csv(tmp_path / "empty.csv") == []

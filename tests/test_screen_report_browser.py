@@ -73,24 +73,30 @@ def test_the_report_opens_offline_and_draws_its_plots(
     assert errors == []
 
 
-SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-smart-bulk-ndjson-10"
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-smart-bulk-data-server"
 
 
 @pytest.mark.skipif(not SYNTHEA.is_dir(), reason=f"shared data not present: {SYNTHEA}")
-def test_a_synthea_export_reports_its_prescribers(
+def test_the_report_of_a_real_synthea_export(
     tmp_path: Path, desk: tuple[Any, list[str], list[str]]
 ) -> None:
-    """A real Synthea export names its prescribers by NPI on each order (no clinic): the report
-    says the clinic is not recorded and ranks the prescribers."""
+    """67 Synthea patients (a folder of Bundles, no clinic recorded): the report opens offline
+    and shows what the screen found, per 1,000 screened."""
     out = tmp_path / "report.html"
-    screen(
-        SYNTHEA, tmp_path / "w.parquet", AS_OF, report=out, echo=lambda _: None, show_progress=False
+    s = screen(
+        SYNTHEA / "bundles",
+        tmp_path / "w.parquet",
+        AS_OF,
+        report=out,
+        echo=lambda _: None,
+        show_progress=False,
     )
     page, errors, asked = desk
     page.goto(out.as_uri())
     assert [u for u in asked if not u.startswith("file:")] == []
-    assert page.get_by_text("(not recorded)").first.is_visible()
-    assert page.get_by_role("img", name="Prescribers with the most patients to review").is_visible()
+    assert page.get_by_text(f"{s['patients']:,} patients screened from").is_visible()
+    for fid in s["by_finding"]:
+        assert page.get_by_role("cell", name=fid, exact=True).first.is_visible()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "41-screen-report-synthea.png"), full_page=True)
     assert errors == []

@@ -187,14 +187,16 @@ def write_findings(rows: Iterable[Finding], path: Path, kind: str | None = None)
         batch: list[Finding] = []
 
         def flush() -> None:
-            cols = list(zip(*(b.as_tuple() for b in batch), strict=True)) if batch else []
+            cols = list(zip(*(b.as_tuple() for b in batch), strict=True))
+            if not cols:  # no finding at all: an empty table, with its columns
+                cols = [() for _ in COLUMNS]
             arrays = [
                 pa.array(
                     [convert[name](v) for v in col] if name in convert else list(col),
                     schema.field(name).type,
                 )
                 for name, col in zip(COLUMNS, cols, strict=True)
-            ] or [pa.array([], schema.field(c).type) for c in COLUMNS]
+            ]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
             batch.clear()
 

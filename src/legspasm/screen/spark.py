@@ -1,19 +1,25 @@
 """The Spark screening engine: the same reading and assessment as the local engine, on a cluster.
 
-1. **Read.** The list of input files is distributed, one file a task; each task streams its file
-   through ``core.read_file`` and emits one record per line: a patient's resource (keyed by
+1. **First pass.** Spark SQL reads the NDJSON files and chooses the patients to assess, as the
+   local engine's DuckDB pass does (``spark_columnar``); the files it leaves (ones Spark cannot
+   read, or may read differently from Python), the folders of Bundles, and every file when the
+   first pass is off, are read by Python.
+2. **Read.** Those files are distributed, one file a task; each task streams its file through
+   ``core.read_file`` and emits one record per line: a patient's resource (keyed by
    ``core.patient_key``, as canonical JSON), a resource that names no patient (shared reference
-   data: Medication, Organization...) or a problem with its file and line.
-2. **Share.** The shared resources (few) are collected to the driver, sorted and broadcast; the
+   data: Medication, Organization...) or a problem with its file and line. The lines the first
+   pass could not key are attributed by Python the same way.
+3. **Share.** The shared resources (few) are collected to the driver, sorted and broadcast; the
    problems are collected to the driver (at most ``MAX_PROBLEMS_KEPT``, the first in order, and
    the total counted).
-3. **Assess.** The patients' resources are grouped by patient id; each partition loads the
-   knowledge base once (once per Python worker, which Spark reuses) and assesses every patient
-   with ``core.assess_patient``: resources sorted by their canonical JSON, so the order lines
-   arrive in cannot change a finding. A group without its Patient resource is a problem.
-4. **Stream.** The findings are sorted by Spark in their natural order (patient, finding id,
-   kind...) and streamed to the driver a partition at a time (``toLocalIterator``): the driver
-   never holds the whole table, and the rows are identical to the local engine's.
+4. **Assess.** The chosen patients' resources are grouped by patient id; each partition loads
+   the knowledge base once (once per Python worker, which Spark reuses) and assesses every
+   patient with ``core.screen_patient``: resources sorted by their canonical JSON, so the order
+   lines arrive in cannot change a finding. A group without its Patient resource is a problem.
+   The patients left out are counted per clinic, clinician and prescriber.
+5. **Stream.** The findings are sorted (by Spark when there are many) in their natural order
+   and streamed to the driver a partition at a time (``toLocalIterator``): the driver never
+   holds a large table, and the rows are identical to the local engine's.
 
 PySpark is an optional extra (``pip install 'legspasm[spark]'``) and is imported only here, only
 when the engine runs. Spark needs Java 17 or later.
