@@ -97,7 +97,8 @@ def _build(kb: Knowledge) -> Index:
             recs.setdefault(cid, []).append((order, rec))
     criteria = {
         (ctx.id, k.id): {
-            r: CriterionResult(id=k.id, text=k.text, state=s) for r, s in _STATES.items()
+            r: CriterionResult(id=k.id, text=k.text, state=s)
+            for r, s in _STATES.items()
         }
         for ctx in kb.contexts.values()
         for k in ctx.criteria
