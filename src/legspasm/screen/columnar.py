@@ -3,10 +3,10 @@ patients who hold something the rules read.
 
 1. **Scan.** DuckDB reads each NDJSON file (``read_json_objects``) and keeps, per line, its
    resource type and id, the patient it is about (the same key as ``core.patient_key`` for the
-   usual ``Patient/<id>`` and ``urn:uuid:<id>`` references), whether the raw line matches
-   ``relevance.relevance_pattern(kb)``, and for Patient and MedicationRequest lines who the
-   patient and order belong to. Lines it cannot key (shared resources, other reference forms)
-   are kept whole for Python.
+   usual ``Patient/<id>`` and ``urn:uuid:<id>`` references), whether the raw line of a type the
+   mapping reads matches ``relevance.relevance_pattern(kb)``, and for Patient and
+   MedicationRequest lines who the patient and order belong to. Lines it cannot key (shared
+   resources, other reference forms) are kept whole for Python.
 2. **Check.** A file DuckDB cannot read, or with a line that is not a JSON object, has no valid
    or known resource type, or that Python's JSON reader might refuse (``relevance.SUSPECT``,
    deep nesting), is read line by line by ``core.read_file`` instead, so each of its problems is
