@@ -110,6 +110,10 @@ def test_screen_benchmark_quick(tmp_path: Path) -> None:
             "200",
             "--engines",
             "local",
+            "--runs",
+            "1",
+            "--memory-sizes",
+            "",
             "--json",
             str(out),
         ],
@@ -124,6 +128,9 @@ def test_screen_benchmark_quick(tmp_path: Path) -> None:
     [local] = report["engines"]
     assert local["patients"] == 200
     assert local["peak_rss_mb"] > 0
+    assert 0 < local["patients_assessed"] < 200  # 5 % hold domain data: most are not assessed
+    assert local["x_duckdb_mb_per_s"] > 0
+    assert "| local | 1 |" in proc.stdout
 
 
 @pytest.mark.skipif(

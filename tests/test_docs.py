@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -81,3 +82,41 @@ def test_curl_examples_give_the_documented_cards(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             (card,) = r.json()["cards"]
             assert (card["indicator"], card["source"]["topic"]["code"]) == (indicator, topic)
+
+
+def test_sql_examples_run_on_a_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every SQL block of the README runs, with the command the README gives, on a real screen
+    of a synthetic export, and gives rows."""
+    import datetime as dt
+    import subprocess
+    import sys
+
+    import duckdb
+
+    from legspasm import load_knowledge
+    from legspasm.screen.run import screen
+    from legspasm.screen.synth import synthesize
+
+    synthesize(str(tmp_path / "pop"), 600, 3, load_knowledge())
+    monkeypatch.chdir(tmp_path)
+    screen(Path("pop"), Path("findings.parquet"), dt.date(2026, 11, 21), echo=lambda _: None)
+    (command,) = re.findall(r'\.venv/bin/python -c "(import duckdb.*?)" < query\.sql', README)
+    blocks = _blocks("sql")
+    assert len(blocks) >= 3
+    for i, block in enumerate(blocks):
+        rows = duckdb.sql(block).fetchall()
+        assert rows, block
+        assert rows[0][0], block  # a clinic, a prescriber: the synthetic export has them
+        query = tmp_path / f"query{i}.sql"
+        query.write_text(block, encoding="utf-8")
+        with query.open(encoding="utf-8") as fh:
+            shown = subprocess.run(
+                [sys.executable, "-c", command],
+                stdin=fh,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        assert "│" in shown.stdout, shown.stderr
+    worklists = sorted((tmp_path / "worklists").glob("clinic=*/*.csv"))
+    assert len(worklists) >= 10  # one per clinic

@@ -275,9 +275,9 @@ def test_screen_reads_any_ndjson_line_by_line(
     blank = sum(1 for line in data.split(b"\n")[:-1] if not line.strip())
     assert seen + blank >= lines - 1  # each line a resource or a problem (a log head aside)
     for pid, texts in groups.items():
-        rows, _, assessed = screen_patient(pid, texts, shared, kb, AS_OF, "fuzz", "")
-        TALLY["screen:patients assessed" if assessed else "screen:patients not assessed"] += 1
-        assert assessed or any(r.kind == "data_incomplete" for r in rows)
+        one = screen_patient(pid, texts, shared, kb, AS_OF, "fuzz", "")
+        TALLY["screen:patients assessed" if one.assessed else "screen:patients not assessed"] += 1
+        assert one.assessed or any(r.kind == "data_incomplete" for r in one.rows)
 
 
 # --- the service over HTTP ---------------------------------------------------------------------

@@ -18,7 +18,8 @@ import pytest
 
 from legspasm import Knowledge
 from legspasm.engine import evaluate
-from legspasm.inputs import load_patient
+from legspasm.fhir import read_fhir, to_case
+from legspasm.fhir.attribution import attribution_of
 from legspasm.screen import COLUMNS, Finding, rows_of
 from legspasm.screen.local import screen_local
 from legspasm.screen.run import screen
@@ -127,11 +128,20 @@ def read_csv(path: Path) -> list[Finding]:
 
 
 def single_patient_rows(folder: Path, kb: Knowledge, ids: Sequence[str]) -> list[Finding]:
+    """Each patient as ``legspasm assess EXPORT --patient ID`` reads them, as worklist rows."""
+    records = {r.patient_id: r for r in read_fhir(folder)}
     out: list[Finding] = []
     for pid in ids:
-        got = load_patient(folder, kb, AS_OF, pid)
-        out.extend(rows_of(evaluate(got.case, kb, AS_OF), pid))
+        mapped = to_case(records[pid], kb, AS_OF)
+        a = evaluate(mapped.case, kb, AS_OF)
+        out.extend(rows_of(a, kb, pid, attribution_of(records[pid], mapped)))
     return sorted(out)
+
+
+def row(pid: str, fid: str, kind: str, **values: str) -> Finding:
+    """A finding with every column not given empty."""
+    given = {"patient_id": pid, "finding_id": fid, "kind": kind, "severity": "info", **values}
+    return Finding(**{c: given.get(c, "") for c in COLUMNS})
 
 
 def test_small_export_findings_equal_single_patient_assessment(
@@ -140,7 +150,9 @@ def test_small_export_findings_equal_single_patient_assessment(
     folder = small_export(tmp_path / "export")
     out = tmp_path / "findings.csv"
     printed: list[str] = []
-    summary = screen(folder, out, AS_OF, workers=2, echo=printed.append, show_progress=False)
+    summary = screen(
+        folder, out, AS_OF, workers=2, kinds=["all"], echo=printed.append, show_progress=False
+    )
     got = read_csv(out)
     assert got == sorted(got)
     # the gzip file's patient and the plain files' patients are all there
@@ -157,7 +169,7 @@ def test_small_export_findings_equal_single_patient_assessment(
         (clean / "Patient.001.ndjson").write_text(fh.read())
     # the unreadable line may be anyone's: every patient's findings say so, in one row
     marks = [f for f in got if f.kind == "data_incomplete"]
-    assert [(f.patient_id, f.severity) for f in marks] == [
+    assert [(f.patient_id, f.status) for f in marks] == [
         ("cramps", "export_data"),
         ("ghost", "not_assessed"),  # a Condition names a Patient that is not in the export
         *((pid, "export_data") for pid in ("plain", "rls", "stroke")),
@@ -205,7 +217,13 @@ def test_one_or_two_workers_csv_or_parquet_and_every_run_give_the_same_rows(
     import duckdb
 
     rows = duckdb.sql(f"SELECT * FROM '{pq}'").fetchall()
-    assert [Finding(*r) for r in rows] == read_csv(tmp_path / "run0.csv")
+    text = [Finding(*("" if v is None else str(v) for v in r)) for r in rows]
+    assert text == read_csv(tmp_path / "run0.csv")
+    # typed for SQL: age a number, started a date
+    types = dict(
+        duckdb.sql(f"DESCRIBE SELECT age, started FROM '{pq}'").fetchall()[i][:2] for i in (0, 1)
+    )
+    assert types == {"age": "INTEGER", "started": "DATE"}
 
 
 def test_many_buckets_give_the_same_rows(tmp_path: Path) -> None:
@@ -254,7 +272,7 @@ def test_bad_input_and_output_names(tmp_path: Path) -> None:
 @pytest.mark.skipif(not BULK.exists(), reason="shared data not present")
 def test_shared_synthea_exports(tmp_path: Path, kb: Knowledge) -> None:
     out = tmp_path / "bulk.csv"
-    s = screen(BULK, out, AS_OF, echo=lambda _: None, show_progress=False)
+    s = screen(BULK, out, AS_OF, kinds=["all"], echo=lambda _: None, show_progress=False)
     assert s["patients"] == 9
     ids = [p["id"] for p in map(json.loads, (BULK / "Patient.000.ndjson").read_text().splitlines())]
     assert read_csv(out) == single_patient_rows(BULK, kb, ids)
@@ -317,7 +335,15 @@ def test_synthetic_population_parity_and_stability(tmp_path: Path, kb: Knowledge
     outs = []
     for i, workers in enumerate((1, 2, 2)):
         out = tmp_path / f"s{i}.csv"
-        s = screen(export, out, AS_OF, workers=workers, echo=lambda _: None, show_progress=False)
+        s = screen(
+            export,
+            out,
+            AS_OF,
+            workers=workers,
+            kinds=["all"],
+            echo=lambda _: None,
+            show_progress=False,
+        )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] == outs[2]
     assert s["patients"] == 400
@@ -336,11 +362,11 @@ def test_summary_counts_patients_not_rows() -> None:
 
     t = Tally()
     rows = [
-        Finding("a", "AV-BENZO-BEERS", "exposure", "avoid", "diazepam", "S28", "1"),
-        Finding("a", "AV-BENZO-BEERS", "exposure", "avoid", "lorazepam", "S28", "1"),
-        Finding("a", "rls", "condition", "likely", "RLS", "S1", "1"),
-        Finding("b", "rls", "condition", "documented", "RLS", "S1", "1"),
-        Finding("c", "RLS-IRON", "plan", "strong for", "iron", "S1", "1"),
+        row("a", "AV-BENZO-BEERS", "exposure", severity="moderate", finding="Benzodiazepine"),
+        row("a", "AV-BENZO-BEERS", "exposure", severity="moderate", code="6470"),
+        row("a", "rls", "condition", finding="RLS"),
+        row("b", "rls", "condition"),
+        row("c", "RLS-IRON", "plan", severity="low"),
     ]
     for r in sorted(rows):
         t.add(r)
@@ -350,5 +376,41 @@ def test_summary_counts_patients_not_rows() -> None:
     assert j["patients_with_red_flag_or_exposure"] == 1
     assert j["by_finding"] == {"rls": 2, "AV-BENZO-BEERS": 1, "RLS-IRON": 1}
     assert j["by_condition"] == {"rls": 2}
+    # each patient counted once, at their most urgent row
+    assert j["patients_by_severity"] == {"urgent": 0, "high": 0, "moderate": 1, "low": 1, "info": 1}
     with pytest.raises(ValueError, match="sorted"):
-        t.add(Finding("a", "x", "plan", "s", "d", "", "1"))
+        t.add(row("a", "x", "plan"))
+
+
+def test_progress_counts_patients_in_both_phases(tmp_path: Path) -> None:
+    """Reading reports bytes with the patients found so far; assessing reports patients, in
+    many steps even for a small export (never one bucket of "0/1")."""
+    folder = population(tmp_path / "pop", 300)
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    seen: list[tuple[str, int, int, int]] = []
+    run = screen_local(folder, AS_OF, workers=2, progress=lambda *a: seen.append(a))
+    list(run.findings)
+    run.close()
+    reads = [s for s in seen if s[0] == "read"]
+    assessed = [s for s in seen if s[0] == "assess"]
+    assert reads[-1] == ("read", size, size, 300)
+    assert [r[3] for r in reads] == sorted(r[3] for r in reads)
+    assert assessed[0] == ("assess", 0, 300, 0)
+    assert assessed[-1] == ("assess", 300, 300, 300)
+    assert len(assessed) >= 10
+    assert [a[1] for a in assessed] == sorted(a[1] for a in assessed)
+
+
+def test_an_export_with_no_finding_writes_an_empty_table(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "Patient.000.ndjson").write_text(lines([patient("p", "1990-01-01", "female")]))
+    for name in ("empty.parquet", "empty.csv"):
+        s = screen(folder, tmp_path / name, AS_OF, echo=lambda _: None, show_progress=False)
+        assert (s["patients"], s["findings"]) == (1, 0)
+    import duckdb
+
+    got = duckdb.sql(f"SELECT * FROM '{tmp_path / 'empty.parquet'}'")
+    assert tuple(got.columns) == COLUMNS
+    assert got.fetchall() == []
+    assert read_csv(tmp_path / "empty.csv") == []

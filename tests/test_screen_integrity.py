@@ -134,14 +134,16 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _screen(
     folder: Path, out: Path
 ) -> tuple[dict[str, set[tuple[str, ...]]], dict[str, str], list[dict[str, str]]]:
-    summary = screen(folder, out, AS_OF, workers=1, echo=lambda _: None, show_progress=False)
+    summary = screen(
+        folder, out, AS_OF, workers=1, kinds=["all"], echo=lambda _: None, show_progress=False
+    )
     findings: dict[str, set[tuple[str, ...]]] = {}
     marks: dict[str, str] = {}
     with out.open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if row["finding_id"] == INCOMPLETE:
                 assert row["kind"] == "data_incomplete"
-                marks[row["patient_id"]] = row["severity"]
+                marks[row["patient_id"]] = row["status"]
             else:
                 findings.setdefault(row["patient_id"], set()).add(
                     (row["finding_id"], row["kind"], row["detail"])

@@ -199,7 +199,7 @@ def test_kill_9_while_writing_leaves_a_summary_that_agrees_and_a_later_run_sweep
     spill.mkdir()
     exe = Path(sys.executable).with_name("legspasm")
     args = [str(exe), "screen", str(export), "--as-of", "2026-11-21", "--out", str(out)]
-    args += ["--workers", "1", "--spill-dir", str(spill)]
+    args += ["--workers", "1", "--spill-dir", str(spill), "--kind", "all"]
     assert subprocess.run(args, capture_output=True, check=False).returncode == 0
     table = out.read_bytes()
     writing = out.with_name(f".{out.name}.partial")
@@ -326,7 +326,7 @@ def test_a_patient_twice_with_different_content_is_refused_by_screen_and_assess(
     run = screen_local(export, dt.date(2026, 11, 21), workers=1)
     rows = list(run.findings)
     run.close()
-    assert [(r.patient_id, r.kind, r.severity) for r in rows] == [
+    assert [(r.patient_id, r.kind, r.status) for r in rows] == [
         ("p1", "data_incomplete", "not_assessed")
     ]
     assert [p.problem for p in run.problems] == [

@@ -191,7 +191,7 @@ def clinical(findings: list[Finding]) -> list[Finding]:
 
 
 def marks(findings: list[Finding]) -> list[tuple[str, str]]:
-    return [(f.patient_id, f.severity) for f in findings if f.kind == "data_incomplete"]
+    return [(f.patient_id, f.status) for f in findings if f.kind == "data_incomplete"]
 
 
 def direct(folder: Path, kb: Knowledge) -> tuple[list[Finding], int, dict[str, int]]:
@@ -214,7 +214,7 @@ def direct(folder: Path, kb: Knowledge) -> tuple[list[Finding], int, dict[str, i
     for pid in sorted(groups):
         resources = [json.loads(t) for t in sorted(groups[pid])]
         try:
-            rows.extend(assess_patient(pid, resources, shared, kb, AS_OF, "export"))
+            rows.extend(assess_patient(pid, resources, shared, kb, AS_OF, "export").rows)
         except FhirError:
             continue
         patients += 1
@@ -226,7 +226,7 @@ def direct(folder: Path, kb: Knowledge) -> tuple[list[Finding], int, dict[str, i
 
 def outcome(run: SparkRun) -> tuple[list[Finding], list[Problem], int, dict[str, int]]:
     with run:
-        return list(run.findings), run.problems, run.patients, run.shared
+        return list(run.findings), run.problems, run.population.patients, run.shared
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +318,7 @@ def test_spark_and_local_engines_write_identical_tables(tmp_path: Path) -> None:
             out,
             dt.date(2026, 11, 21),
             engine=engine,  # type: ignore[arg-type]
+            kinds=["all"],
             echo=lambda _: None,
             show_progress=False,
         )
@@ -344,3 +345,74 @@ def test_spark_and_local_engines_write_identical_tables(tmp_path: Path) -> None:
         )
     assert tables["local"] == tables["spark"]
     assert b"AV-BENZO-STROKE" in tables["local"][0]
+
+
+def _corrupted(name: str) -> Any:
+    """A synthetic export with one corruption of the integrity suite."""
+
+    def make(folder: Path, kb: Knowledge) -> Path:
+        import shutil
+
+        from legspasm.screen.synth import synthesize
+        from test_screen_integrity import CORRUPTIONS, _screen, chooser
+
+        clean = folder.parent / "clean"
+        synthesize(str(clean), 300, 2026, kb)
+        findings, _, _ = _screen(clean, folder.parent / "baseline.csv")
+        shutil.copytree(clean, folder)
+        CORRUPTIONS[name](folder, chooser(findings))
+        return folder
+
+    return make
+
+
+_SPARK_EXPORTS = ["small", "attributed", "spark-test", "synthetic-5pc", "synthea-bulk"]
+_SPARK_EXPORTS += [
+    f"corrupt:{n}"
+    for n in (
+        "deep_nesting",
+        "huge_integer",
+        "infinite_number",
+        "latin1_byte",
+        "truncated_gzip",
+        "line_cut_short",
+    )
+]
+
+
+@pytest.mark.parametrize("name", _SPARK_EXPORTS)
+def test_the_spark_first_pass_gives_what_assessing_everyone_gives(
+    spark: Any, name: str, tmp_path: Path, kb: Knowledge
+) -> None:
+    """Spark choosing its patients in Spark SQL, against the local engine assessing every
+    patient: the same table, problems and summary (on files Spark reads more leniently than
+    Python too)."""
+    from legspasm.screen.run import screen
+    from test_screen_first_pass import EXPORTS
+
+    make = _corrupted(name.split(":")[1]) if name.startswith("corrupt:") else EXPORTS[name]
+    folder = make(tmp_path / "export", kb)
+    varies = {"seconds", "patients_per_second", "engine", "output", "problems_file"}
+    varies |= {"patients_assessed", "patients_without_domain_data"}
+    got = {}
+    for engine, first_pass in (("spark", True), ("local", False)):
+        table = tmp_path / engine / "findings.csv"
+        s = screen(
+            folder,
+            table,
+            AS_OF,
+            engine=engine,  # type: ignore[arg-type]
+            kinds=["all"],
+            first_pass=first_pass,
+            echo=lambda _: None,
+            show_progress=False,
+        )
+        problems = Path(str(table) + ".problems.csv").read_bytes()
+        got[engine] = (
+            table.read_bytes(),
+            problems,
+            {k: v for k, v in s.items() if k not in varies},
+        )
+        if engine == "spark" and name == "synthetic-5pc":
+            assert s["patients_assessed"] < 0.1 * s["patients"]
+    assert got["spark"] == got["local"]

@@ -23,7 +23,7 @@ from legspasm.errors import InputError
 from legspasm.fhir import read_fhir, to_case
 from legspasm.fhir.systems import ICD10CM, LOINC, RXNORM, SNOMED, SYSTEM_NAMES
 from legspasm.screen.core import read_file
-from legspasm.screen.synth import AS_OF, RESOURCE_TYPES, synthesize
+from legspasm.screen.synth import AS_OF, CLINICAL_TYPES, RESOURCE_TYPES, synthesize
 
 SYNTHEA = Path("/work/shared/data/synthea-smart-bulk-ndjson-10")
 runner = CliRunner()
@@ -128,7 +128,9 @@ def test_counts_file_names_and_references(kb: Knowledge, tmp_path: Path) -> None
     assert len(patients) == 300
     assert len({r["id"] for r in resources}) == len(resources)  # ids are unique
     for r in resources:
-        if r["resourceType"] != "Patient":
+        if r["resourceType"] in ("Organization", "Practitioner"):
+            assert "subject" not in r  # shared: who the patients and orders belong to
+        elif r["resourceType"] != "Patient":
             ref = (r.get("subject") or r.get("patient"))["reference"]
             assert ref.startswith("Patient/")
             assert ref.removeprefix("Patient/") in patients
@@ -216,9 +218,11 @@ def test_the_mapping_uses_every_resource_written(kb: Knowledge, tmp_path: Path) 
     used: Counter[str] = Counter()
     for record in records:
         mapped = to_case(record, kb, AS_OF)
-        assert mapped.unmapped == (), (record.patient_id, mapped.unmapped)
+        clinical = [u for u in mapped.unmapped if u.resource_type in CLINICAL_TYPES]
+        assert clinical == [], (record.patient_id, clinical)
         for rtype, c in mapped.counts.items():
-            assert c["unmapped"] == 0, (record.patient_id, rtype)
+            if rtype in CLINICAL_TYPES:
+                assert c["unmapped"] == 0, (record.patient_id, rtype)
             used[rtype] += c["used"]
     for rtype in ("Condition", "MedicationRequest", "Observation", "AllergyIntolerance"):
         assert used[rtype] == summary.resources[rtype], rtype
@@ -407,7 +411,7 @@ def test_from_copies_the_source_unchanged_and_fills_up(kb: Knowledge, tmp_path: 
     assert len(patients) == 40
     assert patients[:3] == (src / "Patient.000.ndjson").read_text().splitlines()
     assert (src / "Condition.000.ndjson").read_text().strip() in lines_of(out, "Condition")
-    assert not list(out.glob("Procedure*"))  # only the five types
+    assert not list(out.glob("Procedure*"))  # only the types an export for screening needs
     subjects = Counter(
         (r.get("subject") or r.get("patient") or {}).get("reference")
         for r in resources_of(out)
@@ -509,3 +513,96 @@ def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     empty_src.mkdir()
     assert_exit_2(runner.invoke(app, ["synth", "--from", str(empty_src), fresh]), "Patient")
     assert not (tmp_path / "fresh").exists()  # nothing was created on bad input
+
+
+# --- attribution and prevalence -------------------------------------------------------------
+
+
+def test_patients_and_orders_are_attributed_to_clinics_and_clinicians(
+    kb: Knowledge, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    summary = synthesize(out, 400, 21, kb, clinics=5)
+    assert summary.resources["Organization"] == 5
+    orgs = {f"Organization/{r['id']}": r for r in map(json.loads, lines_of(out, "Organization"))}
+    people = {f"Practitioner/{r['id']}": r for r in map(json.loads, lines_of(out, "Practitioner"))}
+    assert len({r["name"][0]["family"] + r["name"][0]["given"][0] for r in people.values()}) == len(
+        people
+    )  # each clinician's name is theirs alone
+    encounters = {f"Encounter/{r['id']}": r for r in map(json.loads, lines_of(out, "Encounter"))}
+    homes: Counter[str] = Counter()
+    for patient in map(json.loads, lines_of(out, "Patient")):
+        homes[patient["managingOrganization"]["reference"]] += 1
+        assert patient["identifier"][0]["type"]["coding"][0]["code"] == "MR"
+        for gp in patient.get("generalPractitioner", []):
+            assert gp["reference"] in people
+    assert set(homes) == set(orgs)  # every clinic has patients
+    own = 0
+    requests = list(map(json.loads, lines_of(out, "MedicationRequest")))
+    for r in requests:
+        visit = encounters[r["encounter"]["reference"]]
+        assert visit["subject"] == r["subject"]
+        assert visit["period"]["start"][:10] == r["authoredOn"]
+        assert visit["participant"][0]["individual"] == r["requester"]
+        assert r["requester"]["reference"] in people
+        assert visit["serviceProvider"]["reference"] in orgs
+        own += visit["serviceProvider"]["reference"] in {
+            p["managingOrganization"]["reference"]
+            for p in map(json.loads, lines_of(out, "Patient"))
+            if f"Patient/{p['id']}" == r["subject"]["reference"]
+        }
+    assert 0.6 * len(requests) < own < len(requests)  # mostly the patient's own clinic
+
+
+def test_prevalence_leaves_most_patients_with_nothing_the_rules_read(
+    kb: Knowledge, tmp_path: Path
+) -> None:
+    full = synthesize(tmp_path / "full", 1000, 22, kb)
+    low = synthesize(tmp_path / "low", 1000, 22, kb, prevalence=0.05)
+    with_data = {
+        (r.get("subject") or r.get("patient"))["reference"]
+        for r in resources_of(tmp_path / "low")
+        if r["resourceType"] in CLINICAL_TYPES and r["resourceType"] != "Patient"
+    }
+    assert 20 <= len(with_data) <= 80  # about 5 % of 1,000
+    assert low.resources["Encounter"] > 500  # the others are seen all the same
+    assert low.resources["Observation"] < full.resources["Observation"] / 10
+    # the patients themselves are the same people, in the same clinics
+    assert lines_of(tmp_path / "low", "Patient") == lines_of(tmp_path / "full", "Patient")
+
+
+def test_from_keeps_the_source_attribution(kb: Knowledge, tmp_path: Path) -> None:
+    src = _source(tmp_path / "src")
+    org = {"resourceType": "Organization", "id": "o1", "name": "Source Clinic"}
+    doc = {"resourceType": "Practitioner", "id": "d1", "name": [{"family": "Source"}]}
+    (src / "Organization.000.ndjson").write_text(json.dumps(org) + "\n")
+    (src / "Practitioner.000.ndjson").write_text(json.dumps(doc) + "\n")
+    visit = {"resourceType": "Encounter", "id": "e1", "status": "finished",
+             "class": {"code": "AMB"}, "subject": {"reference": "Patient/p1"},
+             "serviceProvider": {"reference": "Organization/o1"}}  # fmt: skip
+    (src / "Encounter.000.ndjson").write_text(json.dumps(visit) + "\n")
+    patients = (src / "Patient.000.ndjson").read_text().splitlines()
+    p1 = {**json.loads(patients[0]), "generalPractitioner": [{"reference": "Practitioner/d1"}]}
+    (src / "Patient.000.ndjson").write_text("\n".join([json.dumps(p1), *patients[1:]]) + "\n")
+    out = tmp_path / "out"
+    synthesize(out, 3, 5, kb, source=src, source_share=1.0, clinics=0)
+    assert lines_of(out, "Organization") == [json.dumps(org)]
+    assert lines_of(out, "Practitioner") == [json.dumps(doc)]
+    assert lines_of(out, "Encounter") == [json.dumps(visit)]
+    assert lines_of(out, "Patient")[0] == json.dumps(p1)
+    requests = [json.loads(line) for line in lines_of(out, "MedicationRequest")]
+    p1_orders = [r for r in requests if r["subject"]["reference"] == "Patient/p1"]
+    assert p1_orders
+    assert all(r["requester"]["reference"] == "Practitioner/d1" for r in p1_orders)
+    assert all("requester" not in r for r in requests if r not in p1_orders)  # none recorded
+
+
+def test_cli_prevalence_and_clinics(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["synth", "--patients", "50", "--prevalence", "0.1", "--clinics", "3", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(lines_of(out, "Organization")) == 3
+    fresh = str(tmp_path / "fresh")
+    assert_exit_2(runner.invoke(app, ["synth", "--prevalence", "1.5", fresh]), "--prevalence")
+    assert_exit_2(runner.invoke(app, ["synth", "--clinics", "-1", fresh]), "--clinics")

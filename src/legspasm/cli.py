@@ -178,10 +178,22 @@ def synth(
         str | None,
         typer.Option(
             "--from",
-            help="A FHIR Bulk Data export (e.g. Synthea) whose patients are copied first and "
-            "partly given the synthetic clinical layer; generated patients fill up to --patients.",
+            help="A FHIR Bulk Data export (e.g. Synthea) whose patients are copied first, with "
+            "their clinics and clinicians, and partly given the synthetic clinical layer; "
+            "generated patients fill up to --patients.",
         ),
     ] = None,
+    prevalence: Annotated[
+        float,
+        typer.Option(
+            "--prevalence",
+            help="Share of generated patients with the clinical layer (conditions, medicines, "
+            "labs the rules read); the others only have visits. 0.05 looks like a clinic.",
+        ),
+    ] = 1.0,
+    clinics: Annotated[
+        int, typer.Option("--clinics", help="Clinics the generated patients belong to.")
+    ] = 12,
 ) -> None:
     """Write a synthetic FHIR Bulk Data export (NDJSON) for screening tests and benchmarks."""
     from .knowledge import load_knowledge
@@ -190,7 +202,17 @@ def synth(
     date = _as_of(as_of) if as_of is not None else AS_OF
     try:
         kb = load_knowledge()
-        summary = synthesize(out, patients, seed, kb, as_of=date, gzip_output=gz, source=source)
+        summary = synthesize(
+            out,
+            patients,
+            seed,
+            kb,
+            as_of=date,
+            gzip_output=gz,
+            source=source,
+            clinics=clinics,
+            prevalence=prevalence,
+        )
     except LegspasmError as exc:
         _fail(exc)
     typer.echo(summary.line(), err=True)
@@ -218,8 +240,31 @@ def screen(
     master: Annotated[
         str, typer.Option("--master", help="Spark master URL for --engine spark.")
     ] = "local[2]",
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            help="Kinds of finding to write, repeated or comma-separated: red_flag, exposure, "
+            "exposure_unconfirmed, condition, plan, plan_conditional; or actionable, plans, all. "
+            "Default: red flags, exposures and conditions (plan opportunities on request). "
+            "data_incomplete rows are always written.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write a static HTML report (plots, rates) here."),
+    ] = None,
+    assess_all: Annotated[
+        bool,
+        typer.Option(
+            "--assess-all",
+            help="Assess every patient, not only those the columnar first pass finds holding "
+            "something the rules read (the same output, slower).",
+        ),
+    ] = False,
 ) -> None:
     """Screen every patient of an export: findings table, problems and a summary."""
+    from .screen.run import DEFAULT_KINDS
     from .screen.run import screen as run_screen
 
     if engine not in ("local", "spark"):
@@ -236,6 +281,9 @@ def screen(
                 workers=workers,
                 spill_dir=spill_dir,
                 master=master,
+                kinds=kind or DEFAULT_KINDS,
+                report=report,
+                first_pass=not assess_all,
                 echo=typer.echo,
             )
     except LegspasmError as exc:
@@ -247,13 +295,20 @@ def _terminate_as_exit() -> Iterator[None]:
     """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the spill folder and the
     partial output files are removed and the previous output stays; exit code 143."""
 
+    stopped: list[int] = []
+
     def stop(signum: int, frame: object) -> None:
+        stopped.append(signum)
         typer.echo("screen: stopped (SIGTERM); the previous output, if any, is unchanged", err=True)
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
+    except Exception:
+        if stopped:  # a library that turned the signal into its own error (DuckDB: interrupted)
+            raise SystemExit(128 + stopped[0]) from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 

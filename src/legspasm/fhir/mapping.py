@@ -37,7 +37,21 @@ from .intake import IRLS_ITEMS, read_answers
 from .read import Entry, Record, subject_reference
 from .systems import CONCEPT, ICD10CM, INTAKE, LOINC, RXNORM, SNOMED, SYSTEM_NAMES, UCUM
 
-__all__ = ["MappedCase", "to_case"]
+__all__ = ["READ_TYPES", "MappedCase", "Source", "to_case"]
+
+READ_TYPES = frozenset(
+    {
+        "Condition",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationDispense",
+        "Observation",
+        "AllergyIntolerance",
+        "QuestionnaireResponse",
+    }
+)
+"""The resource types a patient's record is read from, besides Patient: nothing in any other
+type (Encounter, Procedure, Claim...) reaches the case."""
 
 MatchedBy = Literal["code", "text", "answer", "element"]
 _US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
@@ -50,6 +64,21 @@ _SEX_CODES = {"248152002": "female", "248153007": "male", "F": "female", "M": "m
 _CODE_NAMES = {SNOMED: "SNOMED", ICD10CM: "ICD-10-CM", RXNORM: "RxNorm", LOINC: "LOINC"}
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The resource that gave the case a knowledge-base drug or condition concept, and what it
+    said: a population screen's worklist names it (the triggering order, its code and date)."""
+
+    kind: Literal["drug", "concept"]
+    id: str  # the drug or concept id
+    entry: Entry
+    system: str  # the matched coding's system URL; "" when matched by name
+    code: str  # the matched code; "" when matched by name
+    display: str  # the coding's display, else the medicine's or condition's text
+    start: dt.date | None  # a medicine's start, a condition's onset
+    active: bool  # a current medicine, an active condition
+
+
 @dataclass(frozen=True)
 class MappedCase:
     """A case read from a FHIR record, with the record's data accounted for."""
@@ -60,6 +89,7 @@ class MappedCase:
     counts: dict[str, dict[str, int]]
     """Per resource type: resources used (at least in part), and resources not used at all."""
     notes: tuple[str, ...] = ()  # about the input as a whole, e.g. a Bundle without a type
+    sources: tuple[Source, ...] = ()  # which resource gave each drug and condition concept
 
     def annotate(self, assessment: Assessment) -> Assessment:
         """The assessment with this record's ``data_used``, ``unmapped`` and input notes."""
@@ -113,6 +143,7 @@ class _Mapper:
         self.conditions: list[ConditionEntry] = []
         self.ruled_out: list[str] = []
         self.medications: list[MedicationEntry] = []
+        self.sources: list[Source] = []
         self.allergies: list[Allergy] = []
         self.no_known_allergy = False
         self.labs: dict[str, list[_Dated]] = defaultdict(list)
@@ -127,6 +158,7 @@ class _Mapper:
             "AllergyIntolerance": self._allergy,
             "QuestionnaireResponse": self._questionnaire_response,
         }
+        assert set(self.handlers) == READ_TYPES
         rec = kb.record
         self.measure_codes = {
             key: {c.code for c in rec[key].codes if c.verified}
@@ -190,7 +222,9 @@ class _Mapper:
             }
             for rt in sorted(set(self.used_ids) | set(self.skipped_ids))
         }
-        return MappedCase(case, tuple(self.used), unmapped, counts, self.record.notes)
+        return MappedCase(
+            case, tuple(self.used), unmapped, counts, self.record.notes, tuple(self.sources)
+        )
 
     def _guard(self, e: Entry, handler: Callable[[Entry, str], None]) -> None:
         try:
@@ -262,20 +296,31 @@ class _Mapper:
         return None
 
     # -- Condition --------------------------------------------------------------------------
+    def _concepts_of(self, system: str | None, code: str) -> tuple[str, ...]:
+        """The knowledge-base concepts one coding means."""
+        if system == CONCEPT:
+            return (code,) if code in self.kb.concepts else ()
+        if system in SYSTEM_NAMES:
+            key = _icd(code) if system == ICD10CM else code
+            return self.kb.lookups.concept_by_code.get((SYSTEM_NAMES[system], key), ())
+        return ()
+
     def _concepts(self, cc: Mapping[str, Any] | None, path: str) -> list[str]:
         found: list[str] = []
         for system, code, _ in codings(cc, path):
-            cids: tuple[str, ...] = ()
-            if system == CONCEPT:
-                cids = (code,) if code in self.kb.concepts else ()
-            elif system in SYSTEM_NAMES:
-                short = SYSTEM_NAMES[system]
-                key = _icd(code) if system == ICD10CM else code
-                cids = self.kb.lookups.concept_by_code.get((short, key), ())
-            for one in cids:
+            for one in self._concepts_of(system, code):
                 if one not in found:
                     found.append(one)
         return found
+
+    def _coding_of(
+        self, cc: Mapping[str, Any] | None, concept: str, path: str
+    ) -> tuple[str, str, str | None]:
+        """The first coding of ``cc`` that means ``concept``: (system, code, display)."""
+        for system, code, display in codings(cc, path):
+            if system is not None and concept in self._concepts_of(system, code):
+                return system, code, display
+        return "", "", None
 
     def _condition(self, e: Entry, path: str) -> None:
         res = e.resource
@@ -324,6 +369,11 @@ class _Mapper:
                 ConditionEntry(concept=c, status=status, onset=onset, abatement=abatement)
             )
             self.use(e, "conditions", f"{c} ({status}; {label})", "code")
+            system, code, display = self._coding_of(cc, c, f"{path}.code")
+            text = display or concept_text(cc, f"{path}.code") or ""
+            self.sources.append(
+                Source("concept", c, e, system, code, text, onset, status == "active")
+            )
 
     # -- Medications ------------------------------------------------------------------------
     def _medication_concept(
@@ -446,6 +496,19 @@ class _Mapper:
             if how == "code" and len(drugs) > 1:
                 entry = entry.model_copy(update={"rxnorm": None, "name": drug.name})
             self.medications.append(entry)
+            display = _display_of(cc, ingredients, rxnorm, mpath) if rxnorm else None
+            self.sources.append(
+                Source(
+                    "drug",
+                    d,
+                    e,
+                    RXNORM if rxnorm else "",
+                    rxnorm or "",
+                    display or label,
+                    start,
+                    active,
+                )
+            )
             parts = [f"{drug.name} ({'current' if active else 'stopped'})"]
             if status == "unknown":
                 parts.append("status unknown: taken as current")
@@ -912,6 +975,17 @@ def _outcome(res: Mapping[str, Any], path: str) -> Outcome | None:
     for outcome, keys in _OUTCOMES:
         if any(k in words for k in keys):
             return outcome  # type: ignore[return-value]
+    return None
+
+
+def _display_of(
+    cc: Mapping[str, Any] | None, ingredients: list[Mapping[str, Any]], code: str, path: str
+) -> str | None:
+    """The display of the RxNorm coding with ``code`` in a medication concept or ingredient."""
+    for concept in (cc, *ingredients):
+        for system, c, display in codings(concept, path):
+            if system == RXNORM and c == code and display:
+                return display
     return None
 
 

@@ -14,7 +14,7 @@ import io
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,17 @@ from ..documents import NotFinite, finite
 from ..engine import evaluate
 from ..errors import FhirError
 from ..fhir import to_case
+from ..fhir.attribution import Party, PartyNames, attribution_of
 from ..fhir.read import Entry, Record, subject_reference
 from ..knowledge import Knowledge
-from .findings import Finding, rows_of
+from .findings import INCOMPLETE, Finding, PatientColumns, mark_row, rows_of
 
 __all__ = [
     "ANYONE",
     "INCOMPLETE",
     "MAX_PROBLEMS_KEPT",
     "Problem",
+    "Screened",
     "assess_patient",
     "attribute",
     "canonical",
@@ -359,11 +361,6 @@ def attribute(res: Resource, file: str) -> tuple[str | None, Problem | None]:
     return None, Problem(file, 0, what, "")
 
 
-INCOMPLETE = "DATA-INCOMPLETE"
-"""The finding id of the row that marks a patient's findings as incomplete (kind
-``data_incomplete``): data that may be theirs was lost, or they could not be assessed, so "no
-findings" cannot be read as "nothing found"."""
-
 _LOST = "!"  # a lost-line marker among a patient's resource texts (canonical JSON starts "{")
 
 
@@ -426,6 +423,18 @@ def unique(texts: Sequence[str], owner: str) -> tuple[list[Resource], list[Probl
     return out, problems
 
 
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """One patient as the screen saw them: their rows, the problems found while assessing them,
+    whether they were assessed, and whose patient they are (for the rates' denominators)."""
+
+    rows: list[Finding]
+    problems: list[Problem]
+    assessed: bool
+    patient: PatientColumns = field(default_factory=PatientColumns)
+    prescribers: tuple[Party, ...] = ()
+
+
 def screen_patient(
     patient_id: str,
     texts: Sequence[str],
@@ -434,12 +443,14 @@ def screen_patient(
     as_of: dt.date,
     source: str,
     lost_elsewhere: str = "",
-) -> tuple[list[Finding], list[Problem], bool]:
+    names: PartyNames | None = None,
+) -> Screened:
     """One patient's group as the screen sees it (canonical resource texts and lost-line
-    markers, any order): (findings, new problems, assessed). The findings end with a
-    ``DATA-INCOMPLETE`` row whenever data that may be theirs was lost (``lost_elsewhere``: the
-    export-wide loss, from ``export_loss``), their resources conflict, or they could not be
-    assessed; every engine calls this, so their rows are identical."""
+    markers, any order). The rows end with a ``DATA-INCOMPLETE`` row whenever data that may be
+    theirs was lost (``lost_elsewhere``: the export-wide loss, from ``export_loss``), their
+    resources conflict, or they could not be assessed; every engine calls this, so their rows
+    are identical. ``names``: the export's clinics and clinicians (``PartyNames`` of
+    ``shared``), made once for many patients."""
     lost: list[Problem] = []
     own: list[str] = []
     for t in texts:
@@ -450,14 +461,13 @@ def screen_patient(
             own.append(t)
     resources, problems = unique(sorted(own), patient_id)
     conflicts = [p for p in problems if p.owner == patient_id]
-    assessed = True
     try:
-        rows = assess_patient(patient_id, resources, shared, kb, as_of, source)
+        one = assess_patient(patient_id, resources, shared, kb, as_of, source, names)
     except FhirError as exc:
-        rows, assessed = [], False
+        one = Screened([], [], False)
         problems.append(Problem("", 0, exc.problem, patient_id))
     parts: list[str] = []
-    if not assessed:
+    if not one.assessed:
         parts.append(f"not assessed: {problems[-1].problem}")
     lost.sort()
     if lost:
@@ -465,18 +475,16 @@ def screen_patient(
     parts.extend(p.problem for p in conflicts)
     if lost_elsewhere:
         parts.append(lost_elsewhere)
+    rows = one.rows
     if parts:
-        severity = (
+        status = (
             "not_assessed"
-            if not assessed
+            if not one.assessed
             else ("patient_data" if lost or conflicts else "export_data")
         )
         detail = "; ".join(parts) + ": findings may be missing; see the problems file."
-        rows.append(
-            Finding(patient_id, INCOMPLETE, "data_incomplete", severity, detail, "", kb.version)
-        )
-        rows.sort()
-    return rows, problems, assessed
+        rows = sorted([*rows, mark_row(patient_id, status, detail, kb.version, one.patient)])
+    return Screened(rows, problems, one.assessed, one.patient, one.prescribers)
 
 
 def assess_patient(
@@ -486,8 +494,10 @@ def assess_patient(
     kb: Knowledge,
     as_of: dt.date,
     source: str = "screen",
-) -> list[Finding]:
-    """The findings for one patient from their resources and the export's shared resources.
+    names: PartyNames | None = None,
+) -> Screened:
+    """The findings for one patient from their resources and the export's shared resources,
+    with whose patient they are.
 
     Raises FhirError when no Patient resource with ``patient_id`` is among ``resources``.
     """
@@ -507,11 +517,11 @@ def assess_patient(
     own = tuple(
         Entry(r, f"{r.get('resourceType')}/{r.get('id')}") for r in resources if r not in copies
     )
-    record = Record(
-        source,
-        Entry(patient, f"Patient/{patient_id}"),
-        own,
-        tuple(Entry(r, f"{r.get('resourceType')}/{r.get('id')}") for r in shared),
-    )
+    shared_entries = tuple(Entry(r, f"{r.get('resourceType')}/{r.get('id')}") for r in shared)
+    record = Record(source, Entry(patient, f"Patient/{patient_id}"), own, shared_entries)
     mapped = to_case(record, kb, as_of)
-    return rows_of(evaluate(mapped.case, kb, as_of), patient_id)
+    a = evaluate(mapped.case, kb, as_of)
+    att = attribution_of(record, mapped, names or PartyNames((*own, *shared_entries)))
+    return Screened(
+        rows_of(a, kb, patient_id, att), [], True, PatientColumns.of(a, att), att.prescribers
+    )

@@ -34,7 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..documents import finite
+from ..fhir.attribution import PartyNames
+from ..fhir.read import Entry
 from ..knowledge import Knowledge, load_knowledge
+from .columnar import FirstPass, is_ndjson
 from .core import (
     ANYONE,
     MAX_PROBLEMS_KEPT,
@@ -49,11 +53,17 @@ from .core import (
     unique,
 )
 from .findings import Finding
+from .rates import Population
 
-__all__ = ["ScreenRun", "remove_stale_spills", "screen_local"]
+__all__ = ["Progress", "ScreenRun", "remove_stale_spills", "screen_local"]
 
 _BUCKET_BYTES = 16 * 1024 * 1024
 _MAX_BUCKETS = 512
+_BUCKETS_PER_WORKER = 16
+
+Progress = Callable[[str, int, int, int], None]
+"""``progress(phase, done, total, patients)``: phase ``read`` counts bytes of input (and the
+patients found so far), phase ``assess`` counts patients assessed of those found."""
 
 
 @dataclass
@@ -66,7 +76,8 @@ class ScreenRun:
     shared: dict[str, int]  # resource type -> resources that name no patient
     files: int
     input_bytes: int
-    patients: Callable[[], int]  # patients assessed (final once findings is exhausted)
+    population: Population  # patients screened, per clinic, clinician and prescriber
+    assessed: int  # patients assessed (the others hold nothing the rules read)
     cleanup: Callable[[], None] = field(default=lambda: None)
 
     def close(self) -> None:
@@ -117,19 +128,22 @@ def _bucket_of(key: str, buckets: int) -> int:
 
 _KB: Knowledge | None = None
 _SHARED: list[Any] = []
+_NAMES: PartyNames | None = None
 
 
 def _init(shared_path: str) -> None:
-    global _KB, _SHARED
+    global _KB, _SHARED, _NAMES
     if multiprocessing.parent_process() is not None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: just stop
     _KB = load_knowledge()
     with open(shared_path, encoding="utf-8") as fh:
         _SHARED = [json.loads(line) for line in fh]
+    _NAMES = PartyNames(Entry(r, "") for r in _SHARED)
 
 
-def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem]]:
-    """Assess one bucket file; write its sorted findings to ``out``. (patients, problems)."""
+def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem], tuple[Any, ...]]:
+    """Assess one bucket file; write its sorted findings to ``out``. (patients, problems,
+    denominators)."""
     bucket, out, as_of_text, lost_elsewhere = args
     assert _KB is not None
     as_of = dt.date.fromisoformat(as_of_text)
@@ -140,19 +154,20 @@ def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem]]
             groups.setdefault(key, []).append(text)
     rows: list[Finding] = []
     problems: list[Problem] = []
-    patients = 0
+    population = Population()
     for pid in sorted(groups):
-        found, new, assessed = screen_patient(
-            pid, groups[pid], _SHARED, _KB, as_of, "export", lost_elsewhere
+        one = screen_patient(
+            pid, groups[pid], _SHARED, _KB, as_of, "export", lost_elsewhere, _NAMES
         )
-        rows.extend(found)
-        problems.extend(new)
-        patients += assessed
+        rows.extend(one.rows)
+        problems.extend(one.problems)
+        if one.assessed:
+            population.add(one.patient.clinic, one.patient.clinician, one.prescribers)
     rows.sort()
     with open(out, "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r.as_tuple(), ensure_ascii=False) + "\n")
-    return patients, problems
+    return population.patients, problems, population.as_tuple()
 
 
 # --- driver side -------------------------------------------------------------------------------
@@ -183,40 +198,70 @@ class _Problems:
 _SHOWN = 3
 
 
-def _spill(
-    files: list[Path],
-    tmp: Path,
-    buckets: int,
-    problems: _Problems,
-    counts: Counter[str],
-    shared: list[Any],
-    on_bytes: Callable[[int], None],
-) -> list[Path]:
-    paths = [tmp / f"bucket-{i:04d}.tsv" for i in range(buckets)]
-    handles: list[IO[str]] = [p.open("w", encoding="utf-8", buffering=1 << 16) for p in paths]
-    try:
+class _Spill:
+    """The bucket files a run groups its resources in by patient (a hash of the id), with the
+    shared resources, the problems, and the patients seen (``keys``, when asked to keep them).
+    """
+
+    def __init__(
+        self, tmp: Path, buckets: int, problems: _Problems, keep_keys: bool = False
+    ) -> None:
+        self.paths = [tmp / f"bucket-{i:04d}.tsv" for i in range(buckets)]
+        self.handles: list[IO[str]] = [
+            p.open("w", encoding="utf-8", buffering=1 << 16) for p in self.paths
+        ]
+        self.problems = problems
+        self.shared: list[Any] = []
+        self.counts: Counter[str] = Counter()
+        self.patients = 0  # Patient resources spilled
+        self.keys: set[str] | None = set() if keep_keys else None
+
+    def _write(self, key: str, text: str) -> None:
+        self.handles[_bucket_of(key, len(self.handles))].write(f"{key}\t{text}\n")
+        if self.keys is not None:
+            self.keys.add(key)
+
+    def resource(self, res: Any, file: str) -> None:
+        """A resource read from ``file``: into its patient's bucket, the shared resources, or
+        the problems when its patient cannot be told."""
+        key, problem = attribute(res, file)
+        if problem is not None:
+            self.problem(problem)
+        elif key is None:
+            self.shared.append(res)
+            self.counts[res["resourceType"]] += 1
+        else:
+            self.keyed(key, res)
+
+    def keyed(self, key: str, res: Any) -> None:
+        self.patients += res.get("resourceType") == "Patient"
+        self._write(key, canonical(res))
+
+    def problem(self, p: Problem) -> None:
+        """A problem; a line lost from a known patient travels with their resources."""
+        self.problems.add(p)
+        if p.owner not in ("", ANYONE):
+            self._write(p.owner, lost_line(p))
+
+    def read(self, files: list[Path], on_read: Callable[[Path, int], None]) -> None:
+        """Stream ``files`` line by line; ``on_read(file, bytes)`` is told how far each got,
+        every few thousand lines and at its end (with its size)."""
         for f in files:
-            for res, problem in read_file(f):
-                if problem is None:
-                    assert res is not None
-                    key, problem = attribute(res, f.name)
+            for n, (res, problem) in enumerate(read_file(f), start=1):
+                if n % _TICK == 0:
+                    on_read(f, 0)
                 if problem is not None:
-                    problems.add(problem)
-                    if problem.owner not in ("", ANYONE):
-                        bucket = handles[_bucket_of(problem.owner, buckets)]
-                        bucket.write(f"{problem.owner}\t{lost_line(problem)}\n")
-                    continue
-                assert res is not None
-                if key is None:
-                    shared.append(res)
-                    counts[f"shared:{res['resourceType']}"] += 1
-                    continue
-                handles[_bucket_of(key, buckets)].write(f"{key}\t{canonical(res)}\n")
-            on_bytes(f.stat().st_size)
-    finally:
-        for h in handles:
+                    self.problem(problem)
+                elif res is not None:
+                    self.resource(res, f.name)
+            on_read(f, f.stat().st_size)
+
+    def close(self) -> None:
+        for h in self.handles:
             h.close()
-    return paths
+
+
+_TICK = 5_000
 
 
 def _merged(results: list[Path], owner: object) -> Iterator[Finding]:
@@ -238,64 +283,109 @@ def screen_local(
     workers: int | None = None,
     spill_dir: Path | None = None,
     bucket_mb: float | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
+    first_pass: bool = True,
 ) -> ScreenRun:
-    """Screen the export in ``folder``; ``progress(phase, done, total)`` is told how far it got.
+    """Screen the export in ``folder``; ``progress`` is told how far it got (``Progress``).
 
-    ``bucket_mb``: input per bucket (default 16 MB); it bounds the memory a worker needs.
+    ``first_pass``: read the NDJSON files with DuckDB first and assess only the patients who
+    hold something the rules read (``columnar``); False assesses every patient (the same
+    output, slower).
+
+    ``bucket_mb``: input per bucket (default 16 MB); it bounds the memory a worker needs. There
+    are at least ``_BUCKETS_PER_WORKER`` buckets per worker, so the assessment reports progress
+    in steps of a few patients, whatever the size.
     """
     files, skipped = input_files(folder)
     total_bytes = sum(f.stat().st_size for f in files)
     per_bucket = int(bucket_mb * 1024 * 1024) if bucket_mb else _BUCKET_BYTES
-    buckets = max(1, min(_MAX_BUCKETS, total_bytes // per_bucket + 1))
     workers = workers or os.cpu_count() or 1
+    buckets = min(_MAX_BUCKETS, max(total_bytes // per_bucket + 1, _BUCKETS_PER_WORKER * workers))
     remove_stale_spills(Path(spill_dir or tempfile.gettempdir()))
     tmpdir = tempfile.TemporaryDirectory(prefix=_spill_prefix(), dir=spill_dir)
     tmp = Path(tmpdir.name)
     problems = _Problems()
     for p in skipped:
         problems.add(p)
-    counts: Counter[str] = Counter()
-    shared: list[Any] = []
-    done = 0
+    scanned = [0, 0]  # bytes and patients of the first pass
+    read = 0  # bytes read line by line
 
-    def read_bytes(n: int) -> None:
-        nonlocal done
-        done += n
+    def report() -> None:
         if progress:
-            progress("read", done, total_bytes)
+            progress("read", scanned[0] + read, total_bytes, scanned[1] + spill.patients)
 
+    def on_read(f: Path, size: int) -> None:
+        nonlocal read
+        read += size
+        report()
+
+    def on_scan(done: int, patients: int) -> None:
+        scanned[:] = [done, max(patients, scanned[1])]
+        report()
+
+    first = FirstPass(load_knowledge(), tmp, workers) if first_pass else None
+    spill = _Spill(tmp, buckets, problems, keep_keys=first is not None)
     try:
-        paths = _spill(files, tmp, buckets, problems, counts, shared, read_bytes)
+        chosen = 0
+        without = Population()
+        try:
+            if first is not None:
+                first.scan([f for f in files if is_ndjson(f)], on_scan)
+                python = [f for f in files if not is_ndjson(f) or f in first.python]
+                spill.read(python, on_read)
+                for name, raw in first.unkeyed():
+                    spill.resource(json.loads(raw, parse_float=finite, parse_constant=finite), name)
+                assert spill.keys is not None
+                chosen = first.choose(spill.keys, everyone=problems.anyone > 0)
+                chosen += spill.patients  # the Patient resources Python read
+                for key, res in first.fetch():
+                    spill.keyed(key, res)
+            else:
+                spill.read(files, on_read)
+                chosen = spill.patients
+        finally:
+            spill.close()
+        found = chosen
+        counts = spill.counts
+        paths = spill.paths
         shared_path = tmp / "shared.ndjson"
-        shared, conflicts = unique(sorted(canonical(r) for r in shared), ANYONE)
+        shared, conflicts = unique(sorted(canonical(r) for r in spill.shared), ANYONE)
+        spill.shared = []
         for p in conflicts:
             problems.add(p)
         with shared_path.open("w", encoding="utf-8") as fh:
-            for res in shared:
-                fh.write(canonical(res) + "\n")
+            for one in shared:
+                fh.write(canonical(one) + "\n")
+        if first is not None:
+            without = first.skipped(PartyNames(Entry(r, "") for r in shared))
+            first.close()
         del shared
         results = [tmp / f"result-{i:04d}.ndjson" for i in range(buckets)]
         loss = problems.loss()
         jobs = [
             (str(b), str(r), as_of.isoformat(), loss) for b, r in zip(paths, results, strict=True)
         ]
-        patients = 0
+        population = Population()
+        if progress:
+            progress("assess", 0, found, 0)
         if workers == 1 or buckets == 1:
             _init(str(shared_path))
-            outcomes: Iterator[tuple[int, list[Problem]]] = map(_assess_bucket, jobs)
+            outcomes: Iterator[tuple[int, list[Problem], tuple[Any, ...]]] = map(
+                _assess_bucket, jobs
+            )
             pool = None
         else:
             ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             pool = ctx.Pool(min(workers, buckets), initializer=_init, initargs=(str(shared_path),))
             outcomes = pool.imap(_assess_bucket, jobs)
         try:
-            for i, (n, probs) in enumerate(outcomes, start=1):
-                patients += n
+            for _, probs, counted in outcomes:
+                population.merge(Population.from_tuple(counted))
                 for p in probs:
                     problems.add(p)
                 if progress:
-                    progress("assess", i, buckets)
+                    done = population.patients
+                    progress("assess", done, max(found, done), done)
         except BaseException:
             if pool is not None:
                 pool.terminate()  # stopped: the workers' remaining buckets are not wanted
@@ -306,20 +396,20 @@ def screen_local(
                 pool.join()
         for b in paths:
             b.unlink()
+        population.merge(without)
     except BaseException:
+        if first is not None:
+            first.close()
         tmpdir.cleanup()
         raise
     return ScreenRun(
         findings=_merged(results, tmpdir),
         problems=sorted(problems.kept),
         problems_total=problems.total,
-        shared={
-            k.removeprefix("shared:"): v
-            for k, v in sorted(counts.items())
-            if k.startswith("shared:")
-        },
+        shared=dict(sorted(counts.items())),
+        assessed=population.patients - without.patients,
         files=len(files),
         input_bytes=total_bytes,
-        patients=lambda: patients,
+        population=population,
         cleanup=tmpdir.cleanup,
     )

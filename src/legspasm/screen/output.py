@@ -17,17 +17,19 @@ beside a summary that looks complete.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from .core import Problem
-from .findings import COLUMNS, Finding
+from .findings import COLUMNS, FLAGGED, SEVERITY, Finding
+from .rates import Numerators
 
 __all__ = [
     "Tally",
@@ -88,42 +90,58 @@ class Tally:
     rows: int = 0
     by_finding: Counter[str] = field(default_factory=Counter)  # finding id -> patients
     by_kind: Counter[str] = field(default_factory=Counter)  # kind -> rows
+    by_severity: Counter[str] = field(default_factory=Counter)  # severity -> patients (highest)
     by_condition: Counter[str] = field(default_factory=Counter)  # context id -> patients
     patients_with_findings: int = 0  # patients with a clinical finding (not only a mark)
     flagged: int = 0  # patients with a red flag or an exposure
-    incomplete: Counter[str] = field(default_factory=Counter)  # mark severity -> patients
+    incomplete: Counter[str] = field(default_factory=Counter)  # mark status -> patients
+    names: dict[str, str] = field(default_factory=dict)  # finding id -> its name
+    kinds: dict[str, str] = field(default_factory=dict)  # finding id -> its kind
+    numerators: Numerators = field(default_factory=Numerators)
     _current: str | None = None
     _current_flagged: bool = False
-    _current_found: bool = False
+    _current_severity: int | None = None
     _seen: set[str] = field(default_factory=set)  # the current patient's finding ids
 
     def add(self, f: Finding) -> None:
         if f.patient_id != self._current:
             if self._current is not None and f.patient_id < self._current:
                 raise ValueError("findings must arrive sorted by patient")  # an engine bug
+            self._end_patient()
             self._current = f.patient_id
             self._current_flagged = False
-            self._current_found = False
             self._seen.clear()
         self.rows += 1
         self.by_kind[f.kind] += 1
+        self.numerators.add(f)
         if f.kind == "data_incomplete":
-            self.incomplete[f.severity] += 1
+            self.incomplete[f.status] += 1
             return
-        if not self._current_found:
-            self._current_found = True
+        if self._current_severity is None:
             self.patients_with_findings += 1
+        level = _LEVELS.index(f.severity)
+        if self._current_severity is None or level < self._current_severity:
+            self._current_severity = level
         # A rule can give a patient two rows (e.g. two benzodiazepines): count the patient once.
         if f.finding_id not in self._seen:
             self._seen.add(f.finding_id)
             self.by_finding[f.finding_id] += 1
+            self.names.setdefault(f.finding_id, f.finding)
+            self.kinds.setdefault(f.finding_id, f.kind)
             if f.kind == "condition":
                 self.by_condition[f.finding_id] += 1
-        if f.kind in ("red_flag", "exposure") and not self._current_flagged:
+        if f.kind in FLAGGED and not self._current_flagged:
             self._current_flagged = True
             self.flagged += 1
 
+    def _end_patient(self) -> None:
+        if self._current_severity is not None:
+            self.by_severity[_LEVELS[self._current_severity]] += 1
+        self._current_severity = None
+
     def as_json(self) -> dict[str, Any]:
+        self._end_patient()
+        by_finding = sorted(self.by_finding.items(), key=lambda kv: (-kv[1], kv[0]))
         return {
             "findings": self.rows,
             "patients_with_findings": self.patients_with_findings,
@@ -131,14 +149,20 @@ class Tally:
             "patients_data_incomplete": sum(self.incomplete.values()),
             "data_incomplete": dict(sorted(self.incomplete.items())),
             "by_kind": dict(sorted(self.by_kind.items())),
-            "by_finding": dict(sorted(self.by_finding.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "patients_by_severity": {k: self.by_severity[k] for k in _LEVELS},
+            "by_finding": dict(by_finding),
             "by_condition": dict(sorted(self.by_condition.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "finding_names": {k: self.names[k] for k, _ in by_finding},
+            "finding_kinds": {k: self.kinds[k] for k, _ in by_finding},
         }
+
+
+_LEVELS = tuple(SEVERITY)
 
 
 def write_findings(rows: Iterable[Finding], path: Path, kind: str | None = None) -> Tally:
     """Write the findings to ``path`` (``kind`` csv or parquet, else by its suffix) and count
-    them."""
+    them. In Parquet, ``age`` is an integer and ``started`` a date; every other column text."""
     kind = kind or check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tally = Tally()
@@ -153,14 +177,25 @@ def write_findings(rows: Iterable[Finding], path: Path, kind: str | None = None)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(c, pa.string()) for c in COLUMNS])
+    types = {"age": pa.int32(), "started": pa.date32()}
+    schema = pa.schema([(c, types.get(c, pa.string())) for c in COLUMNS])
+    convert: dict[str, Callable[[str], object]] = {
+        "age": lambda v: int(v) if v else None,
+        "started": lambda v: dt.date.fromisoformat(v) if v else None,
+    }
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         batch: list[Finding] = []
 
         def flush() -> None:
-            cols = list(zip(*(b.as_tuple() for b in batch), strict=True)) if batch else []
-            arrays = [pa.array(list(c), pa.string()) for c in cols] or [
-                pa.array([], pa.string()) for _ in COLUMNS
+            cols = list(zip(*(b.as_tuple() for b in batch), strict=True))
+            if not cols:  # no finding at all: an empty table, with its columns
+                cols = [() for _ in COLUMNS]
+            arrays = [
+                pa.array(
+                    [convert[name](v) for v in col] if name in convert else list(col),
+                    schema.field(name).type,
+                )
+                for name, col in zip(COLUMNS, cols, strict=True)
             ]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
             batch.clear()

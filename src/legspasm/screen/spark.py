@@ -1,19 +1,25 @@
 """The Spark screening engine: the same reading and assessment as the local engine, on a cluster.
 
-1. **Read.** The list of input files is distributed, one file a task; each task streams its file
-   through ``core.read_file`` and emits one record per line: a patient's resource (keyed by
+1. **First pass.** Spark SQL reads the NDJSON files and chooses the patients to assess, as the
+   local engine's DuckDB pass does (``spark_columnar``); the files it leaves (ones Spark cannot
+   read, or may read differently from Python), the folders of Bundles, and every file when the
+   first pass is off, are read by Python.
+2. **Read.** Those files are distributed, one file a task; each task streams its file through
+   ``core.read_file`` and emits one record per line: a patient's resource (keyed by
    ``core.patient_key``, as canonical JSON), a resource that names no patient (shared reference
-   data: Medication, Organization...) or a problem with its file and line.
-2. **Share.** The shared resources (few) are collected to the driver, sorted and broadcast; the
+   data: Medication, Organization...) or a problem with its file and line. The lines the first
+   pass could not key are attributed by Python the same way.
+3. **Share.** The shared resources (few) are collected to the driver, sorted and broadcast; the
    problems are collected to the driver (at most ``MAX_PROBLEMS_KEPT``, the first in order, and
    the total counted).
-3. **Assess.** The patients' resources are grouped by patient id; each partition loads the
-   knowledge base once (once per Python worker, which Spark reuses) and assesses every patient
-   with ``core.assess_patient``: resources sorted by their canonical JSON, so the order lines
-   arrive in cannot change a finding. A group without its Patient resource is a problem.
-4. **Stream.** The findings are sorted by Spark in their natural order (patient, finding id,
-   kind...) and streamed to the driver a partition at a time (``toLocalIterator``): the driver
-   never holds the whole table, and the rows are identical to the local engine's.
+4. **Assess.** The chosen patients' resources are grouped by patient id; each partition loads
+   the knowledge base once (once per Python worker, which Spark reuses) and assesses every
+   patient with ``core.screen_patient``: resources sorted by their canonical JSON, so the order
+   lines arrive in cannot change a finding. A group without its Patient resource is a problem.
+   The patients left out are counted per clinic, clinician and prescriber.
+5. **Stream.** The findings are sorted (by Spark when there are many) in their natural order
+   and streamed to the driver a partition at a time (``toLocalIterator``): the driver never
+   holds a large table, and the rows are identical to the local engine's.
 
 PySpark is an optional extra (``pip install 'legspasm[spark]'``) and is imported only here, only
 when the engine runs. Spark needs Java 17 or later.
@@ -34,8 +40,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..documents import finite
 from ..errors import InputError
+from ..fhir.attribution import Party, PartyNames, patient_parties
+from ..fhir.read import Entry
 from ..knowledge import Knowledge, load_knowledge
+from .columnar import is_ndjson
 from .core import (
     ANYONE,
     MAX_PROBLEMS_KEPT,
@@ -50,6 +60,8 @@ from .core import (
     unique,
 )
 from .findings import Finding
+from .rates import Population
+from .spark_columnar import SparkFirstPass, prescribers_of, smaller_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -75,7 +87,7 @@ INPUT_BYTES_PER_PARTITION = 64 * 1024 * 1024
 
 # The records the stages emit, (kind, key, payload): a patient's resource or lost-line marker
 # (patient id, text), a shared resource ("", json), a problem ("", (file, line, problem, owner)),
-# a finding ("", row tuple), and a partition's tally ("", (patients assessed, findings)).
+# a finding ("", row tuple), and a partition's tally ("", (findings, population)).
 _OWN, _SHARED, _PROBLEM, _FINDING, _TALLY = range(5)
 
 
@@ -87,10 +99,11 @@ class SparkRun:
     findings: Iterator[Finding]
     problems: list[Problem]  # sorted; at most MAX_PROBLEMS_KEPT
     problems_total: int
-    patients: int  # patients assessed
+    population: Population  # patients screened, per clinic, clinician and prescriber
     shared: dict[str, int]  # resource type -> resources that name no patient
     files: int
     input_bytes: int
+    assessed: int = 0  # patients assessed (the others hold nothing the rules read)
     _close: list[Any] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -146,29 +159,34 @@ def _assess_partition(
     kb_dir: str | None,
     lost_elsewhere: str,
 ) -> Iterator[tuple[int, str, Any]]:
-    """Assess every patient group of one partition: its findings and problems, then its tally."""
+    """Assess every patient group of one partition: its findings and problems, then its tally
+    (findings, and the patients screened per clinic, clinician and prescriber)."""
     kb = _knowledge(kb_dir)
     shared_resources = shared.value
-    assessed = findings = 0
+    names = PartyNames(Entry(r, "") for r in shared_resources)
+    population = Population()
+    findings = 0
     for pid, texts in groups:
-        rows, problems, ok = screen_patient(
-            pid, list(texts), shared_resources, kb, as_of, SOURCE, lost_elsewhere
+        one = screen_patient(
+            pid, list(texts), shared_resources, kb, as_of, SOURCE, lost_elsewhere, names
         )
-        for p in problems:
+        for p in one.problems:
             yield _PROBLEM, "", (p.file, p.line, p.problem, p.owner)
-        assessed += ok
-        findings += len(rows)
-        for row in rows:
+        if one.assessed:
+            population.add(one.patient.clinic, one.patient.clinician, one.prescribers)
+        findings += len(one.rows)
+        for row in one.rows:
             yield _FINDING, "", row.as_tuple()
-    yield _TALLY, "", (assessed, findings)
+    yield _TALLY, "", (findings, population.as_tuple())
 
 
 def _summarize(
     records: Iterable[tuple[int, str, Any]],
-) -> Iterator[tuple[int, list[Any], int, int]]:
+) -> Iterator[tuple[int, list[Any], int, tuple[Any, ...]]]:
     """One partition's problems (counted, the first MAX_PROBLEMS_KEPT kept) and tallies."""
     problems: list[Any] = []
-    n_problems = patients = findings = 0
+    n_problems = findings = 0
+    population = Population()
     for kind, _, payload in records:
         if kind == _PROBLEM:
             n_problems += 1
@@ -176,9 +194,51 @@ def _summarize(
             if len(problems) >= 2 * MAX_PROBLEMS_KEPT:
                 problems = heapq.nsmallest(MAX_PROBLEMS_KEPT, problems)
         elif kind == _TALLY:
-            patients += payload[0]
-            findings += payload[1]
-    yield n_problems, heapq.nsmallest(MAX_PROBLEMS_KEPT, problems), patients, findings
+            findings += payload[0]
+            population.merge(Population.from_tuple(payload[1]))
+    yield n_problems, heapq.nsmallest(MAX_PROBLEMS_KEPT, problems), findings, population.as_tuple()
+
+
+def _keyed_records(lines: Iterable[tuple[str, str]]) -> Iterator[tuple[int, str, Any]]:
+    """The records of lines the first pass could not key: Python tells whose each is."""
+    for name, raw in lines:
+        res = json.loads(raw, parse_float=finite, parse_constant=finite)
+        key, problem = attribute(res, name)
+        if problem is not None:
+            yield _PROBLEM, "", (problem.file, problem.line, problem.problem, problem.owner)
+            if problem.owner not in ("", ANYONE):
+                yield _OWN, problem.owner, lost_line(problem)
+        elif key is None:
+            yield _SHARED, "", canonical(res)
+        else:
+            yield _OWN, key, canonical(res)
+
+
+def _without(sc: Any, first: SparkFirstPass, names: PartyNames) -> Population:
+    """The patients the first pass left out, per clinic, clinician and prescriber."""
+    out = Population()
+    combos, orders = first.skipped(names)
+    for mo, gp, n in combos:
+        patient = {
+            "managingOrganization": None if mo is None else json.loads(mo),
+            "generalPractitioner": None if gp is None else json.loads(gp),
+        }
+        clinic, clinician = patient_parties(patient, names)
+        out.add_many(clinic, clinician, n)
+    names_bc = sc.broadcast(names)
+    per_patient = orders.mapPartitions(lambda it: prescribers_of(it, names_bc.value)).reduceByKey(
+        smaller_name
+    )
+    counted = (
+        per_patient.map(lambda kv: (kv[0][1], (1, kv[1])))
+        .reduceByKey(lambda a, b: (a[0] + b[0], smaller_name(a[1], b[1])))
+        .collect()
+    )
+    names_bc.destroy()
+    for key, (n, name) in sorted(counted):
+        out.counts["prescriber"][key] += n
+        out.name(Party(key, name) if name else Party(key, ""))
+    return out
 
 
 # --- driver side -------------------------------------------------------------------------------
@@ -225,9 +285,12 @@ def spark_screen(
     master: str = "local[2]",
     kb_dir: Path | None = None,
     session: SparkSession | None = None,
+    first_pass: bool = True,
 ) -> SparkRun:
     """Screen the export in ``folder`` on Spark (``master``, e.g. ``local[2]``), or in ``session``
     when given (then ``master`` is not used and ``close()`` leaves the session running).
+    ``first_pass``: choose in Spark SQL the patients to assess (``spark_columnar``), as the
+    local engine does; False assesses every patient.
 
     InputError when PySpark is not installed; KnowledgeError (on the driver, before any job)
     when the knowledge base in ``kb_dir`` does not load.
@@ -236,7 +299,7 @@ def spark_screen(
     from pyspark import StorageLevel
     from pyspark.sql import SparkSession
 
-    load_knowledge(kb_dir)  # fail here, clearly, rather than inside a task
+    kb = load_knowledge(kb_dir)  # fail here, clearly, rather than inside a task
     files, skipped = input_files(folder)
     input_bytes = sum(f.stat().st_size for f in files)
 
@@ -247,17 +310,27 @@ def spark_screen(
         if owned:
             closers.append(session.stop)
     spark = session
-    run = SparkRun(iter(()), [], 0, 0, {}, len(files), input_bytes, closers)
+    run = SparkRun(iter(()), [], 0, Population(), {}, len(files), input_bytes, _close=closers)
     try:
         sc = spark.sparkContext
         level = StorageLevel.MEMORY_AND_DISK
 
-        # 1. read every file (one task each), keep the records; the shared resources to all
-        records = (
-            sc.parallelize([str(p) for p in files], max(1, len(files)))
-            .flatMap(_read_records)
-            .persist(level)
+        # 1. the first pass in Spark SQL; the files it leaves are read line by line (one task
+        # each), as are the lines it cannot key; the shared resources go to every task
+        first = None
+        python = files
+        if first_pass:
+            first = SparkFirstPass(spark, [f for f in files if is_ndjson(f)], kb)
+            closers.append(first.close)
+            first.scan()
+            python = [f for f in files if f not in first.clean]
+        records = sc.parallelize([str(p) for p in python], max(1, len(python))).flatMap(
+            _read_records
         )
+        if first is not None:
+            unkeyed = list(_keyed_records(first.unkeyed()))
+            records = records.union(sc.parallelize(unkeyed, max(1, len(unkeyed) // 10_000)))
+        records = records.persist(level)
         closers.append(records.unpersist)
         texts = sorted(records.filter(lambda r: r[0] == _SHARED).map(lambda r: r[2]).collect())
         run.shared = dict(
@@ -266,6 +339,7 @@ def spark_screen(
         shared, conflicts = unique(texts, ANYONE)
         shared_bc = sc.broadcast(shared)
         closers.append(shared_bc.destroy)
+        names = PartyNames(Entry(r, "") for r in shared)
         del texts, shared
 
         # 2. what the export lost whose patient is unknown (every patient's findings say so)
@@ -273,16 +347,27 @@ def spark_screen(
             lambda r: tuple(r[2])
         )
         early = [p for p in skipped + conflicts if p.owner == ANYONE]
-        first = sorted(early + [Problem(*t) for t in anyone.takeOrdered(3)])[:3]
-        lost_elsewhere = export_loss(anyone.count() + len(early), first)
+        first_lost = sorted(early + [Problem(*t) for t in anyone.takeOrdered(3)])[:3]
+        lost = anyone.count() + len(early)
+        lost_elsewhere = export_loss(lost, first_lost)
+
+        own = records.filter(lambda r: r[0] == _OWN).map(lambda r: (r[1], r[2]))
+        without = Population()
+        if first is not None:
+            # the patients to assess, their lines from the clean files, the others counted
+            python_keys = own.map(lambda kv: (kv[0],)).distinct().toDF("key STRING")
+            first.choose(python_keys, everyone=lost > 0)
+            fetched = first.fetch().map(
+                lambda r: (r[0], canonical(json.loads(r[1], parse_float=finite)))
+            )
+            own = own.union(fetched)
+            without = _without(sc, first, names)
 
         # 3. group by patient and assess; bring the problems and the tallies to the driver
         groups = max(sc.defaultParallelism, -(-input_bytes // INPUT_BYTES_PER_PARTITION))
         kb_text = str(kb_dir) if kb_dir else None
         assessed = (
-            records.filter(lambda r: r[0] == _OWN)
-            .map(lambda r: (r[1], r[2]))
-            .groupByKey(groups)
+            own.groupByKey(groups)
             .mapPartitions(
                 lambda g: _assess_partition(g, shared_bc, as_of, kb_text, lost_elsewhere)
             )
@@ -295,20 +380,24 @@ def spark_screen(
             .mapPartitions(_summarize)
             .collect()
         )
-        run.patients = sum(p[2] for p in parts)
-        findings = sum(p[3] for p in parts)
+        for p in parts:
+            run.population.merge(Population.from_tuple(p[3]))
+        run.assessed = run.population.patients
+        run.population.merge(without)
+        findings = sum(p[2] for p in parts)
         run.problems_total = len(skipped) + len(conflicts) + sum(p[0] for p in parts)
         kept = heapq.nsmallest(MAX_PROBLEMS_KEPT, (t for p in parts for t in p[1]))
         found = skipped + conflicts + [Problem(*t) for t in kept]
         run.problems = sorted(found)[:MAX_PROBLEMS_KEPT]
 
-        # 4. sort the findings and stream them to the driver, a partition at a time
-        rows = (
-            assessed.filter(lambda r: r[0] == _FINDING)
-            .map(lambda r: tuple(r[2]))
-            .sortBy(lambda t: t, numPartitions=max(1, -(-findings // FINDINGS_PER_PARTITION)))
-        )
-        run.findings = (Finding(*t) for t in rows.toLocalIterator())
+        # 4. sort the findings and stream them to the driver, a partition at a time (few
+        # findings: collected and sorted at once, without a sampling job and a shuffle)
+        rows = assessed.filter(lambda r: r[0] == _FINDING).map(lambda r: tuple(r[2]))
+        if findings <= FINDINGS_PER_PARTITION:
+            run.findings = iter(sorted(Finding(*t) for t in rows.collect()))
+        else:
+            ordered = rows.sortBy(lambda t: t, numPartitions=-(-findings // FINDINGS_PER_PARTITION))
+            run.findings = (Finding(*t) for t in ordered.toLocalIterator())
     except BaseException:
         run.close()
         raise

@@ -53,14 +53,19 @@ __all__ = [
 AS_OF = dt.date(2026, 11, 21)
 """Default reference date: every date written is relative to it (not to today)."""
 
-RESOURCE_TYPES = (
+CLINICAL_TYPES = (
     "Patient",
     "Condition",
     "MedicationRequest",
     "Observation",
     "AllergyIntolerance",
 )
+RESOURCE_TYPES = (*CLINICAL_TYPES, "Encounter", "Organization", "Practitioner")
+"""What an export holds: the clinical resources, the visits and who they belong to."""
 LINES_PER_FILE = 100_000
+CLINICS = 12
+"""Clinics by default (each with 3 to 6 clinicians): patient i's clinic does not depend on the
+population's size, so a smaller population stays a prefix of a larger one."""
 
 # --- rates (illustrative, not epidemiological) ------------------------------------------------
 # Tuples are (age 18-49, 50-64, 65 and over), as the probability an adult has it on the record.
@@ -408,6 +413,125 @@ class _Sink:
         self._close_file()
 
 
+# --- attribution: clinics, clinicians, visits ----------------------------------------------------
+@dataclass(frozen=True)
+class _Party:
+    """An Organization or Practitioner: its reference member value and its name."""
+
+    ref: str
+    name: str
+
+    def member(self, key: str) -> str:
+        return _member(key, {"reference": self.ref, "display": self.name})
+
+
+@dataclass(frozen=True)
+class _Clinic:
+    org: _Party
+    clinicians: tuple[_Party, ...]
+
+
+def _clinics(seed: int, count: int) -> tuple[list[_Clinic], list[str], list[str]]:
+    """The clinics (each with its clinicians), and their Organization and Practitioner lines."""
+    rng = random.Random(f"legspasm-synth:{seed}:clinics")
+    clinics: list[_Clinic] = []
+    orgs: list[str] = []
+    people: list[str] = []
+    named: set[str] = set()  # each clinician's name is theirs alone
+    for i in range(count):
+        oid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        place = _PLACES[i % len(_PLACES)] + (
+            f" {i // len(_PLACES) + 1}" if i >= len(_PLACES) else ""
+        )
+        name = f"{place} {rng.choice(_PRACTICES)}"
+        orgs.append(
+            f'{{"resourceType":"Organization","id":"{oid}",{_TEST_TAG},'
+            f'"identifier":[{{"system":"{BASE}/synthetic-organization","value":"{seed}-c{i}"}}],'
+            f'"active":true,{_ORG_TYPE},"name":"{name}"}}'
+        )
+        clinicians = []
+        for j in range(rng.randint(3, 6)):
+            pid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            given, family = rng.choice(_FIRST), rng.choice(_FAMILY)
+            while f"Dr. {given} {family}" in named and len(named) < len(_FIRST) * len(_FAMILY):
+                given, family = rng.choice(_FIRST), rng.choice(_FAMILY)
+            named.add(f"Dr. {given} {family}")
+            people.append(
+                f'{{"resourceType":"Practitioner","id":"{pid}",{_TEST_TAG},'
+                f'"identifier":[{{"system":"{BASE}/synthetic-practitioner",'
+                f'"value":"{seed}-c{i}-{j}"}}],"active":true,'
+                f'"name":[{{"family":"{family}","given":["{given}"],"prefix":["Dr."]}}]}}'
+            )
+            clinicians.append(_Party(f"Practitioner/{pid}", f"Dr. {given} {family}"))
+        clinics.append(_Clinic(_Party(f"Organization/{oid}", name), tuple(clinicians)))
+    return clinics, orgs, people
+
+
+@dataclass
+class _Care:
+    """Where a patient is seen: their clinic and clinician, and the visits their orders come
+    from (drawn from a stream of their own, so the clinical layer is the same with or without
+    it). A patient from a source export keeps the requester its records name."""
+
+    rng: _Rng
+    clinics: list[_Clinic]
+    home: int = 0
+    gp: _Party | None = None
+    requester: _Party | None = None  # a source patient's, when there are no clinics
+
+    def visit(self) -> tuple[_Clinic, _Party] | None:
+        """The clinic and clinician of a visit: the patient's own clinic mostly, their own
+        clinician at half of those visits."""
+        if not self.clinics:
+            return None
+        rng = self.rng
+        clinic = self.clinics[self.home]
+        if len(self.clinics) > 1 and rng.random() < 0.2:
+            clinic = self.clinics[rng.randrange(len(self.clinics))]
+        if clinic is self.clinics[self.home] and self.gp is not None and rng.random() < 0.5:
+            return clinic, self.gp
+        return clinic, clinic.clinicians[rng.randrange(len(clinic.clinicians))]
+
+
+_PLACES = (
+    *("Riverside", "Hillcrest", "Oakwood", "Lakeview", "Northgate", "Southbank", "Meadowbrook"),
+    *("Harbour", "Elmwood", "Westfield", "Stonebridge", "Cedar Park", "Maple Grove", "Brookside"),
+    *("Fairview", "Kingsway"),
+)
+_PRACTICES = ("Family Practice", "Medical Centre", "Health Centre", "Primary Care", "Clinic")
+_ORG_TYPE = _member(
+    "type",
+    [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                    "code": "prov",
+                    "display": "Healthcare Provider",
+                }
+            ]
+        }
+    ],
+)
+_AMBULATORY = _member(
+    "class",
+    {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+        "code": "AMB",
+        "display": "ambulatory",
+    },
+)
+_MR = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+            "code": "MR",
+            "display": "Medical record number",
+        }
+    ]
+}
+
+
 # --- one patient ---------------------------------------------------------------------------------
 @dataclass
 class _Patient:
@@ -417,6 +541,7 @@ class _Patient:
     rng: _Rng
     sex: str
     age: float
+    care: _Care | None = None  # who the patient's orders come from (None: no requester)
     ref: str = ""
     taking: set[str] = field(default_factory=set)
 
@@ -431,12 +556,26 @@ class _Patient:
 
 
 class _Generator:
-    def __init__(self, kb: Knowledge, as_of: dt.date, sinks: dict[str, _Sink], seed: int) -> None:
+    def __init__(
+        self,
+        kb: Knowledge,
+        as_of: dt.date,
+        sinks: dict[str, _Sink],
+        seed: int,
+        clinics: int = CLINICS,
+        prevalence: float = 1.0,
+    ) -> None:
         self.v = _Vocab(kb)
         self.as_of = as_of
         self.day0 = as_of.toordinal()
         self.sinks = sinks
         self.seed = seed
+        self.prevalence = prevalence
+        self.clinics, orgs, people = _clinics(seed, clinics)
+        for line in orgs:
+            sinks["Organization"].add(line)
+        for line in people:
+            sinks["Practitioner"].add(line)
         self.add_condition = sinks["Condition"].add
         self.add_med = sinks["MedicationRequest"].add
         self.add_obs = sinks["Observation"].add
@@ -499,15 +638,47 @@ class _Generator:
         else:
             p.taking.add(drug_id)
         text = _DOSE_TEXT.get(times, f"{times} times daily")
+        mid = p.new_id()
         self.add_med(
-            f'{{"resourceType":"MedicationRequest","id":"{p.new_id()}",'
+            f'{{"resourceType":"MedicationRequest","id":"{mid}",'
             f'"status":"{"stopped" if stopped else "active"}","intent":"order",'
-            f"{self.v.drug(drug_id, dose)},{p.ref},"
+            f"{self.v.drug(drug_id, dose)},{p.ref},{self.ordered(p, days)}"
             f'"authoredOn":"{start}","dosageInstruction":[{{"text":"{dose:g} mg {text}",'
             f'"timing":{{"repeat":{{{repeat}}}}},"doseAndRate":[{{"doseQuantity":'
             f'{{"value":{dose:g},"unit":"mg","system":"{UCUM}","code":"mg"}}}}]}}]}}'
         )
         return not stopped
+
+    def ordered(self, p: _Patient, days_ago: int) -> str:
+        """The members naming who ordered a medicine: the visit it was ordered at (an Encounter,
+        written here) and its clinician; a source patient's own requester; or nothing."""
+        care = p.care
+        if care is None:
+            return ""
+        seen = care.visit()
+        if seen is None:
+            return care.requester.member("requester") + "," if care.requester else ""
+        clinic, clinician = seen
+        eid = self.encounter(p, days_ago, clinic, clinician)
+        return (
+            _member("encounter", {"reference": f"Encounter/{eid}"})
+            + ","
+            + clinician.member("requester")
+            + ","
+        )
+
+    def encounter(self, p: _Patient, days_ago: int, clinic: _Clinic, clinician: _Party) -> str:
+        """A finished ambulatory visit of ``p`` on that day; returns its id."""
+        assert p.care is not None
+        eid = str(uuid.UUID(int=p.care.rng.getrandbits(128), version=4))
+        day = self.date(days_ago)
+        self.sinks["Encounter"].add(
+            f'{{"resourceType":"Encounter","id":"{eid}","status":"finished",{_AMBULATORY},'
+            f'{p.ref},"participant":[{{{clinician.member("individual")}}}],'
+            f'"period":{{"start":"{day}T09:00:00Z","end":"{day}T09:20:00Z"}},'
+            f"{clinic.org.member('serviceProvider')}}}"
+        )
+        return eid
 
     def observation(self, p: _Patient, category: str, code: str, value: str, days_ago: int) -> None:
         self.add_obs(
@@ -529,12 +700,32 @@ class _Generator:
         rng = p.rng
         given = _FIRST[int(rng.random() * len(_FIRST))]
         family = _FAMILY[int(rng.random() * len(_FAMILY))]
-        return (
-            f'{{"resourceType":"Patient","id":"{p.pid}",{_TEST_TAG},'
-            f'"identifier":[{{"system":"{BASE}/synthetic-patient","value":"{self.seed}-{index}"}}],'
-            f'"name":[{{"use":"official","family":"{family}","given":["{given}"]}}],'
-            f'"gender":"{p.sex}","birthDate":"{birth}"}}'
+        care = ""
+        if p.care is not None and p.care.clinics:
+            home = p.care.clinics[p.care.home]
+            care = f",{home.org.member('managingOrganization')}"
+            if p.care.gp is not None:
+                care += "," + _member(
+                    "generalPractitioner", [{"reference": p.care.gp.ref, "display": p.care.gp.name}]
+                )
+        mrn = _j(
+            {"type": _MR, "system": f"{BASE}/synthetic-patient", "value": f"{self.seed}-{index}"}
         )
+        return (
+            f'{{"resourceType":"Patient","id":"{p.pid}",{_TEST_TAG},"identifier":[{mrn}],'
+            f'"name":[{{"use":"official","family":"{family}","given":["{given}"]}}],'
+            f'"gender":"{p.sex}","birthDate":"{birth}"{care}}}'
+        )
+
+    def care(self, index: int) -> _Care:
+        """Patient ``index``'s clinic and clinician, from a stream of their own."""
+        rng = random.Random(f"legspasm-synth:{self.seed}:{index}:care")
+        care = _Care(rng, self.clinics)
+        if self.clinics:
+            care.home = rng.randrange(len(self.clinics))
+            clinicians = self.clinics[care.home].clinicians
+            care.gp = clinicians[rng.randrange(len(clinicians))] if rng.random() < 0.9 else None
+        return care
 
     def generated(self, index: int) -> None:
         rng = random.Random(f"legspasm-synth:{self.seed}:{index}")
@@ -549,9 +740,22 @@ class _Generator:
             r -= share
         age_days = rng.randint(int(low * 365.25) + 1, int((high + 1) * 365.25) - 1)
         birth = self.date(age_days)
-        p = _Patient(pid, rng, sex, age_days / 365.25)
+        care = self.care(index)
+        p = _Patient(pid, rng, sex, age_days / 365.25, care)
         self.sinks["Patient"].add(self.patient_resource(p, index, birth))
-        self.clinical(p)
+        if self.prevalence >= 1.0 or care.rng.random() < self.prevalence:
+            self.clinical(p)
+        else:
+            self.visits(p)
+
+    def visits(self, p: _Patient) -> None:
+        """A patient with nothing the rules read: none to three visits in the last two years."""
+        care = p.care
+        assert care is not None
+        for _ in range(care.rng.randint(0, 3)):
+            seen = care.visit()
+            if seen is not None:
+                self.encounter(p, care.rng.randint(0, min(730, int(p.age * 365.25))), *seen)
 
     def clinical(self, p: _Patient) -> None:
         """Conditions, medicines, observations and allergies for one patient."""
@@ -930,13 +1134,21 @@ def _source_patients(folder: Path, limit: int) -> list[_Seed]:
     return out
 
 
-def _copy_source(folder: Path, seeds: list[_Seed], sinks: dict[str, _Sink]) -> None:
-    """Copy the chosen patients' resources of the five types, each line unchanged."""
+_SHARED_TYPES = ("Organization", "Practitioner")
+
+
+def _copy_source(folder: Path, seeds: list[_Seed], sinks: dict[str, _Sink]) -> dict[str, _Party]:
+    """Copy the chosen patients' resources (clinical types and Encounters) and the export's
+    clinics and clinicians, each line unchanged; return, per copied patient, who their synthetic
+    orders name as requester: their first ``generalPractitioner``, else the requester of their
+    latest MedicationRequest (the attribution the source gives them)."""
     from .core import patient_key
 
     wanted = {s.pid for s in seeds}
     copied: set[str] = set()  # a Patient listed twice is copied once
-    for rtype in RESOURCE_TYPES:
+    gp: dict[str, _Party] = {}
+    latest: dict[str, tuple[str, _Party]] = {}
+    for rtype in (*CLINICAL_TYPES, "Encounter"):
         add = sinks[rtype].add
         for f in _ndjson_files(folder, rtype):
             for _, text, res in _lines(f):
@@ -947,7 +1159,35 @@ def _copy_source(folder: Path, seeds: list[_Seed], sinks: dict[str, _Sink]) -> N
                     if key in copied:
                         continue
                     copied.add(key)
+                    party = _party_in(_first(res.get("generalPractitioner")))
+                    if party is not None:
+                        gp[key] = party
+                if rtype == "MedicationRequest":
+                    party = _party_in(res.get("requester"))
+                    when = str(res.get("authoredOn", ""))
+                    if party is not None and (key not in latest or when > latest[key][0]):
+                        latest[key] = (when, party)
                 add(text)
+    for rtype in _SHARED_TYPES:
+        for f in _ndjson_files(folder, rtype):
+            for _, text, res in _lines(f):
+                if res.get("resourceType") == rtype:
+                    sinks[rtype].add(text)
+    return {**{k: party for k, (_, party) in latest.items()}, **gp}
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else None
+
+
+def _party_in(reference: Any) -> _Party | None:
+    """A source Reference as the synthetic orders repeat it (reference and display)."""
+    if not isinstance(reference, dict):
+        return None
+    ref, display = reference.get("reference"), reference.get("display")
+    if not isinstance(ref, str) or not ref:
+        return None
+    return _Party(ref, display if isinstance(display, str) else "")
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -982,18 +1222,34 @@ def synthesize(
     source: str | Path | None = None,
     source_share: float = 0.5,
     lines_per_file: int = LINES_PER_FILE,
+    clinics: int = CLINICS,
+    prevalence: float = 1.0,
 ) -> SynthSummary:
     """Write a synthetic bulk export of ``patients`` patients into the new or empty folder ``out``.
 
+    Every generated patient belongs to one of ``clinics`` clinics (``managingOrganization``) and
+    mostly has a clinician there (``generalPractitioner``); each medicine is ordered at a visit
+    (an Encounter whose ``serviceProvider`` is the clinic seen, mostly the patient's own) by its
+    clinician (``requester``). ``prevalence``: the share of generated patients given the
+    clinical layer (conditions, medicines, labs the knowledge base reads); the others only have
+    visits, as most patients of a real population hold nothing the rules read.
+
     ``source``: a FHIR Bulk Data export (e.g. Synthea's) whose first patients (up to
-    ``patients``) are copied with their Patient, Condition, MedicationRequest, Observation and
-    AllergyIntolerance resources unchanged; about ``source_share`` of the living ones also get the
-    synthetic clinical layer. Generated patients fill the population up to ``patients``.
-    Raises ``InputError`` for a bad count, a non-empty ``out`` or an unreadable ``source``.
+    ``patients``) are copied with their Patient, Condition, MedicationRequest, Observation,
+    AllergyIntolerance and Encounter resources unchanged, with the export's Organizations and
+    Practitioners (their attribution is kept); about ``source_share`` of the living ones also get
+    the synthetic clinical layer, whose orders name the patient's own clinician (or the requester
+    of their latest order). Generated patients fill the population up to ``patients``.
+    Raises ``InputError`` for a bad count or share, a non-empty ``out`` or an unreadable
+    ``source``.
     """
     t0 = time.perf_counter()
     if isinstance(patients, bool) or patients < 1:
         raise InputError(f"--patients: {patients!r} must be a whole number of at least 1")
+    if isinstance(clinics, bool) or clinics < 0:
+        raise InputError(f"--clinics: {clinics!r} must be a whole number of at least 0")
+    if not 0.0 <= prevalence <= 1.0:
+        raise InputError(f"--prevalence: {prevalence!r} must be between 0 and 1")
     if lines_per_file < 1:
         raise InputError(f"lines per file: {lines_per_file!r} must be at least 1")
     folder = Path(out)
@@ -1008,9 +1264,9 @@ def synthesize(
         raise InputError(f"{folder}: cannot create the folder: {exc.strerror or exc}") from None
     sinks = {t: _Sink(folder, t, gzip_output, lines_per_file) for t in RESOURCE_TYPES}
     try:
-        gen = _Generator(kb, as_of, sinks, seed)
+        gen = _Generator(kb, as_of, sinks, seed, clinics, prevalence)
         if source is not None:
-            _copy_source(Path(source), seeds, sinks)
+            requesters = _copy_source(Path(source), seeds, sinks)
             for s in seeds:
                 rng = random.Random(f"legspasm-synth:{seed}:source:{s.pid}")
                 if s.deceased or s.birth is None or s.sex is None or s.birth > as_of:
@@ -1018,7 +1274,8 @@ def synthesize(
                 if rng.random() >= source_share:
                     continue
                 age = (as_of - s.birth).days / 365.25
-                gen.clinical(_Patient(s.pid, rng, s.sex, age))
+                care = _Care(rng, [], requester=requesters.get(s.pid))
+                gen.clinical(_Patient(s.pid, rng, s.sex, age, care))
         for i in range(len(seeds), patients):
             gen.generated(i)
     finally:
