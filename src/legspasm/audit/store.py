@@ -544,9 +544,21 @@ class AuditStore:
     @contextlib.contextmanager
     def _session(self, action: str, *, write: bool = False) -> Iterator[Session]:
         maker = self._writers if write else self._readers
+        with self._errors(action, write=write), self._lock, maker.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def _connection(self, action: str, *, write: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction committed on leaving (as :meth:`_session`)."""
+        engine = self._engine.execution_options(**{_WRITE: True}) if write else self._engine
+        with self._errors(action, write=write), self._lock, engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, *, write: bool) -> Iterator[None]:
+        """Database errors as StoreError naming ``action`` (the URL's password masked)."""
         try:
-            with self._lock, maker.begin() as session:
-                yield session
+            yield
         except SQLAlchemyError as exc:
             raise StoreError(self._message(action, exc)) from exc
         except (TypeError, ValueError) as exc:
@@ -554,20 +566,6 @@ class AuditStore:
                 raise
             # a value the driver cannot encode (psycopg raises these unwrapped), e.g. a date
             # in the assessment: pass model_dump(mode="json")
-            raise StoreError(self._message(action, exc)) from exc
-
-    @contextlib.contextmanager
-    def _connection(self, action: str, *, write: bool = False) -> Iterator[Connection]:
-        """A Core connection in a transaction committed on leaving (as :meth:`_session`)."""
-        engine = self._engine.execution_options(**{_WRITE: True}) if write else self._engine
-        try:
-            with self._lock, engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(self._message(action, exc)) from exc
-        except (TypeError, ValueError) as exc:
-            if not write:
-                raise
             raise StoreError(self._message(action, exc)) from exc
 
     def _migrate(self) -> None:

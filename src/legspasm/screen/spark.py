@@ -142,14 +142,19 @@ def _read_records(path: str) -> Iterator[tuple[int, str, Any]]:
             if res is None:
                 continue
             key, problem = attribute(res, Path(path).name)
-        if problem is not None:
-            yield _PROBLEM, "", (problem.file, problem.line, problem.problem, problem.owner)
-            if problem.owner not in ("", ANYONE):
-                yield _OWN, problem.owner, lost_line(problem)
-        elif key is None:
-            yield _SHARED, "", canonical(res)
-        else:
-            yield _OWN, key, canonical(res)
+        yield from _record(res, key, problem)
+
+
+def _record(res: Any, key: str | None, problem: Problem | None) -> Iterator[tuple[int, str, Any]]:
+    """One read line as records (see ``_read_records``)."""
+    if problem is not None:
+        yield _PROBLEM, "", (problem.file, problem.line, problem.problem, problem.owner)
+        if problem.owner not in ("", ANYONE):
+            yield _OWN, problem.owner, lost_line(problem)
+    elif key is None:
+        yield _SHARED, "", canonical(res)
+    else:
+        yield _OWN, key, canonical(res)
 
 
 def _assess_partition(
@@ -203,15 +208,7 @@ def _keyed_records(lines: Iterable[tuple[str, str]]) -> Iterator[tuple[int, str,
     """The records of lines the first pass could not key: Python tells whose each is."""
     for name, raw in lines:
         res = json.loads(raw, parse_float=finite, parse_constant=finite)
-        key, problem = attribute(res, name)
-        if problem is not None:
-            yield _PROBLEM, "", (problem.file, problem.line, problem.problem, problem.owner)
-            if problem.owner not in ("", ANYONE):
-                yield _OWN, problem.owner, lost_line(problem)
-        elif key is None:
-            yield _SHARED, "", canonical(res)
-        else:
-            yield _OWN, key, canonical(res)
+        yield from _record(res, *attribute(res, name))
 
 
 def _without(sc: Any, first: SparkFirstPass, names: PartyNames) -> Population:
