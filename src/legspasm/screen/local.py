@@ -19,6 +19,7 @@ Memory stays bounded whatever the input size:
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import heapq
 import json
 import multiprocessing
@@ -139,6 +140,11 @@ def _init(shared_path: str) -> None:
     with open(shared_path, encoding="utf-8") as fh:
         _SHARED = [json.loads(line) for line in fh]
     _NAMES = PartyNames(Entry(r, "") for r in _SHARED)
+    # What the worker keeps for its life (the knowledge, the shared reference data) leaves the
+    # garbage collector's walks, as in the service (server.py): a full collection would otherwise
+    # walk the whole knowledge base again every few hundred patients.
+    gc.collect()
+    gc.freeze()
 
 
 def _assess_bucket(args: tuple[str, str, str, str]) -> tuple[int, list[Problem], tuple[Any, ...]]:
