@@ -39,7 +39,7 @@ from legspasm.screen.spark import (
 )
 
 AS_OF = dt.date(2026, 11, 21)
-SYNTHEA = Path("/work/shared/data/synthea-smart-bulk-ndjson-10")
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-smart-bulk-ndjson-10"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from legspasm.fhir.systems import ICD10CM, LOINC, RXNORM, SNOMED, SYSTEM_NAMES
 from legspasm.screen.core import read_file
 from legspasm.screen.synth import AS_OF, CLINICAL_TYPES, RESOURCE_TYPES, synthesize
 
-SYNTHEA = Path("/work/shared/data/synthea-smart-bulk-ndjson-10")
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-smart-bulk-ndjson-10"
 runner = CliRunner()
 
 
