@@ -172,7 +172,9 @@ def test_every_datum_taken_from_the_knowledge_base_is_on_a_matching_line(
         got = matches(pattern, [lines[d.source] for d in known])
         assert all(got), [d for d, ok in zip(known, got, strict=True) if not ok]
         checked += len(known)
-    assert checked > 1000
+    # the synthetic export alone gives about 500 data; the shared Synthea data, when present,
+    # twice as many more
+    assert checked > (1000 if BULK.is_dir() else 400)
 
 
 _WORDS = st.text(alphabet="bcdfghjklmnpqrstvwxz", min_size=3, max_size=9)
