@@ -309,3 +309,44 @@ def test_summary_documents_the_scale_and_names(population: tuple[Path, Path]) ->
     assert set(summary["finding_names"]) == set(summary["by_finding"])
     assert summary["kinds"] == list(KINDS)
     assert COLUMNS[:5] == ("patient_id", "finding_id", "kind", "severity", "status")
+
+
+def test_an_order_matched_by_name_keeps_its_own_drug_code(tmp_path: Path) -> None:
+    """Synthea orders clonazepam by a branded product code (RxNorm 1153378, 'Clonazepam
+    [Klonopin]') the knowledge base does not list: the drug is found by its name, and the row
+    still names the order's code, as a worklist joined to a pharmacy system needs."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    _lines(
+        folder,
+        "Patient.000.ndjson",
+        {"resourceType": "Patient", "id": "p9", "birthDate": "1940-01-01", "gender": "female"},
+    )
+    _lines(
+        folder,
+        "MedicationRequest.000.ndjson",
+        {
+            "resourceType": "MedicationRequest",
+            "id": "m9",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p9"},
+            "authoredOn": "2020-05-01",
+            "medicationCodeableConcept": {
+                "coding": [
+                    {"system": RXNORM, "code": "1153378", "display": "Clonazepam [Klonopin]"}
+                ],
+                "text": "Clonazepam [Klonopin]",
+            },
+        },
+    )
+    out = tmp_path / "w.csv"
+    screen(folder, out, AS_OF, workers=1, echo=lambda _: None, show_progress=False)
+    (beers,) = [r for r in read_rows(out) if r.finding_id == "AV-BENZO-BEERS"]
+    assert beers.resource == "MedicationRequest/m9"
+    assert (beers.code_system, beers.code, beers.code_display) == (
+        "RxNorm",
+        "1153378",
+        "Clonazepam [Klonopin]",
+    )
+    assert beers.started == "2020-05-01"

@@ -72,8 +72,10 @@ class Source:
     kind: Literal["drug", "concept"]
     id: str  # the drug or concept id
     entry: Entry
-    system: str  # the matched coding's system URL; "" when matched by name
-    code: str  # the matched code; "" when matched by name
+    system: str  # the code's system URL; "" when there is no code
+    # the matched code; for a medicine matched by name, the order's own first RxNorm code
+    # (a product the knowledge base does not list); "" when it has none
+    code: str
     display: str  # the coding's display, else the medicine's or condition's text
     start: dt.date | None  # a medicine's start, a condition's onset
     active: bool  # a current medicine, an active condition
@@ -496,14 +498,21 @@ class _Mapper:
             if how == "code" and len(drugs) > 1:
                 entry = entry.model_copy(update={"rxnorm": None, "name": drug.name})
             self.medications.append(entry)
-            display = _display_of(cc, ingredients, rxnorm, mpath) if rxnorm else None
+            # The worklist names the order's drug code: the coding that matched, else (a match
+            # by name) the order's own first RxNorm coding, e.g. a product code the knowledge
+            # base does not list.
+            code, display = (
+                (rxnorm, _display_of(cc, ingredients, rxnorm, mpath))
+                if rxnorm
+                else (_first_rxnorm(cc, ingredients, mpath))
+            )
             self.sources.append(
                 Source(
                     "drug",
                     d,
                     e,
-                    RXNORM if rxnorm else "",
-                    rxnorm or "",
+                    RXNORM if code else "",
+                    code or "",
                     display or label,
                     start,
                     active,
@@ -987,6 +996,17 @@ def _display_of(
             if system == RXNORM and c == code and display:
                 return display
     return None
+
+
+def _first_rxnorm(
+    cc: Mapping[str, Any] | None, ingredients: list[Mapping[str, Any]], path: str
+) -> tuple[str | None, str | None]:
+    """The first RxNorm coding of a medication concept or its ingredients: (code, display)."""
+    for concept in (cc, *ingredients):
+        for system, c, display in codings(concept, path):
+            if system == RXNORM and c:
+                return c, display
+    return None, None
 
 
 def _dose_text(dose: Quantity | None, times: float | None) -> list[str]:
