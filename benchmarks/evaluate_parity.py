@@ -67,14 +67,19 @@ def rate(fn, items):
     return sorted(rates)[len(rates) // 2], rates
 validate_rate, validate_each = rate(Case.model_validate, raw)
 eval_rate, eval_each = rate(lambda c: evaluate(c, kb, as_of), cases)
+# the knowledge base's version is reported apart: a new version alone changes no assessment
 digests = [
-    hashlib.sha256(evaluate(c, kb, as_of).model_dump_json().encode()).hexdigest() for c in cases
+    hashlib.sha256(
+        evaluate(c, kb, as_of).model_dump_json(exclude={"knowledge_version"}).encode()
+    ).hexdigest()
+    for c in cases
 ]
 json.dump(
     {
         "validate_per_s": validate_rate, "validate_each": validate_each,
         "evaluate_per_s": eval_rate, "evaluate_each": eval_each,
         "digests": digests,
+        "knowledge_version": kb.version,
     },
     open(out_path, "w"),
 )
@@ -185,7 +190,7 @@ def _show_change(src_new: Path, src_old: Path, case: dict[str, Any]) -> None:
         if len(diffs) >= 5:
             return
         if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b)):
+            for k in sorted((set(a) | set(b)) - {"knowledge_version"}):
                 walk(a.get(k), b.get(k), f"{path}.{k}")
         elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
             for i, (x, y) in enumerate(zip(a, b, strict=True)):
@@ -253,6 +258,7 @@ def main() -> int:
                 )
             speedup = new["evaluate_per_s"] / old["evaluate_per_s"]
             print(f"evaluate new/baseline: {speedup:.2f}x")
+            print(f"knowledge: baseline {old['knowledge_version']}, new {new['knowledge_version']}")
             instr: dict[str, float] = {}
             if args.instructions and shutil.which("valgrind") is None:
                 print("instructions: valgrind is not installed")

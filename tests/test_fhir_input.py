@@ -260,6 +260,61 @@ def test_partial_or_future_birth_date_is_not_guessed(kb: Knowledge) -> None:
         assert any(why in r for r in reasons(m))
 
 
+@pytest.mark.parametrize(
+    ("deceased", "on"),
+    [
+        ({"deceasedDateTime": "1959-12-14T21:51:36+00:00"}, dt.date(1959, 12, 14)),
+        ({"deceasedDateTime": AS_OF.isoformat()}, AS_OF),
+        ({"deceasedBoolean": True}, None),
+    ],
+)
+def test_a_patient_who_has_died_is_read_and_the_assessment_says_so(
+    kb: Knowledge, deceased: dict[str, Any], on: dt.date | None
+) -> None:
+    (record,) = records_from_json(
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": {**PATIENT, **deceased}}, {"resource": med("diazepam 5 mg")}],
+        },
+        "t",
+    )
+    m = to_case(record, kb, AS_OF)
+    assert m.deceased is not None
+    assert m.deceased.on == on
+    first = m.annotate(evaluate(m.case, kb, AS_OF)).notes[0]
+    assert first.kind == "data"
+    when = f"died on {on}" if on else "is recorded as deceased"
+    assert first.text.startswith(f"The patient {when} (Patient.deceased)")
+    assert "no card or worklist row is made" in first.text
+
+
+@pytest.mark.parametrize(
+    "alive",
+    [
+        {"deceasedDateTime": (AS_OF + dt.timedelta(days=1)).isoformat()},
+        {"deceasedBoolean": False},
+        {},
+    ],
+)
+def test_a_death_after_as_of_or_none_leaves_the_patient_alive(
+    kb: Knowledge, alive: dict[str, Any]
+) -> None:
+    (record,) = records_from_json(
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": {**PATIENT, **alive}}],
+        },
+        "t",
+    )
+    m = to_case(record, kb, AS_OF)
+    assert m.deceased is None
+    assert not any(
+        "Patient.deceased" in n.text for n in m.annotate(evaluate(m.case, kb, AS_OF)).notes
+    )
+
+
 # --- Condition -------------------------------------------------------------------------------
 
 

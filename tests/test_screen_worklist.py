@@ -350,3 +350,48 @@ def test_an_order_matched_by_name_keeps_its_own_drug_code(tmp_path: Path) -> Non
         "Clonazepam [Klonopin]",
     )
     assert beers.started == "2020-05-01"
+
+
+@pytest.mark.parametrize("assess_all", [False, True])
+def test_a_patient_who_has_died_is_screened_but_on_no_worklist(
+    tmp_path: Path, assess_all: bool
+) -> None:
+    """Synthea exports keep a dead patient's last orders active (8 of the 10 exposure rows of the
+    shared 410-patient sample were for patients dead for decades). They are counted as screened
+    and make no row, with the first pass and assessing everyone alike."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    alive = {"resourceType": "Patient", "birthDate": "1940-01-01", "gender": "female"}
+    _lines(
+        folder,
+        "Patient.000.ndjson",
+        {**alive, "id": "alive"},
+        {**alive, "id": "dead", "deceasedDateTime": "1991-11-02T15:08:18+00:00"},
+    )
+    order = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "authoredOn": "1988-05-01",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "3322"}]},
+    }
+    _lines(
+        folder,
+        "MedicationRequest.000.ndjson",
+        {**order, "id": "m-alive", "subject": {"reference": "Patient/alive"}},
+        {**order, "id": "m-dead", "subject": {"reference": "Patient/dead"}},
+    )
+    out = tmp_path / "w.csv"
+    summary = screen(
+        folder,
+        out,
+        AS_OF,
+        workers=1,
+        echo=lambda _: None,
+        show_progress=False,
+        first_pass=not assess_all,
+    )
+    rows = read_rows(out)
+    assert {r.patient_id for r in rows} == {"alive"}
+    assert "AV-BENZO-BEERS" in {r.finding_id for r in rows}
+    assert summary["patients"] == 2

@@ -151,6 +151,27 @@ def test_record_only_quinine_warns_to_stop_it(live: Live) -> None:
     intake_link(live, card)
 
 
+@pytest.mark.parametrize(
+    ("deceased", "cards_shown"),
+    [
+        ({"deceasedDateTime": "2019-04-02T10:00:00Z"}, False),
+        ({"deceasedBoolean": True}, False),
+        ({"deceasedDateTime": "2027-01-01"}, True),  # after AS_OF: alive on the day assessed
+        ({"deceasedBoolean": False}, True),
+    ],
+)
+def test_no_card_for_a_patient_who_has_died(
+    live: Live, deceased: dict[str, Any], cards_shown: bool
+) -> None:
+    """Synthea records keep a dead patient's last orders active: a patient-view of that chart
+    gets no card (tests/test_fhir_input.py checks the assessment's note saying why)."""
+    pid = new_pid()
+    prefetch = synthea_record(pid, [taking(pid, QUININE, 324, 1, "2016-06-01")])
+    prefetch["patient"] = {**prefetch["patient"], **deceased}
+    cards = view(live, pid, prefetch)
+    assert [topic(c) for c in cards] == (["AV-QUININE"] if cards_shown else [])
+
+
 def test_record_only_cyclobenzaprine_at_70(live: Live) -> None:
     pid = new_pid()
     prefetch = synthea_record(pid, [taking(pid, CYCLOBENZAPRINE, 10, 1, "2026-11-10")])

@@ -563,3 +563,30 @@ def test_assessing_a_case_in_common_units_does_not_load_pint() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "pregnant"),
+    [(0, True), (315, True), (316, None), (67 * 365, None)],
+)
+def test_an_active_pregnancy_diagnosis_counts_for_45_weeks_from_its_onset(
+    kb: Knowledge, days_ago: int, pregnant: bool | None
+) -> None:
+    """concepts.yaml: pregnancy lasts_at_most 315 days (45 weeks, local policy). Boundary pair at
+    315/316 days; a pregnancy coded decades ago and never closed is not taken as present."""
+    onset = AS_OF - dt.timedelta(days=days_ago)
+    c = case(
+        patient={"age_years": 30, "sex": "female"},
+        conditions=[{"concept": "pregnancy", "onset": onset}],
+    )
+    d = derive(c, kb, AS_OF)
+    assert d.facts["condition.pregnancy"] is (pregnant is True)
+    assert d.facts["pregnant"] is pregnant
+    stale = [n.text for n in d.notes if "pregnancy recorded as active" in n.text]
+    assert bool(stale) is (pregnant is None)
+
+
+def test_an_active_pregnancy_diagnosis_without_onset_still_counts(kb: Knowledge) -> None:
+    """No onset date: nothing says the pregnancy ended, so it counts (fail closed)."""
+    c = case(patient={"age_years": 30, "sex": "female"}, conditions=[{"concept": "pregnancy"}])
+    assert derive(c, kb, AS_OF).facts["pregnant"] is True

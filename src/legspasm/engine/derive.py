@@ -499,6 +499,22 @@ def _conditions(
                 continue
         if _active(c, as_of):
             for concept in found:
+                lasting = kb.concepts[concept].lasts_at_most
+                if (
+                    lasting is not None
+                    and c.onset is not None
+                    and (as_of - c.onset).days > lasting.days
+                ):
+                    notes.append(
+                        Note(
+                            kind="data",
+                            text=f"{kb.concepts[concept].name.lower()} recorded as active since "
+                            f"{c.onset} is not taken as present: it began more than "
+                            f"{lasting.days} days ago (the record never closed it); confirm the "
+                            "current status",
+                        )
+                    )
+                    continue
                 v[f"condition.{concept}"] = True
     for i, name in enumerate(case.conditions_ruled_out):
         if name not in kb.concepts:

@@ -37,7 +37,7 @@ from .intake import IRLS_ITEMS, read_answers
 from .read import Entry, Record, subject_reference
 from .systems import CONCEPT, ICD10CM, INTAKE, LOINC, RXNORM, SNOMED, SYSTEM_NAMES, UCUM
 
-__all__ = ["READ_TYPES", "MappedCase", "Source", "to_case"]
+__all__ = ["READ_TYPES", "Deceased", "MappedCase", "Source", "to_case"]
 
 READ_TYPES = frozenset(
     {
@@ -81,6 +81,21 @@ class Source:
     active: bool  # a current medicine, an active condition
 
 
+@dataclass(frozen=True, slots=True)
+class Deceased:
+    """The Patient's record of death, when it is on or before as_of."""
+
+    on: dt.date | None  # None: deceasedBoolean true, no date
+
+    @property
+    def note(self) -> str:
+        when = f"died on {self.on}" if self.on else "is recorded as deceased"
+        return (
+            f"The patient {when} (Patient.deceased): nothing here is for a living patient; "
+            "no card or worklist row is made from this record."
+        )
+
+
 @dataclass(frozen=True)
 class MappedCase:
     """A case read from a FHIR record, with the record's data accounted for."""
@@ -92,10 +107,15 @@ class MappedCase:
     """Per resource type: resources used (at least in part), and resources not used at all."""
     notes: tuple[str, ...] = ()  # about the input as a whole, e.g. a Bundle without a type
     sources: tuple[Source, ...] = ()  # which resource gave each drug and condition concept
+    # The Patient says they died on or before as_of (Patient.deceased[x]): the surfaces make no
+    # card and no worklist row from the record, and the assessment says why.
+    deceased: Deceased | None = None
 
     def annotate(self, assessment: Assessment) -> Assessment:
         """The assessment with this record's ``data_used``, ``unmapped`` and input notes."""
         notes = [*assessment.notes, *(Note(kind="data", text=n) for n in self.notes)]
+        if self.deceased is not None:
+            notes.insert(0, Note(kind="data", text=self.deceased.note))
         return assessment.model_copy(
             update={
                 "data_used": list(self.data_used),
@@ -141,6 +161,7 @@ class _Mapper:
         self.used_ids: dict[str, set[int]] = defaultdict(set)  # resource type -> id(resource)
         self.skipped_ids: dict[str, set[int]] = defaultdict(set)
         self.patient: dict[str, Any] = {}
+        self.deceased: Deceased | None = None
         self.answers: dict[str, Any] = {}
         self.conditions: list[ConditionEntry] = []
         self.ruled_out: list[str] = []
@@ -225,7 +246,13 @@ class _Mapper:
             for rt in sorted(set(self.used_ids) | set(self.skipped_ids))
         }
         return MappedCase(
-            case, tuple(self.used), unmapped, counts, self.record.notes, tuple(self.sources)
+            case,
+            tuple(self.used),
+            unmapped,
+            counts,
+            self.record.notes,
+            tuple(self.sources),
+            self.deceased,
         )
 
     def _guard(self, e: Entry, handler: Callable[[Entry, str], None]) -> None:
@@ -272,6 +299,7 @@ class _Mapper:
             self.use(e, "patient.sex", gender, "element")
         elif gender is not None:
             self.skip(e, f"gender {gender}", "Cockcroft-Gault needs female or male: sex unknown")
+        self._deceased(e, path)
         raw = res.get("birthDate")
         born = fhir_date(raw, f"{path}.birthDate")
         if born is None:
@@ -283,6 +311,23 @@ class _Mapper:
         else:
             self.patient["birth_date"] = born
             self.use(e, "patient.birth_date", born.isoformat(), "element")
+
+    def _deceased(self, e: Entry, path: str) -> None:
+        """Patient.deceasedBoolean / deceasedDateTime: dead on or before as_of, or not."""
+        res = e.resource
+        flag = res.get("deceasedBoolean")
+        if "deceasedDateTime" in res:
+            on = fhir_date(res["deceasedDateTime"], f"{path}.deceasedDateTime")
+            if on is not None and on <= self.as_of:
+                self.deceased = Deceased(on)
+                self.use(e, "patient.deceased", f"died {on}", "element")
+            elif on is not None:
+                self.skip(e, f"deceasedDateTime {on}", f"after as_of {self.as_of}: not used")
+        elif flag is True:
+            self.deceased = Deceased(None)
+            self.use(e, "patient.deceased", "deceased (no date)", "element")
+        elif flag is not None and not isinstance(flag, bool):
+            self.skip(e, f"deceasedBoolean {flag!r}", "not true or false: not used")
 
     def _sex_extension(self, e: Entry, path: str) -> str | None:
         """Sex from the US Core sex extensions when Patient.gender is absent."""

@@ -66,11 +66,21 @@ class Product(Coding):
     tty: str
 
 
+class Lasting(_Entry):
+    """How long a condition can last: an active diagnosis whose onset is longer ago than this is
+    no longer taken as present (a pregnancy coded decades ago and never closed on the record)."""
+
+    days: Annotated[int, Field(gt=0)]
+    basis: Basis
+    note: str | None = None
+
+
 class Concept(_Entry):
     id: Id
     name: Text
     codes: list[Coding] = []
     note: str | None = None
+    lasts_at_most: Lasting | None = None
 
 
 class ReferenceRange(_Entry):

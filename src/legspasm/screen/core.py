@@ -522,6 +522,6 @@ def assess_patient(
     mapped = to_case(record, kb, as_of)
     a = evaluate(mapped.case, kb, as_of)
     att = attribution_of(record, mapped, names or PartyNames((*own, *shared_entries)))
-    return Screened(
-        rows_of(a, kb, patient_id, att), [], True, PatientColumns.of(a, att), att.prescribers
-    )
+    # A patient who has died is screened (counted) but on no worklist.
+    rows = rows_of(a, kb, patient_id, att) if mapped.deceased is None else []
+    return Screened(rows, [], True, PatientColumns.of(a, att), att.prescribers)

@@ -102,19 +102,25 @@ def cds_service(service_id: str, req: CdsRequest, request: Request) -> Response:
     # A card link of type "absolute" must be an absolute URL: without a configured base,
     # the URL this request came to (as for the JWT audience).
     base = (st.settings.web_url or st.settings.public_url or str(request.base_url)).rstrip("/")
-    cards = build_cards(
-        assessment,
-        service.hook,
-        new_uuid=lambda: str(uuid.uuid4()),
-        drafts=drafts,
-        selections=[s for s in selections if isinstance(s, str)]
-        if isinstance(selections, list)
-        else None,
-        plan_url=f"{base}/plan/{invocation_id}?t={st.plan_token(invocation_id)}",
-        subject=f"Patient/{pid}" if pid else None,
-        smart_url=f"{base}/smart/launch" if st.settings.smart_client_id else None,
-        invocation_id=invocation_id,
-        intake_url=f"{base}/",
+    # A record of a patient who has died gets no card (the assessment, kept for the audit, says
+    # why).
+    cards = (
+        []
+        if mapped.deceased is not None
+        else build_cards(
+            assessment,
+            service.hook,
+            new_uuid=lambda: str(uuid.uuid4()),
+            drafts=drafts,
+            selections=[s for s in selections if isinstance(s, str)]
+            if isinstance(selections, list)
+            else None,
+            plan_url=f"{base}/plan/{invocation_id}?t={st.plan_token(invocation_id)}",
+            subject=f"Patient/{pid}" if pid else None,
+            smart_url=f"{base}/smart/launch" if st.settings.smart_client_id else None,
+            invocation_id=invocation_id,
+            intake_url=f"{base}/",
+        )
     )
     if service.hook == "patient-view":  # repeat suppression (service/repeat.py)
         cards = without_repeats(
