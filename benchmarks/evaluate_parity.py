@@ -5,11 +5,12 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/evaluate_parity.py [--baseline REV] [--cases N] [--json PATH]
 
-The baseline (default ``HEAD``, i.e. the last commit against the working tree) is checked out
-into a temporary git worktree; each side runs in a fresh interpreter with its own ``src`` first
-on ``sys.path`` and evaluates the same cases (generated once, by benchmarks/cases.py, and
-handed to both as JSON). Each side reports, per case, the SHA-256 of the assessment's JSON and
-its timings; the comparison lists how many assessments changed and shows the first few.
+The baseline (default ``HEAD``, i.e. the last commit against the working tree) is unpacked
+into a temporary folder (``git archive``, benchmarks/revision.py); each side runs in a fresh
+interpreter with its own ``src`` first on ``sys.path`` and evaluates the same cases
+(generated once, by benchmarks/cases.py, and handed to both as JSON). Each side reports, per
+case, the SHA-256 of the assessment's JSON and its timings; the comparison lists how many
+assessments changed and shows the first few.
 
 Times are this process's CPU time (``time.process_time``), so other work on the machine
 weighs less on the figures than on wall time; the sides alternate, one pass per interpreter.
@@ -35,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cases import AS_OF, SEED, generate_cases
-
-ROOT = Path(__file__).resolve().parent.parent
+from revision import ROOT, unpack
 
 # Runs inside each side's interpreter: argv = src dir, cases file, output file, passes.
 _SIDE = r"""
@@ -229,71 +229,65 @@ def main() -> int:
         with cases_file.open("w") as f:
             for c in cases:
                 f.write(json.dumps(c, default=str) + "\n")
-        tree = t / "baseline"
-        _git("worktree", "add", "--detach", "--quiet", str(tree), rev)
-        try:
-            # Alternate the sides, one pass per interpreter, so that a change of load on the
-            # machine weighs on both; each side's figure is the median of its passes.
-            runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
-            for i in range(args.passes):
-                for name, src in (("old", tree / "src"), ("new", ROOT / "src")):
-                    runs[name].append(_side(src, cases_file, t / f"{name}{i}.json", 1))
-            old, new = (_median(runs["old"]), _median(runs["new"]))
-            changed = [
-                i
-                for i, (a, b) in enumerate(zip(old["digests"], new["digests"], strict=True))
-                if a != b
-            ]
-            label = "working tree" if dirty else _git("rev-parse", "--short", "HEAD")
+        base_src = unpack(rev, t / "baseline")
+        # Alternate the sides, one pass per interpreter, so that a change of load on the
+        # machine weighs on both; each side's figure is the median of its passes.
+        runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+        for i in range(args.passes):
+            for name, src in (("old", base_src), ("new", ROOT / "src")):
+                runs[name].append(_side(src, cases_file, t / f"{name}{i}.json", 1))
+        old, new = (_median(runs["old"]), _median(runs["new"]))
+        changed = [
+            i for i, (a, b) in enumerate(zip(old["digests"], new["digests"], strict=True)) if a != b
+        ]
+        label = "working tree" if dirty else _git("rev-parse", "--short", "HEAD")
+        print(
+            f"{len(cases):,} generated cases (seed {SEED}, as_of {AS_OF}); baseline {rev}, "
+            f"new = {label}; {args.passes} alternating passes each, CPU time on one core"
+        )
+        print(f"{'':12}{'evaluate/s':>12}{'validate/s':>12}{'eval/validate':>15}")
+        for name, side in (("baseline", old), ("new", new)):
+            ratio = side["evaluate_per_s"] / side["validate_per_s"]
             print(
-                f"{len(cases):,} generated cases (seed {SEED}, as_of {AS_OF}); baseline {rev}, "
-                f"new = {label}; {args.passes} alternating passes each, CPU time on one core"
+                f"{name:12}{side['evaluate_per_s']:>12,.0f}{side['validate_per_s']:>12,.0f}"
+                f"{ratio:>15.3f}"
             )
-            print(f"{'':12}{'evaluate/s':>12}{'validate/s':>12}{'eval/validate':>15}")
-            for name, side in (("baseline", old), ("new", new)):
-                ratio = side["evaluate_per_s"] / side["validate_per_s"]
-                print(
-                    f"{name:12}{side['evaluate_per_s']:>12,.0f}{side['validate_per_s']:>12,.0f}"
-                    f"{ratio:>15.3f}"
-                )
-            speedup = new["evaluate_per_s"] / old["evaluate_per_s"]
-            print(f"evaluate new/baseline: {speedup:.2f}x")
-            print(f"knowledge: baseline {old['knowledge_version']}, new {new['knowledge_version']}")
-            instr: dict[str, float] = {}
-            if args.instructions and shutil.which("valgrind") is None:
-                print("instructions: valgrind is not installed")
-            elif args.instructions:
-                for name, src in (("baseline", tree / "src"), ("new", ROOT / "src")):
-                    instr[name] = _instructions(src, cases_file, args.instructions)
-                print(
-                    f"instructions per evaluate ({args.instructions} cases, callgrind): "
-                    f"baseline {instr['baseline'] / 1e6:.2f} M, new {instr['new'] / 1e6:.2f} M "
-                    f"({instr['baseline'] / instr['new']:.2f}x fewer)"
-                )
-            print(f"assessments changed: {len(changed)} of {len(cases):,}")
-            for i in changed[:3]:
-                print(f"case {i}:")
-                _show_change(ROOT / "src", tree / "src", cases[i])
-            if args.json:
-                args.json.write_text(
-                    json.dumps(
-                        {
-                            "cases": len(cases),
-                            "baseline": rev,
-                            "changed": len(changed),
-                            "speedup": speedup,
-                            "instructions_per_evaluate": instr or None,
-                            **{
-                                f"{n}_{k}": s[k]
-                                for n, s in (("baseline", old), ("new", new))
-                                for k in ("evaluate_per_s", "validate_per_s")
-                            },
+        speedup = new["evaluate_per_s"] / old["evaluate_per_s"]
+        print(f"evaluate new/baseline: {speedup:.2f}x")
+        print(f"knowledge: baseline {old['knowledge_version']}, new {new['knowledge_version']}")
+        instr: dict[str, float] = {}
+        if args.instructions and shutil.which("valgrind") is None:
+            print("instructions: valgrind is not installed")
+        elif args.instructions:
+            for name, src in (("baseline", base_src), ("new", ROOT / "src")):
+                instr[name] = _instructions(src, cases_file, args.instructions)
+            print(
+                f"instructions per evaluate ({args.instructions} cases, callgrind): "
+                f"baseline {instr['baseline'] / 1e6:.2f} M, new {instr['new'] / 1e6:.2f} M "
+                f"({instr['baseline'] / instr['new']:.2f}x fewer)"
+            )
+        print(f"assessments changed: {len(changed)} of {len(cases):,}")
+        for i in changed[:3]:
+            print(f"case {i}:")
+            _show_change(ROOT / "src", base_src, cases[i])
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "cases": len(cases),
+                        "baseline": rev,
+                        "changed": len(changed),
+                        "speedup": speedup,
+                        "instructions_per_evaluate": instr or None,
+                        **{
+                            f"{n}_{k}": s[k]
+                            for n, s in (("baseline", old), ("new", new))
+                            for k in ("evaluate_per_s", "validate_per_s")
                         },
-                        indent=2,
-                    )
+                    },
+                    indent=2,
                 )
-        finally:
-            _git("worktree", "remove", "--force", str(tree))
+            )
     return 1 if changed else 0
 
 

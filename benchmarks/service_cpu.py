@@ -31,14 +31,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from revision import unpack
 from service_load import Server, start_server
 from service_wrk import _scripts, wrk
 
@@ -64,16 +62,6 @@ def tree_cpu_seconds(pid: int) -> float:
         total += stats.get(p, (0, 0.0))[1]
         todo += [child for child, (parent, _) in stats.items() if parent == p]
     return total
-
-
-def unpack(rev: str, into: Path) -> Path:
-    """``src`` of ``rev`` (``git archive``) unpacked in ``into``; its path."""
-    data = subprocess.run(
-        ["git", "archive", "--format=tar", rev, "src"], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
 
 
 def cell(server: Server, script: Path, url: str, clients: int, seconds: int) -> dict[str, Any]:

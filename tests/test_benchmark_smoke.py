@@ -181,8 +181,8 @@ def test_service_cpu_benchmark_quick(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_evaluate_parity_benchmark_quick(tmp_path: Path) -> None:
-    """benchmarks/evaluate_parity.py runs both sides (a baseline revision in a temporary git
-    worktree, and this tree) on the same generated cases and compares every assessment."""
+    """benchmarks/evaluate_parity.py runs both sides (a baseline revision unpacked in a
+    temporary folder, and this tree) on the same generated cases and compares every assessment."""
     out = tmp_path / "parity.json"
     proc = subprocess.run(
         [

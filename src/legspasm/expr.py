@@ -18,6 +18,7 @@ vocabulary at load time and returns a pure function of the fact map.
 from __future__ import annotations
 
 import difflib
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ Facts = Mapping[str, FactValue]
 Tri = bool | None
 
 _OPS = ("is", "eq", "ne", "lt", "le", "gt", "ge", "in")
+_ORDER = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
 _SUGAR = ("condition", "takes", "context")  # {condition: x} means {fact: condition.x, is: true}
 
 
@@ -101,12 +103,7 @@ def _leaf(name: str, op: str, want: Any) -> Callable[[Total], Tri]:
 
         return member
     w = float(want)
-    test: Callable[[float, float], bool] = {
-        "lt": float.__lt__,
-        "le": float.__le__,
-        "gt": float.__gt__,
-        "ge": float.__ge__,
-    }[op]
+    test: Callable[[float, float], bool] = _ORDER[op]
 
     def order(f: Total) -> Tri:
         v = f[name]
@@ -114,7 +111,7 @@ def _leaf(name: str, op: str, want: Any) -> Callable[[Total], Tri]:
             return None
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise TypeError(f"ordering comparison on non-number {v!r}")
-        return test(float(v), w)
+        return test(v, w)
 
     return order
 

@@ -125,6 +125,7 @@ def _routing(kb: Knowledge, ctx: Context) -> Routing:
 def _build(kb: Knowledge) -> Index:
     # Imported here: these modules import this one.
     from . import format_citation
+    from .avoid import BLOCKING
     from .bottom_line import word_name
 
     by_drug: dict[str, list[AvoidRule]] = {}
@@ -140,7 +141,7 @@ def _build(kb: Knowledge) -> Index:
             by_drug.setdefault(d, []).append(rule)
         for t in rule.advice_tags:
             by_tag.setdefault(t, []).append(rule)
-        if rule.advice_tags and rule.severity in ("contraindicated", "avoid"):
+        if rule.advice_tags and rule.severity in BLOCKING:
             advice.append(rule)
     recs: dict[str, list[tuple[int, Recommendation]]] = {}
     statuses: set[str] = set()

@@ -34,11 +34,9 @@ __all__ = ["answers", "pdf", "print_view", "result"]
 
 def result(request: Request, invocation_id: str, t: str | None = None) -> HTMLResponse:
     w = web_state(request)
-    if (no := w.refused(invocation_id, t)) is not None:
-        return no
-    got = w.load(invocation_id)
-    if got is None:
-        return w.not_found(f"assessment {invocation_id!r}")
+    got = w.open(invocation_id, t)
+    if isinstance(got, HTMLResponse):
+        return got
     inv, a = got
     case = Case.model_validate(inv.case) if inv.case is not None else None
     editable = case is not None and _round_trips(case, w.kb)
@@ -102,21 +100,19 @@ def _reassess(w: WebState, invocation_id: str, fields: FormData, t: str | None) 
 
 def print_view(request: Request, invocation_id: str, t: str | None = None) -> HTMLResponse:
     w = web_state(request)
-    if (no := w.refused(invocation_id, t)) is not None:
-        return no
-    got = w.load(invocation_id)
-    if got is None:
-        return w.not_found(f"assessment {invocation_id!r}")
+    got = w.open(invocation_id, t)
+    if isinstance(got, HTMLResponse):
+        return got
     return w.pages.print_view(*got, cap=w.cap(t))
 
 
 def pdf(request: Request, invocation_id: str, kind: str, t: str | None = None) -> Response:
     """The clinician summary (summary.pdf) or the patient handout (handout.pdf)."""
     w = web_state(request)
-    if (no := w.refused(invocation_id, t)) is not None:
-        return no
-    got = w.load(invocation_id)
-    if got is None or kind not in ("summary", "handout"):
+    got = w.open(invocation_id, t, f"{kind}.pdf of assessment {invocation_id!r}")
+    if isinstance(got, HTMLResponse):
+        return got
+    if kind not in ("summary", "handout"):
         return w.not_found(f"{kind}.pdf of assessment {invocation_id!r}")
     size = w.settings.handout_page_size
     if kind == "summary":

@@ -154,6 +154,16 @@ class WebState:
         )
         return invocation_id
 
+    def open(
+        self, invocation_id: str, t: str | None, what: str | None = None
+    ) -> tuple[Invocation, Assessment] | HTMLResponse:
+        """A stored assessment a page may show (``refused`` and ``load``), else the page that
+        says why not: 403 or 410 for the link, 404 naming ``what`` (default: the assessment)."""
+        if (no := self.refused(invocation_id, t)) is not None:
+            return no
+        got = self.load(invocation_id)
+        return got if got is not None else self.not_found(what or f"assessment {invocation_id!r}")
+
     def load(self, invocation_id: str) -> tuple[Invocation, Assessment] | None:
         """A stored assessment by id, or None (not an id, none such, or no assessment)."""
         try:
