@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,11 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-# A command-line run loads no third-party pydantic plugins unless asked to (set the variable to
-# override): finding them scans every installed package's metadata, about a tenth of start-up.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-
-import typer  # after the setting above: typer imports pydantic
+import typer
 
 from .errors import CaseValidationError, InputError, KnowledgeError, LegspasmError, StoreError
 
